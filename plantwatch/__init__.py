@@ -1,0 +1,3 @@
+"""plantwatch: telemetry monitoring and alerting for energy-intensive plants."""
+
+__version__ = "0.1.0"

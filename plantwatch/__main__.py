@@ -1,0 +1,5 @@
+"""Allow `python -m plantwatch`."""
+
+from plantwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,252 @@
+"""The `plantwatch` command: validate, probe, simulate, poll and demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from plantwatch.collector.modbus.poller import ModbusDevicePoller
+from plantwatch.collector.modbus.transport import ModbusBus
+from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.collector.scheduler import Collector
+from plantwatch.config.device_map import load_device_map, resolve_map
+from plantwatch.config.plant import DeviceConfig, Plant, load_plant_config, parse_duration
+from plantwatch.config.problems import ConfigError
+from plantwatch.config.validate import validate_paths
+from plantwatch.simulator.server import servers_for_plant
+
+log = logging.getLogger("plantwatch")
+
+EXIT_OK, EXIT_INVALID, EXIT_BAD_VALUES = 0, 1, 3
+
+
+def sample_plant_path() -> Path:
+    """The sample plant config shipped with the Modbus input (also the demo plant)."""
+    return Path(str(resources.files("plantwatch.collector.modbus") / "sample.plant.yaml"))
+
+
+def format_value(value: object) -> str:
+    """A value as a person reads it: floats to 4 decimals, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def readings_table(readings: Sequence[Reading]) -> str:
+    """Readings as an aligned text table."""
+    rows = [("field", "value", "unit", "quality")]
+    rows += [(r.field, format_value(r.value), r.unit or "", r.quality) for r in readings]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}" for row in rows
+    )
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate maps and plant configs; one line per problem."""
+    files, problems = validate_paths([Path(p) for p in args.paths])
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {len(files)} file(s)", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{len(files)} file(s) valid", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _probe(args: argparse.Namespace) -> PollResult:
+    map_path = resolve_map(args.map, Path.cwd())
+    device_map = load_device_map(map_path)
+    device = DeviceConfig(
+        id="probe",
+        map=str(map_path),
+        url=args.url,
+        unit=args.unit,
+        interval=args.timeout,
+        timeout=args.timeout,
+    )
+    bus = ModbusBus(device.endpoint, timeout=device.timeout)
+    try:
+        return await ModbusDevicePoller(device, device_map, bus).poll()
+    finally:
+        bus.close()
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Read every register of a map once from one device."""
+    result = asyncio.run(_probe(args))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "values": {r.field: r.value for r in result.readings},
+                    "units": {r.field: r.unit for r in result.readings},
+                    "quality": {r.field: r.quality for r in result.readings},
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(readings_table(result.readings))
+        print(f"\n{result.requests} request(s) in {(result.finished_ns - result.started_ns) / 1e6:.1f} ms")
+    return EXIT_OK if result.ok else EXIT_BAD_VALUES
+
+
+async def _serve(plant: Plant, seed: int, speed: float, duration: float | None) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers_for_plant(plant, seed=seed, speed=speed):
+            await stack.enter_async_context(server)
+            units = ", ".join(str(d.unit) for d in server.devices)
+            models = ", ".join(d.device_map.model for d in server.devices)
+            print(f"simulating {models} at tcp://{server.host}:{server.port} (unit {units})", flush=True)
+        print(f"speed x{speed:g}, seed {seed}; Ctrl-C stops", flush=True)
+        await asyncio.sleep(duration if duration is not None else float("inf"))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve every TCP device of a plant config from the simulator."""
+    plant = load_plant_config(Path(args.config))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(plant, args.seed, args.speed, args.duration))
+    return EXIT_OK
+
+
+def _print_result(result: PollResult, as_json: bool) -> None:
+    if as_json:
+        for r in result.readings:
+            print(
+                json.dumps(
+                    {
+                        "device": r.device,
+                        "field": r.field,
+                        "value": r.value,
+                        "unit": r.unit,
+                        "role": r.role,
+                        "quality": r.quality,
+                        "timestamp_ns": r.timestamp_ns,
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
+        return
+    good = sum(r.good for r in result.readings)
+    shown = ", ".join(f"{r.field}={format_value(r.value)}" for r in result.readings[:4])
+    bad = sorted({r.quality for r in result.readings if not r.good})
+    status = "ok" if not bad else "BAD: " + "; ".join(bad)
+    print(f"{result.device:<10} {good}/{len(result.readings)} good  {shown}  [{status}]", flush=True)
+
+
+async def _poll(plant: Plant, duration: float | None, as_json: bool) -> Collector:
+    async with Collector(plant, lambda result: _print_result(result, as_json)) as collector:
+        await asyncio.sleep(duration if duration is not None else float("inf"))
+    return collector
+
+
+def _summary(collector: Collector, elapsed: float) -> str:
+    polls = sum(collector.polls.values())
+    skipped = sum(collector.skipped.values())
+    return f"{polls} polls of {len(collector.pollers)} device(s) in {elapsed:.1f}s, {skipped} skipped"
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    """Poll every device of a plant config on its interval and print the readings."""
+    plant = load_plant_config(Path(args.config))
+    started = time.monotonic()
+    with contextlib.suppress(KeyboardInterrupt):
+        collector = asyncio.run(_poll(plant, args.duration, args.json))
+        print(_summary(collector, time.monotonic() - started), file=sys.stderr)
+    return EXIT_OK
+
+
+async def _demo(plant: Plant, seed: int, speed: float, duration: float) -> Collector:
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(s) for s in servers_for_plant(plant, seed=seed, speed=speed)
+        ]
+        devices = sum(len(s.devices) for s in servers)
+        print(f"simulator: {devices} device(s) on {len(servers)} port(s), speed x{speed:g}")
+        return await _poll(plant, duration, as_json=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the sample plant against the simulator in one process."""
+    plant = load_plant_config(sample_plant_path())
+    started = time.monotonic()
+    with contextlib.suppress(KeyboardInterrupt):
+        collector = asyncio.run(_demo(plant, args.seed, args.speed, args.duration))
+        print(_summary(collector, time.monotonic() - started))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="plantwatch", description=__doc__)
+    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check device maps and plant configs")
+    p.add_argument("paths", nargs="+", help="files or folders of YAML files")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("probe", help="read every register of a map once")
+    p.add_argument("--map", required=True, help="model id of a shipped map, or a path")
+    p.add_argument(
+        "--url",
+        required=True,
+        help="tcp://host:port, rtu+tcp://host:port or serial:///dev/ttyX?baudrate=9600",
+    )
+    p.add_argument("--unit", type=int, default=1, help="Modbus unit (device) id, default 1")
+    p.add_argument("--timeout", type=parse_duration, default=2.0, help="per request, default 2s")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("simulate", help="serve a plant's devices from the simulator")
+    p.add_argument("--config", required=True, help="plant.yaml")
+    _sim_options(p)
+    p.add_argument("--duration", type=parse_duration, default=None, help="stop after this long")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("poll", help="poll a plant's devices and print readings")
+    p.add_argument("--config", required=True, help="plant.yaml")
+    p.add_argument("--duration", type=parse_duration, default=None, help="stop after this long")
+    p.add_argument("--json", action="store_true", help="one JSON reading per line")
+    p.set_defaults(func=cmd_poll)
+
+    p = sub.add_parser("demo", help="the sample plant against the simulator, in one process")
+    _sim_options(p, speed=600.0)
+    p.add_argument("--duration", type=parse_duration, default=10.0, help="default 10s")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _sim_options(p: argparse.ArgumentParser, speed: float = 1.0) -> None:
+    p.add_argument("--seed", type=int, default=0, help="same seed, same values (default 0)")
+    p.add_argument(
+        "--speed", type=float, default=speed, help=f"simulated seconds per second (default {speed:g})"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `plantwatch` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pymodbus").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID

@@ -1,0 +1,1 @@
+"""Collector: reads meters (Modbus now, MQTT later), decodes values and hands readings to sinks."""

@@ -1,0 +1,146 @@
+"""Turn Modbus registers into typed, scaled values and back (the simulator uses `encode`)."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from typing import Literal
+
+from plantwatch.collector.errors import DecodeError
+
+ValueType = Literal[
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+    "bool",
+    "string",
+]
+ByteOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+Value = int | float | bool | str
+
+# struct format and width in 16-bit registers for each fixed-width type.
+STRUCT_FORMATS: dict[str, tuple[str, int]] = {
+    "int16": ("h", 1),
+    "uint16": ("H", 1),
+    "int32": ("i", 2),
+    "uint32": ("I", 2),
+    "int64": ("q", 4),
+    "uint64": ("Q", 4),
+    "float32": ("f", 2),
+    "float64": ("d", 4),
+}
+INTEGER_TYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64"})
+NUMERIC_TYPES = INTEGER_TYPES | {"float32", "float64"}
+
+
+def width(value_type: str, length: int | None = None) -> int:
+    """Registers (or bits, for coil tables) one value of `value_type` occupies."""
+    if value_type == "string":
+        return length or 0
+    if value_type == "bool":
+        return 1
+    return STRUCT_FORMATS[value_type][1]
+
+
+def _to_canonical(data: bytes, byte_order: ByteOrder) -> bytes:
+    """Reorder bytes as they came off the wire into most-significant-first order.
+
+    Wire bytes are the registers' big-endian bytes in register order. ABCD needs nothing;
+    CDAB reverses the order of the 16-bit words; BADC swaps the two bytes of each word;
+    DCBA does both (a fully little-endian value). The same permutation is its own inverse.
+    """
+    if byte_order in ("BADC", "DCBA"):
+        data = b"".join(data[i + 1 : i + 2] + data[i : i + 1] for i in range(0, len(data), 2))
+    if byte_order in ("CDAB", "DCBA"):
+        data = b"".join(data[i : i + 2] for i in range(len(data) - 2, -1, -2))
+    return data
+
+
+def registers_to_bytes(registers: Sequence[int]) -> bytes:
+    """Big-endian bytes of 16-bit registers, in register order."""
+    return b"".join(r.to_bytes(2, "big") for r in registers)
+
+
+def bytes_to_registers(data: bytes) -> list[int]:
+    """16-bit registers from big-endian bytes."""
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def decode(
+    registers: Sequence[int],
+    value_type: ValueType,
+    byte_order: ByteOrder = "ABCD",
+    *,
+    bit: int | None = None,
+) -> Value:
+    """Decode the raw (unscaled) value held by `registers`."""
+    if value_type == "bool":
+        if bit is None:
+            return registers[0] != 0
+        return bool((registers[0] >> bit) & 1)
+    data = _to_canonical(registers_to_bytes(registers), byte_order)
+    if value_type == "string":
+        text = data.rstrip(b"\x00 ")
+        try:
+            return text.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"string is not ASCII: {data!r}") from exc
+    fmt, _ = STRUCT_FORMATS[value_type]
+    (value,) = struct.unpack(">" + fmt, data)
+    return value
+
+
+def encode(
+    value: Value,
+    value_type: ValueType,
+    byte_order: ByteOrder = "ABCD",
+    *,
+    length: int | None = None,
+    bit: int | None = None,
+    current: int = 0,
+) -> list[int]:
+    """Encode a raw value into registers; for a bool in a register, `current` keeps other bits."""
+    if value_type == "bool":
+        if bit is None:
+            return [1 if value else 0]
+        mask = 1 << bit
+        return [(current | mask) if value else (current & ~mask)]
+    if value_type == "string":
+        size = 2 * (length or 0)
+        data = str(value).encode("ascii")[:size].ljust(size, b"\x00")
+    else:
+        fmt, _ = STRUCT_FORMATS[value_type]
+        data = struct.pack(">" + fmt, value)
+    return bytes_to_registers(_to_canonical(data, byte_order))
+
+
+def apply_scale(raw: Value, scale: float, offset: float) -> Value:
+    """Engineering value = raw × scale + offset; ints stay ints when scale and offset allow."""
+    if isinstance(raw, bool | str):
+        return raw
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise DecodeError(f"value is {raw}")
+    if scale == 1 and offset == 0:
+        return raw
+    if isinstance(raw, int):
+        if float(scale).is_integer() and float(offset).is_integer():
+            return raw * int(scale) + int(offset)
+        # An integer register scaled by 0.01 has exactly two decimals: drop float noise.
+        return round(raw * scale + offset, _decimals(scale) + _decimals(offset))
+    return raw * scale + offset
+
+
+def _decimals(number: float) -> int:
+    """Decimal places in the shortest repr of `number` (0.01 -> 2, 2.5e-05 -> 6)."""
+    text = repr(float(number))
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        places = len(mantissa.split(".")[1].rstrip("0")) if "." in mantissa else 0
+        return max(0, places - int(exponent))
+    return len(text.split(".")[1].rstrip("0"))

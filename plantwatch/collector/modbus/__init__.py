@@ -1,0 +1,1 @@
+"""Modbus input: plan coalesced read requests, run them over a shared bus, decode the answers."""

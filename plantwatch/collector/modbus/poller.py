@@ -1,0 +1,100 @@
+"""Poll one Modbus device: run its planned requests on its bus and decode every value with quality."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from plantwatch.collector.decoding import Value, apply_scale, decode
+from plantwatch.collector.errors import DecodeError
+from plantwatch.collector.modbus.plan import ReadRequest, plan_requests
+from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus, ReadError
+from plantwatch.collector.reading import GOOD, PollResult, Reading
+from plantwatch.config.device_map import DeviceMap, Register
+from plantwatch.config.plant import DeviceConfig
+
+log = logging.getLogger(__name__)
+
+
+def decode_register(reg: Register, words: Sequence[int] | Sequence[bool]) -> Value:
+    """Decode and scale one register's value from the words (or bits) that hold it."""
+    if reg.table in ("coil", "discrete"):
+        return bool(words[0])
+    raw = decode([int(w) for w in words], reg.type, reg.byte_order, bit=reg.bit)
+    if reg.counter is not None and isinstance(raw, int):
+        raw &= (1 << reg.counter.bits) - 1
+    return apply_scale(raw, reg.scale, reg.offset)
+
+
+class ModbusDevicePoller:
+    """Reads every register of one device per poll; one request failing never loses the others."""
+
+    def __init__(self, device: DeviceConfig, device_map: DeviceMap, bus: ModbusBus) -> None:
+        self.device = device
+        self.device_map = device_map
+        self.bus = bus
+        self.requests: list[ReadRequest] = plan_requests(device_map.registers, device.max_insert)
+        self._failing = False
+
+    async def poll(self) -> PollResult:
+        """One poll: every register gets a reading, good or with the reason it is bad."""
+        result = PollResult(device=self.device.id, started_ns=time.time_ns())
+        skip_reason: str | None = None
+        for request in self.requests:
+            timestamp = time.time_ns()
+            if skip_reason is not None:
+                self._record_bad(result, request, timestamp, skip_reason)
+                continue
+            result.requests += 1
+            try:
+                words = await self.bus.read(
+                    self.device.unit,
+                    request.function,
+                    request.address,
+                    request.count,
+                    self.device.timeout,
+                )
+            except ReadError as exc:
+                self._log_failure(request, exc.reason)
+                self._record_bad(result, request, timestamp, exc.reason)
+                if exc.fatal_for_poll:
+                    skip_reason = exc.reason
+                continue
+            for reg in request.registers:
+                offset = reg.address - request.address
+                try:
+                    value: Value | None = decode_register(reg, words[offset : offset + reg.width])
+                    quality = GOOD
+                except DecodeError as exc:
+                    value, quality = None, f"decode error: {exc}"
+                result.readings.append(self._reading(reg, value, timestamp, quality))
+        result.finished_ns = time.time_ns()
+        if result.ok and self._failing:
+            log.info("device %s: polling again after failures", self.device.id)
+            self._failing = False
+        return result
+
+    def _reading(self, reg: Register, value: Value | None, timestamp: int, quality: str) -> Reading:
+        role = reg.role.value if reg.role else None
+        return Reading(self.device.id, reg.name, value, timestamp, quality, reg.unit, role)
+
+    def _record_bad(self, result: PollResult, request: ReadRequest, timestamp: int, reason: str) -> None:
+        for reg in request.registers:
+            result.readings.append(self._reading(reg, None, timestamp, reason))
+
+    def _log_failure(self, request: ReadRequest, reason: str) -> None:
+        """The first failure is an ERROR line; repeats are DEBUG until the device recovers."""
+        level = logging.DEBUG if self._failing else logging.ERROR
+        self._failing = True
+        log.log(
+            level,
+            "device %s (unit %d at %s): %s address %d count %d: %s",
+            self.device.id,
+            self.device.unit,
+            self.device.endpoint.bus_key,
+            FUNCTION_NAMES[request.function],
+            request.address,
+            request.count,
+            reason,
+        )

@@ -1,0 +1,47 @@
+"""The reading: the one shape every source produces and every sink consumes (docs/data-model.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plantwatch.collector.decoding import Value
+
+GOOD = "good"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one field of one device at one instant, with its quality.
+
+    `quality` is "good" or the reason the value is missing ("timeout", "exception 2
+    ILLEGAL_ADDRESS", "decode error: ..."); `value` is None whenever quality is not good.
+    """
+
+    device: str
+    field: str
+    value: Value | None
+    timestamp_ns: int
+    quality: str = GOOD
+    unit: str | None = None
+    role: str | None = None
+
+    @property
+    def good(self) -> bool:
+        """True when the value can be used."""
+        return self.quality == GOOD
+
+
+@dataclass(slots=True)
+class PollResult:
+    """Everything one poll of one device produced."""
+
+    device: str
+    readings: list[Reading] = field(default_factory=list)
+    requests: int = 0
+    started_ns: int = 0
+    finished_ns: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every value is good."""
+        return all(r.good for r in self.readings)

@@ -1,0 +1,93 @@
+"""Run every device's poller on its own interval with APScheduler; hand each result to a sink."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from plantwatch.collector.modbus.poller import ModbusDevicePoller
+from plantwatch.collector.modbus.transport import ModbusBus
+from plantwatch.collector.reading import PollResult
+from plantwatch.config.plant import Plant
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[PollResult], Awaitable[None] | None]
+
+
+def build_pollers(plant: Plant) -> tuple[list[ModbusDevicePoller], dict[str, ModbusBus]]:
+    """One poller per device; devices on the same TCP endpoint or serial port share one bus."""
+    buses: dict[str, ModbusBus] = {}
+    pollers = []
+    for device in plant.config.devices:
+        key = device.endpoint.bus_key
+        bus = buses.get(key)
+        if bus is None:
+            bus = buses[key] = ModbusBus(device.endpoint, timeout=device.timeout)
+        bus.timeout = max(bus.timeout, device.timeout)
+        pollers.append(ModbusDevicePoller(device, plant.maps[device.id], bus))
+    return pollers, buses
+
+
+class Collector:
+    """Polls every device of a plant until closed (`async with Collector(plant, sink): ...`).
+
+    Each device is one APScheduler interval job with `max_instances=1` and `coalesce=True`:
+    a device slower than its interval skips a tick (counted in `skipped`) instead of piling
+    up. First polls are staggered across the interval so devices do not all fire at once.
+    """
+
+    def __init__(self, plant: Plant, sink: Sink) -> None:
+        self.plant = plant
+        self.sink = sink
+        self.pollers, self.buses = build_pollers(plant)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.skipped: dict[str, int] = {p.device.id: 0 for p in self.pollers}
+        self.polls: dict[str, int] = {p.device.id: 0 for p in self.pollers}
+
+    async def _run(self, poller: ModbusDevicePoller) -> None:
+        result = await poller.poll()
+        self.polls[poller.device.id] += 1
+        outcome = self.sink(result)
+        if asyncio.iscoroutine(outcome):
+            await outcome
+
+    def _on_skip(self, event: JobEvent) -> None:
+        if event.job_id in self.skipped:
+            self.skipped[event.job_id] += 1
+            log.warning("device %s: poll skipped, the previous one is still running", event.job_id)
+
+    async def __aenter__(self) -> Collector:
+        start = datetime.now(UTC) + timedelta(seconds=0.2)
+        count = max(1, len(self.pollers))
+        for index, poller in enumerate(self.pollers):
+            interval = poller.device.interval
+            self.scheduler.add_job(
+                self._run,
+                "interval",
+                args=[poller],
+                id=poller.device.id,
+                seconds=interval,
+                jitter=poller.device.jitter or None,
+                start_date=start + timedelta(seconds=interval * index / count),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+            )
+        self.scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self.scheduler.start()
+        log.info("collector: polling %d device(s) on %d bus(es)", len(self.pollers), len(self.buses))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.scheduler.shutdown(wait=False)
+        for bus in self.buses.values():
+            bus.close()

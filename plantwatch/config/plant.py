@@ -1,0 +1,247 @@
+"""Plant config schema (`plant.yaml`): the plant, its devices, their endpoints and poll intervals."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from plantwatch.config.device_map import DeviceMap, load_device_map, resolve_map
+from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from '500ms', '1s', '1.5m', '2h' or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number with ms, s, m or h, like 500ms or 1s")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration like 500ms, 1s, 1m or 2h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a Modbus device is reached: a TCP socket (Modbus TCP or RTU framing) or a serial port."""
+
+    kind: Literal["tcp", "rtu+tcp", "serial"]
+    host: str = ""
+    port: int = 502
+    path: str = ""
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+
+    @property
+    def bus_key(self) -> str:
+        """Identity of the physical bus: devices with the same key share one connection."""
+        if self.kind == "serial":
+            return f"serial://{self.path}"
+        return f"{self.kind}://{self.host}:{self.port}"
+
+
+def parse_endpoint(url: str) -> Endpoint:
+    """Parse tcp://host:port, rtu+tcp://host:port or serial:///dev/tty?baudrate=..&parity=.."""
+    parts = urlsplit(url)
+    if parts.scheme in ("tcp", "rtu+tcp"):
+        if not parts.hostname:
+            raise ValueError(f"{url!r} has no host; expected {parts.scheme}://host:port")
+        try:
+            port = parts.port or 502
+        except ValueError as exc:
+            raise ValueError(f"{url!r} has an invalid port") from exc
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"{url!r}: a {parts.scheme} URL takes no path or query")
+        return Endpoint(kind=parts.scheme, host=parts.hostname, port=port)  # type: ignore[arg-type]
+    if parts.scheme == "serial":
+        if not parts.path or parts.netloc:
+            raise ValueError(f"{url!r}: expected serial:///dev/ttyUSB0?baudrate=9600&parity=E")
+        options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = set(options) - {"baudrate", "parity", "stopbits", "bytesize"}
+        if unknown:
+            raise ValueError(f"{url!r}: unknown serial option(s) {', '.join(sorted(unknown))}")
+        try:
+            baudrate = int(options.get("baudrate", 9600))
+            stopbits = int(options.get("stopbits", 1))
+            bytesize = int(options.get("bytesize", 8))
+        except ValueError as exc:
+            raise ValueError(f"{url!r}: baudrate, stopbits and bytesize are integers") from exc
+        parity = options.get("parity", "N").upper()
+        if parity not in ("N", "E", "O"):
+            raise ValueError(f"{url!r}: parity must be N, E or O")
+        if stopbits not in (1, 2) or bytesize not in (7, 8) or baudrate <= 0:
+            raise ValueError(f"{url!r}: stopbits must be 1 or 2, bytesize 7 or 8, baudrate > 0")
+        return Endpoint(
+            kind="serial",
+            path=parts.path,
+            baudrate=baudrate,
+            parity=parity,  # type: ignore[arg-type]
+            stopbits=stopbits,
+            bytesize=bytesize,
+        )
+    raise ValueError(f"{url!r}: scheme must be tcp://, rtu+tcp:// or serial://")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlantInfo(_Strict):
+    """The plant's identity, used as a tag on everything it produces."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+
+
+class DeviceConfig(_Strict):
+    """One polled device: which map describes it and how to reach it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    map: str
+    url: str
+    unit: int = Field(default=1, ge=0, le=255)
+    interval: Duration = 1.0
+    timeout: Duration = 1.0
+    jitter: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else parse_duration(v))] = 0.0
+    max_insert: int = Field(default=10, ge=0, le=124)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parse_endpoint(url)
+        return url
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> DeviceConfig:
+        if self.timeout > self.interval:
+            raise ValueError(
+                f"timeout {self.timeout}s is longer than interval {self.interval}s; polls would overlap"
+            )
+        if self.jitter >= self.interval:
+            raise ValueError(f"jitter {self.jitter}s must be shorter than interval {self.interval}s")
+        return self
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Parsed `url`."""
+        return parse_endpoint(self.url)
+
+
+class PlantConfig(_Strict):
+    """A whole `plant.yaml`. Later issues add `influx`, `mqtt` and `alerts` sections."""
+
+    plant: PlantInfo
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plant:
+    """A validated plant config with every device's map loaded."""
+
+    config: PlantConfig
+    maps: dict[str, DeviceMap]  # device id -> its map
+    path: Path | None = None
+
+
+def _cross_checks(
+    config: PlantConfig, file: str, base_dir: Path
+) -> tuple[list[Problem], dict[str, DeviceMap]]:
+    problems: list[Problem] = []
+    maps: dict[str, DeviceMap] = {}
+    seen_ids: dict[str, int] = {}
+    seen_addr: dict[tuple[str, int], int] = {}
+    serial_settings: dict[str, tuple[int, Endpoint]] = {}
+    for i, dev in enumerate(config.devices):
+        if dev.id in seen_ids:
+            problems.append(
+                Problem(
+                    file,
+                    f"devices.{i}.id",
+                    f"duplicate device id {dev.id!r} (also devices.{seen_ids[dev.id]})",
+                )
+            )
+        seen_ids.setdefault(dev.id, i)
+        endpoint = dev.endpoint
+        key = (endpoint.bus_key, dev.unit)
+        if key in seen_addr:
+            problems.append(
+                Problem(
+                    file,
+                    f"devices.{i}.unit",
+                    f"unit {dev.unit} on {endpoint.bus_key} is already devices.{seen_addr[key]}",
+                )
+            )
+        seen_addr.setdefault(key, i)
+        if endpoint.kind == "serial":
+            first = serial_settings.setdefault(endpoint.path, (i, endpoint))
+            if first[1] != endpoint:
+                problems.append(
+                    Problem(
+                        file,
+                        f"devices.{i}.url",
+                        f"serial settings differ from devices.{first[0]} on the same port {endpoint.path}",
+                    )
+                )
+        map_path = resolve_map(dev.map, base_dir)
+        if not map_path.exists():
+            problems.append(
+                Problem(file, f"devices.{i}.map", f"no device map {dev.map!r} (looked for {map_path})")
+            )
+            continue
+        try:
+            maps[dev.id] = load_device_map(map_path)
+        except ConfigError as exc:
+            problems.append(
+                Problem(
+                    file,
+                    f"devices.{i}.map",
+                    f"device map {dev.map!r} is invalid ({len(exc.problems)} problem(s), see below)",
+                )
+            )
+            problems.extend(exc.problems)
+    return problems, maps
+
+
+def parse_plant_config(data: Any, file: str, base_dir: Path) -> Plant:
+    """Validate a parsed YAML document as a plant config; raise ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, "", "a plant config must be a mapping of keys")])
+    try:
+        config = PlantConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(file, exc)) from exc
+    problems, maps = _cross_checks(config, file, base_dir)
+    if problems:
+        raise ConfigError(problems)
+    return Plant(config=config, maps=maps, path=Path(file))
+
+
+def load_plant_config(path: Path) -> Plant:
+    """Load and validate a plant config and every device map it refers to."""
+    return parse_plant_config(read_yaml(path), str(path), path.parent)

@@ -1,0 +1,64 @@
+"""The closed vocabulary of register roles: what the alert service uses each value for."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a value means to the alert service; documented in docs/device-maps.md."""
+
+    ENERGY_COUNTER = "energy_counter"
+    DC_ENERGY_COUNTER = "dc_energy_counter"
+    POWER = "power"
+    PRODUCTION_COUNTER = "production_counter"
+    TAP_WEIGHT = "tap_weight"
+    TAP_COUNTER = "tap_counter"
+    POT_VOLTAGE = "pot_voltage"
+    LINE_CURRENT = "line_current"
+    CURRENT_EFFICIENCY = "current_efficiency"
+    DUST_CONCENTRATION = "dust_concentration"
+    SO2_CONCENTRATION = "so2_concentration"
+    NOX_CONCENTRATION = "nox_concentration"
+    O2 = "o2"
+    FLUE_FLOW = "flue_flow"
+    FLUE_TEMPERATURE = "flue_temperature"
+    DATA_FLAG = "data_flag"
+    COAL_FEED = "coal_feed"
+    COAL_COUNTER = "coal_counter"
+    COKE_COUNTER = "coke_counter"
+    GAS_COUNTER = "gas_counter"
+    WATER_COUNTER = "water_counter"
+    CLINKER_COUNTER = "clinker_counter"
+    TEMPERATURE = "temperature"
+    RUNNING = "running"
+    INFO = "info"
+
+
+ROLE_DESCRIPTIONS: dict[Role, str] = {
+    Role.ENERGY_COUNTER: "cumulative active energy (kWh, MWh); a counter",
+    Role.DC_ENERGY_COUNTER: "cumulative DC energy of an aluminium pot line (kWh); a counter",
+    Role.POWER: "instantaneous active power (kW, MW)",
+    Role.PRODUCTION_COUNTER: "cumulative product made: alloy, steel, silicon, metal (t, kg)",
+    Role.TAP_WEIGHT: "weight of the last tap or heat (t)",
+    Role.TAP_COUNTER: "sequence number of the last tap or heat; a step marks a new one",
+    Role.POT_VOLTAGE: "average pot voltage of an aluminium line (V)",
+    Role.LINE_CURRENT: "pot line or electrode current (kA)",
+    Role.CURRENT_EFFICIENCY: "aluminium current efficiency (%)",
+    Role.DUST_CONCENTRATION: "flue dust concentration as measured (mg/m3)",
+    Role.SO2_CONCENTRATION: "SO2 concentration (mg/m3)",
+    Role.NOX_CONCENTRATION: "NOx concentration (mg/m3)",
+    Role.O2: "flue gas oxygen, for reference-O2 correction (%)",
+    Role.FLUE_FLOW: "flue gas flow (m3/h)",
+    Role.FLUE_TEMPERATURE: "flue gas temperature (degC)",
+    Role.DATA_FLAG: "CEMS data flag: N normal, F stopped, M maintenance, C calibration, D fault",
+    Role.COAL_FEED: "coal feed rate (t/h)",
+    Role.COAL_COUNTER: "cumulative coal burnt (t); a counter",
+    Role.COKE_COUNTER: "cumulative coke used (t); a counter",
+    Role.GAS_COUNTER: "cumulative fuel gas used (m3); a counter",
+    Role.WATER_COUNTER: "cumulative fresh water used (m3); a counter",
+    Role.CLINKER_COUNTER: "cumulative clinker produced (t); a counter",
+    Role.TEMPERATURE: "a process temperature (degC)",
+    Role.RUNNING: "whether the unit is running (bool)",
+    Role.INFO: "descriptive value with no alert meaning (status text, firmware)",
+}
