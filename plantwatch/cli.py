@@ -17,8 +17,14 @@ from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
 from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.scheduler import Collector
-from plantwatch.config.device_map import load_device_map, resolve_map
-from plantwatch.config.plant import DeviceConfig, Plant, load_plant_config, parse_duration
+from plantwatch.config.device_map import load_device_map, map_not_found, resolve_map
+from plantwatch.config.plant import (
+    DeviceConfig,
+    Plant,
+    load_plant_config,
+    parse_duration,
+    parse_endpoint,
+)
 from plantwatch.config.problems import ConfigError
 from plantwatch.config.validate import validate_paths
 from plantwatch.simulator.server import servers_for_plant
@@ -64,8 +70,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _probe(args: argparse.Namespace) -> PollResult:
-    map_path = resolve_map(args.map, Path.cwd())
+async def _probe(args: argparse.Namespace, map_path: Path) -> PollResult:
     device_map = load_device_map(map_path)
     device = DeviceConfig(
         id="probe",
@@ -84,7 +89,16 @@ async def _probe(args: argparse.Namespace) -> PollResult:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """Read every register of a map once from one device."""
-    result = asyncio.run(_probe(args))
+    try:
+        parse_endpoint(args.url)
+    except ValueError as exc:
+        print(f"--url: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    map_path = resolve_map(args.map, Path.cwd())
+    if not map_path.exists():
+        print(f"--map: {map_not_found(args.map, map_path)}", file=sys.stderr)
+        return EXIT_INVALID
+    result = asyncio.run(_probe(args, map_path))
     if args.json:
         print(
             json.dumps(

@@ -50,13 +50,20 @@ class Collector:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.skipped: dict[str, int] = {p.device.id: 0 for p in self.pollers}
         self.polls: dict[str, int] = {p.device.id: 0 for p in self.pollers}
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def _run(self, poller: ModbusDevicePoller) -> None:
-        result = await poller.poll()
-        self.polls[poller.device.id] += 1
-        outcome = self.sink(result)
-        if asyncio.iscoroutine(outcome):
-            await outcome
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            result = await poller.poll()
+            self.polls[poller.device.id] += 1
+            outcome = self.sink(result)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+        finally:
+            self._in_flight.discard(task)  # type: ignore[arg-type]
 
     def _on_skip(self, event: JobEvent) -> None:
         if event.job_id in self.skipped:
@@ -88,6 +95,12 @@ class Collector:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop scheduling, let polls in flight finish (bounded by the longest timeout), close buses."""
         self.scheduler.shutdown(wait=False)
+        if self._in_flight:
+            deadline = max(len(p.requests) * p.device.timeout for p in self.pollers) + 1
+            _, pending = await asyncio.wait(self._in_flight, timeout=deadline)
+            for task in pending:
+                task.cancel()
         for bus in self.buses.values():
             bus.close()

@@ -68,30 +68,35 @@ class Register(_Strict):
     @model_validator(mode="after")
     def _check_type_rules(self) -> Register:
         """Which keys are legal with which table and type (like Home Assistant's modbus)."""
+        problem = self._type_rule_problem()
+        if problem:
+            raise ValueError(f"{self.name!r}: {problem}")
+        return self
+
+    def _type_rule_problem(self) -> str | None:
         if self.table in BIT_TABLES and self.type != "bool":
-            raise ValueError(f"table {self.table} holds single bits: type must be bool")
+            return f"table {self.table} holds single bits: type must be bool, not {self.type}"
         if self.bit is not None and (self.type != "bool" or self.table in BIT_TABLES):
-            raise ValueError(
-                f"`bit` is only legal with type bool in a register table, not "
-                f"type {self.type} in table {self.table}"
+            return (
+                "`bit` is only legal with type bool in a register table, "
+                f"not type {self.type} in table {self.table}"
             )
         if self.type == "string" and self.length is None:
-            raise ValueError("type string needs `length` (in registers)")
+            return "type string needs `length` (in registers)"
         if self.length is not None and self.type != "string":
-            raise ValueError(f"`length` is only legal with type string, not {self.type}")
+            return f"`length` is only legal with type string, not {self.type}"
         if self.type not in NUMERIC_TYPES and (self.scale != 1 or self.offset != 0):
-            raise ValueError(f"`scale`/`offset` are illegal with type {self.type}")
-        if self.counter is not None:
-            if self.type not in INTEGER_TYPES:
-                raise ValueError(f"`counter` needs an integer type, not {self.type}")
-            if self.counter.bits > 16 * width(self.type):
-                raise ValueError(f"counter.bits {self.counter.bits} is wider than type {self.type}")
+            return f"`scale`/`offset` are illegal with type {self.type}"
+        if self.counter is not None and self.type not in INTEGER_TYPES:
+            return f"`counter` needs an integer type, not {self.type}"
+        if self.counter is not None and self.counter.bits > 16 * width(self.type):
+            return f"counter.bits {self.counter.bits} is wider than type {self.type}"
         limit = MAX_BITS_PER_READ if self.table in BIT_TABLES else MAX_REGISTERS_PER_READ
         if self.width > limit:
-            raise ValueError(f"{self.width} registers cannot be read in one request (max {limit})")
+            return f"{self.width} registers cannot be read in one request (max {limit})"
         if self.address + self.width > 65536:
-            raise ValueError(f"address {self.address} + width {self.width} runs past the last address 65535")
-        return self
+            return f"address {self.address} + width {self.width} runs past the last address 65535"
+        return None
 
     @property
     def width(self) -> int:
@@ -204,6 +209,13 @@ def resolve_map(ref: str, base_dir: Path | None = None) -> Path:
             path = base_dir / path
         return path
     return shipped_maps_dir() / f"{ref}.yaml"
+
+
+def map_not_found(ref: str, path: Path) -> str:
+    """Why `ref` resolved to no file, naming the shipped models when it looked like a model id."""
+    if path.parent == shipped_maps_dir():
+        return f"{ref!r} is not a shipped model ({', '.join(shipped_models())}) nor a .yaml path"
+    return f"no device map file {ref!r}"
 
 
 def shipped_models() -> list[str]:

@@ -18,7 +18,12 @@ from pydantic import (
     model_validator,
 )
 
-from plantwatch.config.device_map import DeviceMap, load_device_map, resolve_map
+from plantwatch.config.device_map import (
+    DeviceMap,
+    load_device_map,
+    map_not_found,
+    resolve_map,
+)
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -170,76 +175,91 @@ class Plant:
 
 
 def _cross_checks(
-    config: PlantConfig, file: str, base_dir: Path
-) -> tuple[list[Problem], dict[str, DeviceMap]]:
-    problems: list[Problem] = []
+    devices: list[tuple[int, DeviceConfig]], file: str, base_dir: Path
+) -> tuple[list[tuple[int, Problem]], dict[str, DeviceMap]]:
+    """Second pass over schema-valid devices: duplicates, shared serial ports, loadable maps.
+
+    Returns each problem with the index of the device it belongs to.
+    """
+    problems: list[tuple[int, Problem]] = []
     maps: dict[str, DeviceMap] = {}
     seen_ids: dict[str, int] = {}
     seen_addr: dict[tuple[str, int], int] = {}
     serial_settings: dict[str, tuple[int, Endpoint]] = {}
-    for i, dev in enumerate(config.devices):
+
+    def add(i: int, key: str, message: str) -> None:
+        problems.append((i, Problem(file, f"devices.{i}.{key}", message)))
+
+    for i, dev in devices:
         if dev.id in seen_ids:
-            problems.append(
-                Problem(
-                    file,
-                    f"devices.{i}.id",
-                    f"duplicate device id {dev.id!r} (also devices.{seen_ids[dev.id]})",
-                )
-            )
+            add(i, "id", f"duplicate device id {dev.id!r} (also devices.{seen_ids[dev.id]})")
         seen_ids.setdefault(dev.id, i)
         endpoint = dev.endpoint
-        key = (endpoint.bus_key, dev.unit)
-        if key in seen_addr:
-            problems.append(
-                Problem(
-                    file,
-                    f"devices.{i}.unit",
-                    f"unit {dev.unit} on {endpoint.bus_key} is already devices.{seen_addr[key]}",
-                )
-            )
-        seen_addr.setdefault(key, i)
+        address = (endpoint.bus_key, dev.unit)
+        if address in seen_addr:
+            add(i, "unit", f"unit {dev.unit} on {endpoint.bus_key} is already devices.{seen_addr[address]}")
+        seen_addr.setdefault(address, i)
         if endpoint.kind == "serial":
             first = serial_settings.setdefault(endpoint.path, (i, endpoint))
             if first[1] != endpoint:
-                problems.append(
-                    Problem(
-                        file,
-                        f"devices.{i}.url",
-                        f"serial settings differ from devices.{first[0]} on the same port {endpoint.path}",
-                    )
+                add(
+                    i,
+                    "url",
+                    f"serial settings differ from devices.{first[0]} on the same port {endpoint.path}",
                 )
         map_path = resolve_map(dev.map, base_dir)
         if not map_path.exists():
-            problems.append(
-                Problem(file, f"devices.{i}.map", f"no device map {dev.map!r} (looked for {map_path})")
-            )
+            add(i, "map", map_not_found(dev.map, map_path))
             continue
         try:
             maps[dev.id] = load_device_map(map_path)
         except ConfigError as exc:
-            problems.append(
-                Problem(
-                    file,
-                    f"devices.{i}.map",
-                    f"device map {dev.map!r} is invalid ({len(exc.problems)} problem(s), see below)",
-                )
-            )
-            problems.extend(exc.problems)
+            add(i, "map", f"device map {dev.map!r} is invalid ({len(exc.problems)} problem(s), below)")
+            problems.extend((i, problem) for problem in exc.problems)
     return problems, maps
 
 
+def _valid_devices(data: dict[str, Any]) -> list[tuple[int, DeviceConfig]]:
+    """The devices that pass the schema on their own, with their index in the file."""
+    raw = data.get("devices")
+    valid = []
+    for i, entry in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            valid.append((i, DeviceConfig.model_validate(entry)))
+        except ValidationError:
+            continue
+    return valid
+
+
 def parse_plant_config(data: Any, file: str, base_dir: Path) -> Plant:
-    """Validate a parsed YAML document as a plant config; raise ConfigError listing every problem."""
+    """Validate a parsed YAML document as a plant config; raise ConfigError listing every problem.
+
+    Schema problems and the cross-checks of the devices that passed the schema are reported
+    together, so one run of `validate` shows everything there is to fix.
+    """
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "", "a plant config must be a mapping of keys")])
+    schema: list[Problem] = []
+    config: PlantConfig | None = None
     try:
         config = PlantConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(file, exc)) from exc
-    problems, maps = _cross_checks(config, file, base_dir)
-    if problems:
-        raise ConfigError(problems)
-    return Plant(config=config, maps=maps, path=Path(file))
+        schema = problems_from_validation(file, exc)
+    cross, maps = _cross_checks(_valid_devices(data), file, base_dir)
+    if not schema and not cross and config is not None:
+        return Plant(config=config, maps=maps, path=Path(file))
+    # Plant-level problems first, then each device's schema and cross-check problems in file order.
+    ordered = [(_device_index(p), 0, n, p) for n, p in enumerate(schema)]
+    ordered += [(i, 1, n, p) for n, (i, p) in enumerate(cross)]
+    raise ConfigError([p for *_, p in sorted(ordered, key=lambda e: e[:3])])
+
+
+def _device_index(problem: Problem) -> int:
+    """Index of the device a problem's key path is under, -1 for plant-level keys."""
+    parts = problem.path.split(".")
+    if parts[0] == "devices" and len(parts) > 1 and parts[1].isdigit():
+        return int(parts[1])
+    return -1
 
 
 def load_plant_config(path: Path) -> Plant:

@@ -27,7 +27,6 @@ class SimulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         rtu_framing: bool = False,
-        ignore_missing_devices: bool = False,
     ) -> None:
         self.devices = devices
         self.host = host
@@ -36,7 +35,6 @@ class SimulatorServer:
             [d.sim_device() for d in devices],
             address=(host, port),
             framer=FramerType.RTU if rtu_framing else FramerType.SOCKET,
-            ignore_missing_devices=ignore_missing_devices,
         )
 
     async def __aenter__(self) -> SimulatorServer:

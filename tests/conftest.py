@@ -1,0 +1,75 @@
+"""Shared fixtures: free ports, live register-bank servers, shipped maps."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from plantwatch.config.device_map import DeviceMap, load_device_map, shipped_maps_dir
+from plantwatch.simulator.server import SimulatorServer
+from tests.modbus_bank import LoopThread, RegisterBank
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
+class BankServer:
+    """A live server on loopback with register banks at units 1 and 2.
+
+    A unit that never answers is a bank with a long `delay`: pymodbus 3.16's SimCore raises
+    KeyError for unknown unit ids instead of honouring `ignore_missing_devices`.
+    """
+
+    def __init__(self, loop_thread: LoopThread) -> None:
+        self.loop_thread = loop_thread
+        self.banks = {1: RegisterBank(1), 2: RegisterBank(2)}
+
+    async def start(self) -> None:
+        # SimulatorServer only needs objects with sim_device(); the banks provide it.
+        self.server = SimulatorServer(list(self.banks.values()))  # type: ignore[arg-type]
+        await self.server.__aenter__()
+        self.port = self.server.port
+
+    async def stop(self) -> None:
+        await self.server.__aexit__(None, None, None)
+
+    def reset(self) -> None:
+        for bank in self.banks.values():
+            bank.__init__(bank.unit)  # type: ignore[misc]
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def bank_server(loop_thread: LoopThread) -> Iterator[BankServer]:
+    server = BankServer(loop_thread)
+    loop_thread.run(server.start())
+    yield server
+    loop_thread.run(server.stop())
+
+
+@pytest.fixture
+def bank(bank_server: BankServer) -> BankServer:
+    """The session's bank server with both banks emptied."""
+    bank_server.reset()
+    return bank_server
+
+
+@pytest.fixture(scope="session")
+def shipped_maps() -> dict[str, DeviceMap]:
+    return {p.stem: load_device_map(p) for p in sorted(shipped_maps_dir().glob("*.yaml"))}

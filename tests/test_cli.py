@@ -1,0 +1,174 @@
+"""The `plantwatch` command as a user runs it: separate processes, real sockets on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).parent.parent
+
+
+def plantwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "plantwatch", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def wait_for_port(port: int, deadline: float = 15) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def simulated_plant(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """`plantwatch simulate` in its own process: a ferrosilicon SAF and a CEMS on two free ports."""
+    saf_port, cems_port = free_port(), free_port()
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        f"""plant: {{id: test, name: Test}}
+devices:
+  - {{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:{saf_port}", unit: 1}}
+  - {{id: cems-1, map: dust_cems, url: "tcp://127.0.0.1:{cems_port}", unit: 4}}
+""",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plantwatch",
+            "simulate",
+            "--config",
+            str(config),
+            "--seed",
+            "7",
+            "--speed",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(saf_port)
+        wait_for_port(cems_port)
+        yield saf_port, cems_port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_validate_ok_and_broken(tmp_path: Path) -> None:
+    ok = plantwatch("validate", str(REPO / "device_maps"), str(REPO / "tests" / "cases" / "valid_plant"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout == ""
+    assert "12 file(s) valid" in ok.stderr  # 10 shipped maps, a plant and its local map
+
+    broken = tmp_path / "saf.yaml"
+    broken.write_text(
+        "model: saf\ndescription: d\nsector: ferroalloy\nprotocol: modbus\n"
+        "registers:\n  - {name: p, address: 0, type: float32, bit: 1}\n  - {name: q, address: 1}\n",
+        encoding="utf-8",
+    )
+    bad = plantwatch("validate", str(broken))
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines() == [
+        f"{broken}: registers.0: 'p': `bit` is only legal with type bool in a register table, "
+        "not type float32 in table holding",
+    ]
+    assert "1 problem(s) in 1 file(s)" in bad.stderr
+
+
+def test_probe_json_reads_scaled_values_with_quality(simulated_plant: tuple[int, int]) -> None:
+    saf_port, cems_port = simulated_plant
+    result = plantwatch(
+        "probe", "--map", "saf_ferrosilicon", "--url", f"tcp://127.0.0.1:{saf_port}", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"values", "units", "quality"}
+    assert set(data["quality"].values()) == {"good"}
+    values, units = data["values"], data["units"]
+    assert 25_000 < values["active_power"] < 35_000 and units["active_power"] == "kW"
+    assert 90 < values["electrode_current_a"] < 100 and units["electrode_current_a"] == "kA"
+    assert values["active_energy"] >= 12_345_678 and isinstance(values["active_energy"], int)
+    assert values["furnace_running"] is True and values["cooling_alarm"] is False
+
+    cems = plantwatch(
+        "probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{cems_port}", "--unit", "4", "--json"
+    )
+    cems_values = json.loads(cems.stdout)["values"]
+    assert 15 < cems_values["dust"] < 80 and cems_values["data_flag"] in ("N", "M")
+
+
+def test_probe_table_and_wrong_unit(simulated_plant: tuple[int, int]) -> None:
+    _, cems_port = simulated_plant
+    table = plantwatch("probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{cems_port}", "--unit", "4")
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["field", "value", "unit", "quality"]
+    assert lines[1].split()[0] == "dust" and lines[1].split()[-2:] == ["mg/m3", "good"]
+    assert "1 request(s)" in table.stdout
+
+    # pymodbus 3.16's simulator answers an unknown unit with a server-side error; either way
+    # the probe must report bad quality on every value and exit 3.
+    wrong = plantwatch(
+        "probe",
+        "--map",
+        "dust_cems",
+        "--url",
+        f"tcp://127.0.0.1:{cems_port}",
+        "--unit",
+        "9",
+        "--timeout",
+        "300ms",
+        "--json",
+    )
+    assert wrong.returncode == 3
+    qualities = set(json.loads(wrong.stdout)["quality"].values())
+    assert qualities and "good" not in qualities
+
+
+def test_probe_dead_device_exits_3_with_reason() -> None:
+    port = free_port()
+    result = plantwatch(
+        "probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{port}", "--timeout", "300ms", "--json"
+    )
+    assert result.returncode == 3
+    data = json.loads(result.stdout)
+    assert set(data["quality"].values()) == {f"cannot connect to tcp://127.0.0.1:{port}"}
+    assert set(data["values"].values()) == {None}
+
+
+def test_probe_with_bad_arguments_names_the_problem() -> None:
+    result = plantwatch("probe", "--map", "no_such_map", "--url", "tcp://127.0.0.1:1")
+    assert result.returncode == 1
+    assert result.stderr.startswith("--map: 'no_such_map' is not a shipped model (aluminium_potline, ")
+    assert "Traceback" not in result.stderr
+    result = plantwatch("probe", "--map", "dust_cems", "--url", "udp://127.0.0.1:1")
+    assert result.returncode == 1
+    assert result.stderr == "--url: 'udp://127.0.0.1:1': scheme must be tcp://, rtu+tcp:// or serial://\n"
+
+
+def test_demo_runs_the_sample_plant() -> None:
+    result = plantwatch("demo", "--duration", "3s", timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "simulator: 10 device(s) on 8 port(s), speed x600"
+    polled = {line.split()[0] for line in lines[1:-1]}
+    assert {"saf-1", "saf-2", "saf-3", "kiln-1", "potline-1", "eaf-1", "stack-1"} <= polled
+    assert all(line.endswith("[ok]") for line in lines[1:-1])
+    assert lines[-1].endswith("0 skipped")

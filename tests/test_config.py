@@ -1,0 +1,154 @@
+"""Device maps and plant configs: the shipped set, defaults, durations, endpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plantwatch.config.device_map import DeviceMap, parse_device_map
+from plantwatch.config.plant import parse_duration, parse_endpoint
+from plantwatch.config.problems import ConfigError
+from plantwatch.config.validate import validate_paths
+
+REPO = Path(__file__).parent.parent
+
+
+def test_every_shipped_map_is_valid_and_every_sector_is_covered(shipped_maps: dict[str, DeviceMap]) -> None:
+    files, problems = validate_paths([REPO / "device_maps"])
+    assert problems == []
+    assert len(files) == 10
+    assert {m.sector for m in shipped_maps.values()} == {
+        "ferroalloy",
+        "cement",
+        "aluminium",
+        "steel",
+        "polysilicon",
+        "emissions",
+    }
+    assert {m.product for m in shipped_maps.values() if m.sector == "ferroalloy"} == {
+        "ferrosilicon",
+        "ferrochrome",
+        "ferronickel",
+    }
+    assert {m.product for m in shipped_maps.values() if m.sector == "steel"} == {
+        "eaf_steel",
+        "coke",
+        "sinter",
+    }
+    for device_map in shipped_maps.values():
+        assert device_map.source and "generic layout" in device_map.source
+
+
+def test_defaults_apply_to_every_register_and_registers_override_them() -> None:
+    device_map = parse_device_map(
+        {
+            "model": "m",
+            "description": "d",
+            "sector": "steel",
+            "protocol": "modbus",
+            "defaults": {"table": "input", "type": "uint32", "byte_order": "CDAB", "counter": {"bits": 32}},
+            "registers": [
+                {"name": "a", "address": 0},
+                {"name": "b", "address": 2, "type": "float32", "counter": None, "table": "holding"},
+            ],
+        },
+        "m.yaml",
+    )
+    a, b = device_map.registers
+    assert (a.table, a.type, a.byte_order, a.counter and a.counter.bits) == ("input", "uint32", "CDAB", 32)
+    assert (b.table, b.type, b.byte_order, b.counter) == ("holding", "float32", "CDAB", None)
+
+
+def test_a_default_that_breaks_a_register_names_the_register() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_device_map(
+            {
+                "model": "m",
+                "description": "d",
+                "sector": "steel",
+                "protocol": "modbus",
+                "defaults": {"scale": 0.1},
+                "registers": [
+                    {"name": "ok", "address": 0},
+                    {"name": "flag", "address": 1, "type": "bool", "bit": 0},
+                ],
+            },
+            "m.yaml",
+        )
+    assert [str(p) for p in info.value.problems] == [
+        "m.yaml: registers.1: 'flag': `scale`/`offset` are illegal with type bool"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("1s", 1.0), ("1m", 60.0), ("2h", 7200.0), ("1.5s", 1.5), (3, 3.0), ("10", 10.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "fast", "1d", "-1s", "0s", True])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_endpoints() -> None:
+    tcp = parse_endpoint("tcp://10.0.0.7:1502")
+    assert (tcp.kind, tcp.host, tcp.port, tcp.bus_key) == ("tcp", "10.0.0.7", 1502, "tcp://10.0.0.7:1502")
+    assert parse_endpoint("tcp://meter.local").port == 502
+    assert parse_endpoint("rtu+tcp://gw:4001").kind == "rtu+tcp"
+    serial = parse_endpoint("serial:///dev/ttyUSB0?baudrate=19200&parity=e&stopbits=2")
+    assert (serial.path, serial.baudrate, serial.parity, serial.stopbits, serial.bytesize) == (
+        "/dev/ttyUSB0",
+        19200,
+        "E",
+        2,
+        8,
+    )
+    assert serial.bus_key == "serial:///dev/ttyUSB0"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("modbus://x:502", "scheme must be"),
+        ("tcp://:502", "has no host"),
+        ("tcp://x:99999", "invalid port"),
+        ("tcp://x:502/path", "takes no path"),
+        ("serial:///dev/ttyS0?baud=9600", "unknown serial option(s) baud"),
+        ("serial:///dev/ttyS0?stopbits=3", "stopbits must be 1 or 2"),
+        ("serial:///dev/ttyS0?baudrate=fast", "are integers"),
+    ],
+)
+def test_bad_endpoints(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_endpoint(url)
+
+
+def test_validate_reports_missing_paths_and_walks_folders(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.yaml").write_text("model: y\n", encoding="utf-8")
+    files, problems = validate_paths([tmp_path, tmp_path / "nope.yaml"])
+    assert files == [tmp_path / "sub" / "x.yaml"]
+    assert str(problems[0]) == f"{tmp_path / 'nope.yaml'}: no such file or folder"
+    assert f"{tmp_path / 'sub' / 'x.yaml'}: model: 'y' must equal the file name 'x'" not in map(str, problems)
+    assert f"{tmp_path / 'sub' / 'x.yaml'}: description: Field required" in map(str, problems)
+
+
+def test_modbus_readme_embeds_the_sample_config_verbatim() -> None:
+    """Like Telegraf: the sample config is the source of truth and the README may not drift."""
+    folder = REPO / "plantwatch" / "collector" / "modbus"
+    sample = (folder / "sample.plant.yaml").read_text(encoding="utf-8")
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert f"```yaml\n{sample}```" in readme
+
+
+def test_the_docs_list_every_role() -> None:
+    from plantwatch.config.roles import Role
+
+    doc = (REPO / "docs" / "device-maps.md").read_text(encoding="utf-8")
+    for role in Role:
+        assert f"| `{role.value}` |" in doc, role

@@ -1,0 +1,146 @@
+"""The collector's scheduling: devices on their intervals, failures isolated, slow devices skip."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from plantwatch.collector.reading import PollResult
+from plantwatch.collector.scheduler import Collector, build_pollers
+from plantwatch.config.plant import Plant, parse_plant_config
+from tests.conftest import BankServer, free_port
+from tests.modbus_bank import LoopThread
+
+
+def plant_from(devices: list[dict[str, object]]) -> Plant:
+    return parse_plant_config({"plant": {"id": "p", "name": "P"}, "devices": devices}, "plant.yaml", None)  # type: ignore[arg-type]
+
+
+def run_collector(
+    loop_thread: LoopThread, plant: Plant, seconds: float
+) -> tuple[dict[str, list[PollResult]], Collector]:
+    results: dict[str, list[PollResult]] = defaultdict(list)
+
+    async def run() -> Collector:
+        async with Collector(plant, lambda r: results[r.device].append(r)) as collector:
+            await asyncio.sleep(seconds)
+        return collector
+
+    collector = loop_thread.run(run())
+    return results, collector
+
+
+def test_a_dead_device_never_stops_the_live_ones(bank: BankServer) -> None:
+    bank.banks[1].set_registers("holding", 0, [42])
+    bank.banks[2].delay = 5.0
+    refused = f"tcp://127.0.0.1:{free_port()}"
+    plant = plant_from(
+        [
+            {
+                "id": "live",
+                "map": "saf_ferrosilicon",
+                "url": bank.url,
+                "unit": 1,
+                "interval": "200ms",
+                "timeout": "150ms",
+            },
+            {
+                "id": "silent",
+                "map": "dust_cems",
+                "url": bank.url,
+                "unit": 2,
+                "interval": "200ms",
+                "timeout": "150ms",
+            },
+            {"id": "refused", "map": "dust_cems", "url": refused, "interval": "200ms", "timeout": "150ms"},
+        ]
+    )
+    results, collector = run_collector(bank.loop_thread, plant, 2.1)
+
+    live = results["live"]
+    assert len(live) >= 8, len(live)
+    assert all(r.ok for r in live)
+    assert live[-1].readings[0].field == "active_power"
+    assert {r.quality for res in results["silent"] for r in res.readings} == {"timeout"}
+    refused_qualities = {r.quality for res in results["refused"] for r in res.readings}
+    assert refused_qualities and all(refused in q for q in refused_qualities)
+    assert collector.skipped["live"] == 0
+
+
+def test_shared_bus_devices_wait_for_each_other_not_for_the_dead(bank: BankServer) -> None:
+    """The silent unit shares the live unit's connection; timeouts cost it polls, not correctness."""
+    bank.banks[2].delay = 5.0
+    plant = plant_from(
+        [
+            {
+                "id": "live",
+                "map": "dust_cems",
+                "url": bank.url,
+                "unit": 1,
+                "interval": "300ms",
+                "timeout": "100ms",
+            },
+            {
+                "id": "silent",
+                "map": "dust_cems",
+                "url": bank.url,
+                "unit": 2,
+                "interval": "300ms",
+                "timeout": "100ms",
+            },
+        ]
+    )
+    results, _ = run_collector(bank.loop_thread, plant, 1.6)
+    assert len(results["live"]) >= 4
+    assert all(r.ok for r in results["live"])
+
+
+def test_a_slow_device_skips_ticks_instead_of_piling_up(bank: BankServer) -> None:
+    # Three requests of 150 ms each make a 450 ms poll on a 200 ms interval.
+    bank.banks[1].delay = 0.15
+    plant = plant_from(
+        [
+            {
+                "id": "slow",
+                "map": "saf_ferrosilicon",
+                "url": bank.url,
+                "unit": 1,
+                "interval": "200ms",
+                "timeout": "200ms",
+            },
+        ]
+    )
+    results, collector = run_collector(bank.loop_thread, plant, 2.0)
+    polls = len(results["slow"])
+    assert 3 <= polls <= 5, polls
+    assert collector.skipped["slow"] >= 3
+    assert bank.banks[1].max_busy == 1  # never two polls of the device in flight
+    assert sum(bank.banks[1].reads.values()) == 3 * polls  # every poll that started was delivered
+    assert all(r.ok for r in results["slow"])
+
+
+def test_devices_on_one_endpoint_share_one_bus() -> None:
+    plant = plant_from(
+        [
+            {"id": "a", "map": "dust_cems", "url": "serial:///dev/ttyUSB0?baudrate=9600&parity=E", "unit": 1},
+            {"id": "b", "map": "dust_cems", "url": "serial:///dev/ttyUSB0?baudrate=9600&parity=E", "unit": 2},
+            {"id": "c", "map": "dust_cems", "url": "serial:///dev/ttyUSB1", "unit": 1},
+            {"id": "d", "map": "dust_cems", "url": "tcp://10.0.0.5:502", "unit": 1},
+            {
+                "id": "e",
+                "map": "dust_cems",
+                "url": "tcp://10.0.0.5:502",
+                "unit": 2,
+                "timeout": "800ms",
+                "interval": "1s",
+            },
+        ]
+    )
+    pollers, buses = build_pollers(plant)
+    assert sorted(buses) == ["serial:///dev/ttyUSB0", "serial:///dev/ttyUSB1", "tcp://10.0.0.5:502"]
+    by_id = {p.device.id: p for p in pollers}
+    assert by_id["a"].bus is by_id["b"].bus
+    assert by_id["a"].bus.lock is by_id["b"].bus.lock
+    assert by_id["c"].bus is not by_id["a"].bus
+    assert by_id["d"].bus is by_id["e"].bus
+    assert by_id["d"].bus.timeout == 1.0  # the longest timeout of the devices sharing it
