@@ -6,8 +6,10 @@ import math
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from plantwatch.collector.decoding import apply_scale, decode, encode
+from plantwatch.collector.decoding import compile_decoder, decode, encode
 from plantwatch.collector.errors import DecodeError
 
 # 123.456 as float32 is 0x42F6E979: bytes A=42 B=F6 C=E9 D=79.
@@ -68,17 +70,31 @@ def test_non_ascii_string_is_a_decode_error() -> None:
 
 
 def test_scale_and_offset() -> None:
-    assert apply_scale(9346, 0.01, 0) == 93.46
-    assert apply_scale(1000, 0.1, -40) == 60.0
-    assert apply_scale(12, 10, 5) == 125
-    assert isinstance(apply_scale(12, 10, 5), int)
-    assert apply_scale(1.5, 2, 0) == 3.0
-    assert apply_scale("N", 1, 0) == "N"
+    assert compile_decoder("uint16", scale=0.01)([9346]) == 93.46
+    assert compile_decoder("uint16", scale=0.1, offset=-40)([1000]) == 60.0
+    assert compile_decoder("int16", scale=10, offset=5)([12]) == 125
+    assert isinstance(compile_decoder("int16", scale=10, offset=5)([12]), int)
+    assert compile_decoder("float32", scale=2)(encode(1.5, "float32")) == 3.0
+    assert compile_decoder("string")([0x4E00]) == "N"
+    assert compile_decoder("bool", bit=1)([0b10]) is True
+
+
+def test_counters_are_masked_to_their_width_before_scaling() -> None:
+    assert compile_decoder("uint32", counter_bits=16)([0x0001, 0x0005]) == 5
+    assert compile_decoder("uint32", counter_bits=16, scale=0.5)([0x0001, 0x0005]) == 2.5
+    assert compile_decoder("uint32")([0x0001, 0x0005]) == 65541
+
+
+@given(words=st.lists(st.integers(0, 0xFFFF), min_size=4, max_size=4),
+       value_type=st.sampled_from(["int16", "uint16", "int32", "uint32", "int64", "uint64"]),
+       order=st.sampled_from(["ABCD", "CDAB", "BADC", "DCBA"]))  # fmt: skip
+def test_compiled_decoder_agrees_with_decode(words: list[int], value_type: str, order: str) -> None:
+    width = {"16": 1, "32": 2, "64": 4}[value_type[-2:]]
+    assert compile_decoder(value_type, order)(words[:width]) == decode(words[:width], value_type, order)
 
 
 def test_nan_and_infinity_are_decode_errors() -> None:
-    nan_words = encode(math.nan, "float32")
     with pytest.raises(DecodeError, match="nan"):
-        apply_scale(decode(nan_words, "float32"), 1, 0)
+        compile_decoder("float32")(encode(math.nan, "float32"))
     with pytest.raises(DecodeError, match="inf"):
-        apply_scale(math.inf, 1, 0)
+        compile_decoder("float64", "DCBA")(encode(-math.inf, "float64", "DCBA"))

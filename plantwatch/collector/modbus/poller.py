@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from plantwatch.collector.decoding import Value, apply_scale, decode
+from plantwatch.collector.decoding import Value, compile_decoder
 from plantwatch.collector.errors import DecodeError
 from plantwatch.collector.modbus.plan import ReadRequest, plan_requests
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus, ReadError
@@ -17,14 +17,18 @@ from plantwatch.config.plant import DeviceConfig
 log = logging.getLogger(__name__)
 
 
-def decode_register(reg: Register, words: Sequence[int] | Sequence[bool]) -> Value:
+def register_decoder(reg: Register) -> Callable[[Sequence[int] | Sequence[bool]], Value]:
     """Decode and scale one register's value from the words (or bits) that hold it."""
     if reg.table in ("coil", "discrete"):
-        return bool(words[0])
-    raw = decode([int(w) for w in words], reg.type, reg.byte_order, bit=reg.bit)
-    if reg.counter is not None and isinstance(raw, int):
-        raw &= (1 << reg.counter.bits) - 1
-    return apply_scale(raw, reg.scale, reg.offset)
+        return lambda bits: bool(bits[0])
+    return compile_decoder(  # type: ignore[return-value]
+        reg.type,
+        reg.byte_order,
+        bit=reg.bit,
+        scale=reg.scale,
+        offset=reg.offset,
+        counter_bits=reg.counter.bits if reg.counter else None,
+    )
 
 
 class ModbusDevicePoller:
@@ -35,13 +39,18 @@ class ModbusDevicePoller:
         self.device_map = device_map
         self.bus = bus
         self.requests: list[ReadRequest] = plan_requests(device_map.registers, device.max_insert)
+        # Per request: (register, offset in the response, width, decoder), computed once.
+        self._layouts = [
+            [(reg, reg.address - req.address, reg.width, register_decoder(reg)) for reg in req.registers]
+            for req in self.requests
+        ]
         self._failing = False
 
     async def poll(self) -> PollResult:
         """One poll: every register gets a reading, good or with the reason it is bad."""
         result = PollResult(device=self.device.id, started_ns=time.time_ns())
         skip_reason: str | None = None
-        for request in self.requests:
+        for request, layout in zip(self.requests, self._layouts, strict=True):
             timestamp = time.time_ns()
             if skip_reason is not None:
                 self._record_bad(result, request, timestamp, skip_reason)
@@ -61,10 +70,9 @@ class ModbusDevicePoller:
                 if exc.fatal_for_poll:
                     skip_reason = exc.reason
                 continue
-            for reg in request.registers:
-                offset = reg.address - request.address
+            for reg, offset, width, decoder in layout:
                 try:
-                    value: Value | None = decode_register(reg, words[offset : offset + reg.width])
+                    value: Value | None = decoder(words[offset : offset + width])
                     quality = GOOD
                 except DecodeError as exc:
                     value, quality = None, f"decode error: {exc}"

@@ -124,7 +124,8 @@ class ModbusBus:
             method = getattr(client, FUNCTION_NAMES[function])
             self.requests += 1
             try:
-                response = await asyncio.wait_for(method(address, count=count, device_id=unit), timeout)
+                async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
+                    response = await method(address, count=count, device_id=unit)
             except TimeoutError as exc:
                 self.close()
                 raise ReadError("timeout", fatal_for_poll=True) from exc
