@@ -5,31 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.modbus_polling import minimum_requests
 from plantwatch.collector.modbus.plan import plan_requests
 from plantwatch.config.device_map import Register
 
 
 def reg(name: str, address: int, type_: str = "uint16", table: str = "holding", **kw: object) -> Register:
     return Register(name=name, address=address, type=type_, table=table, **kw)  # type: ignore[arg-type]
-
-
-def minimum_requests(registers: list[Register], max_insert: int) -> int:
-    """Independent answer by dynamic programming over every split of each table's sorted spans."""
-    total = 0
-    for table in {r.table for r in registers}:
-        spans = sorted((r.address, r.end) for r in registers if r.table == table)
-        limit = 2000 if table in ("coil", "discrete") else 125
-        best = [0] + [10**9] * len(spans)
-        for j in range(1, len(spans) + 1):
-            for i in range(j, 0, -1):
-                group = spans[i - 1 : j]
-                start, end = group[0][0], max(e for _, e in group)
-                ends = [max(e for _, e in group[: k + 1]) for k in range(len(group))]
-                gaps_ok = all(group[k + 1][0] - ends[k] <= max_insert for k in range(len(group) - 1))
-                if end - start <= limit and gaps_ok:
-                    best[j] = min(best[j], best[i - 1] + 1)
-        total += best[-1]
-    return total
 
 
 def test_contiguous_registers_become_one_request() -> None:

@@ -72,7 +72,6 @@ class ModbusBus:
         self._backoff = 0.0
         self._next_attempt = 0.0
         self.connects = 0
-        self.requests = 0
 
     def _new_client(self) -> Any:
         ep = self.endpoint
@@ -122,14 +121,13 @@ class ModbusBus:
         async with self.lock:
             client = await self._ensure_connected()
             method = getattr(client, FUNCTION_NAMES[function])
-            self.requests += 1
             try:
                 async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
                     response = await method(address, count=count, device_id=unit)
             except TimeoutError as exc:
                 self.close()
                 raise ReadError("timeout", fatal_for_poll=True) from exc
-            except ModbusException as exc:
+            except (ModbusException, OSError) as exc:
                 self.close()
                 raise ReadError(f"connection error: {exc}", fatal_for_poll=True) from exc
         if response.isError():
