@@ -10,6 +10,7 @@ import pytest
 from plantwatch.config.device_map import DeviceMap, load_device_map, shipped_maps_dir
 from plantwatch.simulator.server import SimulatorServer
 from tests.modbus_bank import LoopThread, RegisterBank
+from tests.services.influxdb import InfluxDBServer
 
 
 def free_port() -> int:
@@ -73,3 +74,21 @@ def bank(bank_server: BankServer) -> BankServer:
 @pytest.fixture(scope="session")
 def shipped_maps() -> dict[str, DeviceMap]:
     return {p.stem: load_device_map(p) for p in sorted(shipped_maps_dir().glob("*.yaml"))}
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDBServer]:
+    """One real InfluxDB for the session, on free ports with its own directories."""
+    server = InfluxDBServer(tmp_path_factory.mktemp("influxdb"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_db(influxdb: InfluxDBServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database for one test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    influxdb.query(f'DROP DATABASE "{name}"')
+    influxdb.create_database(name)
+    return name

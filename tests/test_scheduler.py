@@ -96,8 +96,9 @@ def test_shared_bus_devices_wait_for_each_other_not_for_the_dead(bank: BankServe
 
 
 def test_a_slow_device_skips_ticks_instead_of_piling_up(bank: BankServer) -> None:
-    # Three requests of 150 ms each make a 450 ms poll on a 200 ms interval.
-    bank.banks[1].delay = 0.15
+    # Three requests of 200 ms each make a 600 ms poll on a 400 ms interval; the 400 ms
+    # timeout leaves each request a 200 ms margin so no request times out under load.
+    bank.banks[1].delay = 0.2
     plant = plant_from(
         [
             {
@@ -105,12 +106,12 @@ def test_a_slow_device_skips_ticks_instead_of_piling_up(bank: BankServer) -> Non
                 "map": "saf_ferrosilicon",
                 "url": bank.url,
                 "unit": 1,
-                "interval": "200ms",
-                "timeout": "200ms",
-            },
+                "interval": "400ms",
+                "timeout": "400ms",
+            }
         ]
     )
-    results, collector = run_collector(bank.loop_thread, plant, 2.0)
+    results, collector = run_collector(bank.loop_thread, plant, 3.2)
     polls = len(results["slow"])
     assert 3 <= polls <= 5, polls
     assert collector.skipped["slow"] >= 3

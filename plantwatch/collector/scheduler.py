@@ -95,12 +95,17 @@ class Collector:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        """Stop scheduling, let polls in flight finish (bounded by the longest timeout), close buses."""
-        self.scheduler.shutdown(wait=False)
+        """Stop scheduling, let polls in flight finish (bounded by the longest timeout), close buses.
+
+        The scheduler is paused, not shut down, while polls drain: APScheduler's asyncio
+        executor cancels running jobs on shutdown, which would throw a poll's result away.
+        """
+        self.scheduler.pause()
         if self._in_flight:
             deadline = max(len(p.requests) * p.device.timeout for p in self.pollers) + 1
             _, pending = await asyncio.wait(self._in_flight, timeout=deadline)
             for task in pending:
                 task.cancel()
+        self.scheduler.shutdown(wait=False)
         for bus in self.buses.values():
             bus.close()

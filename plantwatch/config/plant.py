@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from plantwatch.collector.influx.line_protocol import RESERVED_TAGS, tag_value_as_stored
 from plantwatch.config.device_map import (
     DeviceMap,
     load_device_map,
@@ -26,6 +27,18 @@ from plantwatch.config.device_map import (
 )
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -47,6 +60,22 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from '500MB', '1GB', '64MiB' or a bare number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number with B, KB, MB, GB, KiB, MiB or GiB, like 1GB")
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size like 500MB or 1GB")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError("a size must be greater than zero")
+    return size
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 @dataclass(frozen=True)
@@ -142,6 +171,18 @@ class DeviceConfig(_Strict):
         parse_endpoint(url)
         return url
 
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            if not _TAG_KEY.match(key):
+                raise ValueError(f"tag key {key!r} must be lowercase letters, digits and _")
+            if key in RESERVED_TAGS:
+                raise ValueError(f"tag key {key!r} is set by plantwatch itself")
+            if value != tag_value_as_stored(value):
+                raise ValueError(f"tag {key}: value {value!r} has a newline, control character or backslash")
+        return tags
+
     @model_validator(mode="after")
     def _check_timing(self) -> DeviceConfig:
         if self.timeout > self.interval:
@@ -158,11 +199,52 @@ class DeviceConfig(_Strict):
         return parse_endpoint(self.url)
 
 
+class InfluxConfig(_Strict):
+    """Where readings go. Secrets are named by environment variable, never written here."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+(/.*)?$")
+    api: Literal["v2", "v1"] = "v2"
+    org: str | None = None
+    bucket: str | None = None
+    database: str | None = None
+    retention_policy: str | None = None
+    token_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval: Duration = 1.0
+    timeout: Duration = 10.0
+    shutdown_timeout: Duration = 10.0
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _check_target(self) -> InfluxConfig:
+        if self.api == "v2" and not self.bucket:
+            raise ValueError("api v2 needs `bucket` (for InfluxDB 1.8: database/retention_policy)")
+        if self.api == "v1" and not self.database:
+            raise ValueError("api v1 needs `database`")
+        if self.api == "v1" and (self.org or self.bucket):
+            raise ValueError("`org` and `bucket` belong to api v2; api v1 uses `database`")
+        return self
+
+
+class BufferConfig(_Strict):
+    """The on-disk store-and-forward buffer between the collector and InfluxDB."""
+
+    path: str = "plantwatch-buffer.sqlite"
+    max_size: Size = 1_000_000_000
+    when_full: Literal["refuse_new", "drop_oldest"] = "refuse_new"
+    synchronous: Literal["normal", "full"] = "normal"
+    dead_letter: str = "plantwatch-dead-letter.jsonl"
+
+
 class PlantConfig(_Strict):
-    """A whole `plant.yaml`. Later issues add `influx`, `mqtt` and `alerts` sections."""
+    """A whole `plant.yaml`. Later issues add `mqtt` and `alerts` sections."""
 
     plant: PlantInfo
     devices: list[DeviceConfig] = Field(default_factory=list)
+    influx: InfluxConfig | None = None
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
 
 
 @dataclass(frozen=True)

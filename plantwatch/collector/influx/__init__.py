@@ -1,0 +1,1 @@
+"""InfluxDB output: the line-protocol data contract, the durable buffer, writers and the forwarder."""

@@ -1,0 +1,153 @@
+"""The InfluxDB data contract: measurement, tag and field names, and how readings become lines.
+
+Everything that writes to or reads from InfluxDB takes its names from here; docs/data-model.md
+describes the same contract for people.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from plantwatch.collector.reading import PollResult, Reading
+
+# Measurements plantwatch writes besides each map's own (`measurement` key, default: the sector).
+QUALITY_MEASUREMENT = "plantwatch_quality"  # one point per bad value: why it is missing
+POLL_MEASUREMENT = "plantwatch_poll"  # one point per poll: good/bad counts, requests, duration
+COLLECTOR_MEASUREMENT = "plantwatch_collector"  # the collector's own health, every 10 s
+DEVICE_HEALTH_MEASUREMENT = "plantwatch_device"  # per device: age of the last good poll
+
+# Tags on every device point, in this order; a device's own `tags` follow, sorted by key.
+TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT = "plant", "device", "sector", "model", "product"
+TAG_FIELD = "field"  # on plantwatch_quality only: the field whose value is missing
+RESERVED_TAGS = frozenset({TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT, TAG_FIELD})
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def escape_measurement(name: str) -> str:
+    """Measurement names escape commas and spaces."""
+    return name.replace(",", r"\,").replace(" ", r"\ ")
+
+
+def tag_value_as_stored(value: str) -> str:
+    """What InfluxDB will hold for a tag value: control characters become spaces, \\ becomes /.
+
+    Line protocol cannot carry a newline in a tag, and a backslash before a comma, `=`,
+    space or the end of the value cannot be written unambiguously, so both are mapped.
+    """
+    return _CONTROL.sub(" ", value).replace("\\", "/")
+
+
+def escape_key(key: str) -> str:
+    """Tag keys and field keys escape commas, equals signs and spaces."""
+    return key.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def escape_tag_value(value: str) -> str:
+    """A tag value ready for a line (see `tag_value_as_stored` for the mapping applied)."""
+    return escape_key(tag_value_as_stored(value))
+
+
+def string_field_as_stored(value: str) -> str:
+    """What InfluxDB will hold for a string field: a newline (CR) becomes the text \\n (\\r)."""
+    return value.replace("\n", "\\n").replace("\r", "\\r")
+
+
+def format_field_value(value: object) -> str:
+    """Line-protocol literal: true/false, 12i, 1.5, "text"; the type follows the Python type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"integer {value} is outside InfluxDB's int64 range")
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{string_field_as_stored(text)}"'
+
+
+def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
+    """`measurement,tag=value,...` with empty tag values left out (InfluxDB forbids them)."""
+    parts = [escape_measurement(measurement)]
+    parts += [f"{escape_key(k)}={escape_tag_value(v)}" for k, v in tags.items() if v != ""]
+    return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class DeviceSeries:
+    """The escaped series prefixes of one device, computed once when the collector starts."""
+
+    data: str  # e.g. saf,plant=works,device=saf-1,sector=ferroalloy,model=saf_ferrosilicon,...
+    poll: str
+    quality_tags: str  # tags of plantwatch_quality up to, not including, `field`
+
+    @classmethod
+    def build(cls, measurement: str, tags: Mapping[str, str]) -> DeviceSeries:
+        """Prefixes for a device whose ordered `tags` start with plant and device."""
+        return cls(
+            data=series_prefix(measurement, tags),
+            poll=series_prefix(POLL_MEASUREMENT, tags),
+            quality_tags=series_prefix(QUALITY_MEASUREMENT, tags),
+        )
+
+
+def device_tags(
+    plant_id: str, device_id: str, sector: str, model: str, product: str | None, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The tag set of a device's points, in contract order."""
+    tags = {TAG_PLANT: plant_id, TAG_DEVICE: device_id, TAG_SECTOR: sector, TAG_MODEL: model}
+    tags[TAG_PRODUCT] = product or ""
+    tags.update(sorted(extra.items()))
+    return tags
+
+
+def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
+    """Lines for one poll: one data line per request timestamp, quality lines, a poll summary.
+
+    Bad values are never written as numbers: each becomes a plantwatch_quality point whose
+    `reason` field says why it is missing.
+    """
+    by_time: dict[int, list[str]] = {}
+    quality: list[str] = []
+    good = bad = 0
+    for reading in result.readings:
+        if reading.good:
+            try:
+                literal = format_field_value(reading.value)
+            except ValueError as exc:
+                reading = _as_bad(reading, str(exc))
+            else:
+                by_time.setdefault(reading.timestamp_ns, []).append(f"{escape_key(reading.field)}={literal}")
+                good += 1
+                continue
+        bad += 1
+        quality.append(
+            f"{series.quality_tags},{TAG_FIELD}={escape_tag_value(reading.field)} "
+            f"reason={format_field_value(reading.quality)} {reading.timestamp_ns}"
+        )
+    lines = [f"{series.data} {','.join(fields)} {ts}" for ts, fields in by_time.items()]
+    lines += quality
+    duration_ms = (result.finished_ns - result.started_ns) / 1e6
+    lines.append(
+        f"{series.poll} good={good}i,bad={bad}i,requests={result.requests}i,"
+        f"duration_ms={duration_ms!r} {result.started_ns}"
+    )
+    return lines
+
+
+def _as_bad(reading: Reading, reason: str) -> Reading:
+    return Reading(
+        reading.device, reading.field, None, reading.timestamp_ns, reason, reading.unit, reading.role
+    )
+
+
+def fields_line(
+    measurement: str, tags: Mapping[str, str], fields: Iterable[tuple[str, object]], ts: int
+) -> str:
+    """One line from plain values, for plantwatch's own measurements."""
+    body = ",".join(f"{escape_key(k)}={format_field_value(v)}" for k, v in fields)
+    return f"{series_prefix(measurement, tags)} {body} {ts}"

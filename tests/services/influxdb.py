@@ -1,0 +1,108 @@
+"""A real InfluxDB (Debian's `influxd`) for tests: own config, temp dirs, free ports, restartable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class InfluxDBServer:
+    """`influxd` on loopback; `stop()`/`start()` keep data and ports, like a real restart."""
+
+    def __init__(self, root: Path) -> None:
+        self.binary = shutil.which("influxd")
+        if self.binary is None:
+            raise RuntimeError("influxd not found: apt-get install influxdb (.ci/run does)")
+        self.root = root
+        self.http_port = _free_port()
+        self.rpc_port = _free_port()
+        self.config = root / "influxdb.conf"
+        self.config.write_text(
+            f"""reporting-enabled = false
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{root}/meta"
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{self.http_port}"
+  log-enabled = false
+[continuous_queries]
+  enabled = false
+""",
+            encoding="utf-8",
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = root / "influxd.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 30) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-config", str(self.config)], stdout=log, stderr=log)  # type: ignore[list-item]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"influxd exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp:
+                    if resp.status == 204:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError("influxd did not answer /ping")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+
+    def query(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
+        """Run InfluxQL; return the series of the first result (empty list when none)."""
+        params = {"q": q, "epoch": "ns"}
+        if db:
+            params["db"] = db
+        data = urllib.parse.urlencode(params).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as resp:
+            body = json.loads(resp.read())
+        result = body["results"][0]
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return result.get("series", [])
+
+    def create_database(self, db: str) -> None:
+        self.query(f'CREATE DATABASE "{db}"')
+
+    def write(self, lines: str, db: str) -> int:
+        req = urllib.request.Request(
+            f"{self.url}/write?db={db}&precision=ns", data=lines.encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
