@@ -1,4 +1,4 @@
-"""The `plantwatch` command: validate, probe, simulate, poll and demo."""
+"""The `plantwatch` command: validate, probe, simulate, poll, collect and demo."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from plantwatch.collector.errors import CollectorError
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
 from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.scheduler import Collector
+from plantwatch.collector.service import collect
 from plantwatch.config.device_map import load_device_map, map_not_found, resolve_map
 from plantwatch.config.plant import (
     DeviceConfig,
@@ -25,7 +27,7 @@ from plantwatch.config.plant import (
     parse_duration,
     parse_endpoint,
 )
-from plantwatch.config.problems import ConfigError
+from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.validate import validate_paths
 from plantwatch.simulator.server import servers_for_plant
 
@@ -203,10 +205,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Poll devices into the durable buffer and forward it to InfluxDB until SIGINT/SIGTERM."""
+    path = Path(args.config)
+    plant = load_plant_config(path)
+    if plant.config.influx is None:
+        raise ConfigError(
+            [Problem(str(path), "influx", "required by `plantwatch collect`: where readings go")]
+        )
+    try:
+        asyncio.run(collect(plant, plant.config.influx, health_interval=args.health_interval))
+    except CollectorError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="plantwatch", description=__doc__)
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default) or ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default: INFO for collect, else WARNING)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check device maps and plant configs")
@@ -237,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON reading per line")
     p.set_defaults(func=cmd_poll)
 
+    p = sub.add_parser("collect", help="poll devices into InfluxDB through the durable buffer")
+    p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
+    p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
+    p.set_defaults(func=cmd_collect, log_level_default="INFO")
+
     p = sub.add_parser("demo", help="the sample plant against the simulator, in one process")
     _sim_options(p, speed=600.0)
     p.add_argument("--duration", type=parse_duration, default=10.0, help="default 10s")
@@ -254,9 +281,8 @@ def _sim_options(p: argparse.ArgumentParser, speed: float = 1.0) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `plantwatch` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = (args.log_level or getattr(args, "log_level_default", "WARNING")).upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)

@@ -27,6 +27,7 @@ class InfluxDBServer:
         if self.binary is None:
             raise RuntimeError("influxd not found: apt-get install influxdb (.ci/run does)")
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.http_port = _free_port()
         self.rpc_port = _free_port()
         self.config = root / "influxdb.conf"

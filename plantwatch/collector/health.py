@@ -1,0 +1,99 @@
+"""The collector's own health: logged and written to InfluxDB (through the buffer) every interval."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.influx.forwarder import ForwarderStats
+from plantwatch.collector.influx.line_protocol import (
+    COLLECTOR_MEASUREMENT,
+    DEVICE_HEALTH_MEASUREMENT,
+    TAG_DEVICE,
+    TAG_PLANT,
+    fields_line,
+)
+from plantwatch.collector.sink import IngestStats
+
+log = logging.getLogger(__name__)
+
+
+class HealthReporter:
+    """Every `interval` seconds: one log line, one plantwatch_collector point, one point per device."""
+
+    def __init__(
+        self,
+        plant_id: str,
+        device_ids: list[str],
+        buffer: DurableBuffer,
+        ingest: IngestStats,
+        forwarder: ForwarderStats,
+        interval: float = 10.0,
+    ) -> None:
+        self.plant_id = plant_id
+        self.device_ids = device_ids
+        self.buffer = buffer
+        self.ingest = ingest
+        self.forwarder = forwarder
+        self.interval = interval
+        self.host = socket.gethostname()
+        self._last = (time.monotonic(), 0)
+
+    def report(self) -> str:
+        """Write the health points into the buffer and return the log line."""
+        now_mono, now_ns = time.monotonic(), time.time_ns()
+        then, readings_then = self._last
+        rate = (self.ingest.readings - readings_then) / max(now_mono - then, 1e-9)
+        self._last = (now_mono, self.ingest.readings)
+        fields: list[tuple[str, object]] = [
+            ("readings_per_s", round(rate, 3)),
+            ("polls", self.ingest.polls),
+            ("buffer_depth", self.buffer.depth),
+            ("buffer_bytes", self.buffer.size),
+            ("oldest_unsent_s", round(self.buffer.oldest_age(), 3)),
+            ("written", self.forwarder.written),
+            ("write_errors", self.forwarder.write_errors),
+            ("dead_letters", self.forwarder.dead_letters),
+            ("refused", self.buffer.refused),
+            ("dropped", self.buffer.dropped),
+        ]
+        lines = [
+            fields_line(COLLECTOR_MEASUREMENT, {TAG_PLANT: self.plant_id, "host": self.host}, fields, now_ns)
+        ]
+        stale = []
+        for device in self.device_ids:
+            last = self.ingest.last_good_ns.get(device)
+            if last is None:
+                stale.append(f"{device} (never good)")
+                continue
+            age = (now_ns - last) / 1e9
+            if age > 3 * self.interval:
+                stale.append(f"{device} (last good {age:.0f}s ago)")
+            tags = {TAG_PLANT: self.plant_id, TAG_DEVICE: device}
+            lines.append(
+                fields_line(DEVICE_HEALTH_MEASUREMENT, tags, [("last_success_age_s", round(age, 3))], now_ns)
+            )
+        self.buffer.append(lines)
+        text = (
+            f"health: {rate:.1f} readings/s, buffer {self.buffer.depth} lines "
+            f"(oldest {self.buffer.oldest_age():.1f}s), written {self.forwarder.written}, "
+            f"write errors {self.forwarder.write_errors}, dead letters {self.forwarder.dead_letters}, "
+            f"refused {self.buffer.refused}"
+        )
+        if stale:
+            text += "; not polling cleanly: " + ", ".join(stale)
+        return text
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Report every interval until stopped, and once more at the end."""
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval)
+            except TimeoutError:
+                log.info(self.report())
+                continue
+            log.info(self.report())
+            return

@@ -1,0 +1,200 @@
+"""The durable buffer: every accepted line is on disk before it counts, and leaves only once written.
+
+SQLite in WAL mode, not a home-made log: it is crash-safe by design (a `kill -9` never loses a
+committed transaction), it recovers its own journal on open, it is in Python's standard library,
+and `PRAGMA quick_check` tells a corrupt file apart. Each `append` is one transaction, so a
+poll's lines commit together (group commit, not an fsync per line); `synchronous=NORMAL`
+survives any process crash, `FULL` also survives power loss at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+WhenFull = Literal["refuse_new", "drop_oldest"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: order survives restarts
+    created_ns INTEGER NOT NULL,
+    line TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Lines read from the buffer, oldest first; `last_id` acknowledges them all."""
+
+    lines: list[str]
+    last_id: int
+    oldest_ns: int
+
+
+class DurableBuffer:
+    """An on-disk FIFO of line-protocol lines, bounded by `max_bytes` of stored text.
+
+    When full, `refuse_new` (default) keeps the oldest and refuses new lines; `drop_oldest`
+    deletes the oldest to make room. Either way the count is kept in `refused` / `dropped`
+    and the first occurrence is logged at ERROR.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = 1_000_000_000,
+        when_full: WhenFull = "refuse_new",
+        synchronous: Literal["normal", "full"] = "normal",
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.when_full = when_full
+        self.synchronous = synchronous
+        self.refused = 0
+        self.dropped = 0
+        self.moved_aside: Path | None = None
+        self._full_logged = False
+        self._conn = self._open()
+        count, size, oldest = self._conn.execute(
+            "SELECT count(*), coalesce(sum(length(line)), 0), min(created_ns) FROM lines"
+        ).fetchone()
+        self.depth: int = count
+        self.size: int = size
+        self._oldest_ns: int | None = oldest
+        if count:
+            log.info("buffer %s: recovered %d unsent line(s) from a previous run", path, count)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        conn.execute(_SCHEMA)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """Open the file; if it is corrupt, move it (and its WAL) aside and start a new one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._connect()
+            (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
+            if verdict == "ok":
+                return conn
+            conn.close()
+            reason = verdict
+        except sqlite3.DatabaseError as exc:
+            reason = str(exc)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.moved_aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                part.rename(f"{self.moved_aside}{suffix}")
+        log.error(
+            "buffer %s is corrupt (%s): moved to %s; starting an empty buffer. Lines in the old "
+            "file were not sent; inspect it with sqlite3 before deleting it.",
+            self.path,
+            reason,
+            self.moved_aside,
+        )
+        return self._connect()
+
+    def append(self, lines: list[str]) -> int:
+        """Store lines in one transaction; return how many were accepted (all, or 0 when refused)."""
+        if not lines:
+            return 0
+        incoming = sum(len(line) for line in lines)
+        if self.size + incoming > self.max_bytes and not self._make_room(incoming, len(lines)):
+            return 0
+        now = time.time_ns()
+        with self._transaction():
+            self._conn.executemany(
+                "INSERT INTO lines (created_ns, line) VALUES (?, ?)", [(now, line) for line in lines]
+            )
+        self.depth += len(lines)
+        self.size += incoming
+        if self._oldest_ns is None:
+            self._oldest_ns = now
+        return len(lines)
+
+    def _make_room(self, incoming: int, count: int) -> bool:
+        if not self._full_logged:
+            log.error(
+                "buffer %s is full (%d bytes, %d lines): %s",
+                self.path,
+                self.size,
+                self.depth,
+                "refusing new readings" if self.when_full == "refuse_new" else "dropping the oldest",
+            )
+            self._full_logged = True
+        if self.when_full == "refuse_new" or incoming > self.max_bytes:
+            self.refused += count
+            return False
+        while self.depth and self.size + incoming > self.max_bytes:
+            rows = self._conn.execute("SELECT id, length(line) FROM lines ORDER BY id LIMIT 1000").fetchall()
+            freed, last_id, removed = 0, rows[0][0], 0
+            for row_id, length in rows:
+                freed, last_id, removed = freed + length, row_id, removed + 1
+                if self.size - freed + incoming <= self.max_bytes:
+                    break
+            self._delete_through(last_id, removed, freed)
+            self.dropped += removed
+        return True
+
+    def read(self, limit: int) -> Batch | None:
+        """The oldest `limit` lines, or None when the buffer is empty."""
+        rows = self._conn.execute(
+            "SELECT id, created_ns, line FROM lines ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        if not rows:
+            return None
+        return Batch(lines=[row[2] for row in rows], last_id=rows[-1][0], oldest_ns=rows[0][1])
+
+    def ack(self, batch: Batch) -> None:
+        """InfluxDB has the batch: delete it."""
+        self._delete_through(batch.last_id, len(batch.lines), sum(len(line) for line in batch.lines))
+
+    def _delete_through(self, last_id: int, count: int, size: int) -> None:
+        with self._transaction():
+            self._conn.execute("DELETE FROM lines WHERE id <= ?", (last_id,))
+        self.depth -= count
+        self.size -= size
+        if self.depth == 0:
+            self._oldest_ns = None
+            self._full_logged = False
+        else:
+            (self._oldest_ns,) = self._conn.execute("SELECT min(created_ns) FROM lines").fetchone()
+        if self.size <= self.max_bytes * 0.9:
+            self._full_logged = False
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest unsent line was accepted (0 when empty)."""
+        return 0.0 if self._oldest_ns is None else (time.time_ns() - self._oldest_ns) / 1e9
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def close(self) -> None:
+        """Close the file; unsent lines stay for the next run."""
+        self._conn.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,242 @@
+"""Drain the durable buffer into InfluxDB in order, one batch in flight, losing nothing.
+
+- A batch leaves the buffer only after InfluxDB acknowledged it.
+- Timeouts, 5xx and 429 are retried with exponential backoff (1 s to 60 s), honouring Retry-After.
+- A rejected batch (400/413/422) is split in halves until the bad lines are isolated: the good
+  ones are written, each bad one goes to the dead-letter file with the server's reason.
+- Wrong credentials or a missing database (401/403/404) keep everything buffered and are retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.influx.writers import WriteError, Writer
+
+log = logging.getLogger(__name__)
+
+
+class Stopped(Exception):
+    """The forwarder was asked to stop while a batch was still unwritten."""
+
+
+@dataclass
+class ForwarderStats:
+    """Counters the health report publishes."""
+
+    written: int = 0
+    write_errors: int = 0
+    dead_letters: int = 0
+    last_error: str | None = None
+    recent: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, lines written)
+
+    def rate(self, window: float = 10.0) -> float:
+        """Lines written per second over the last `window` seconds."""
+        now = time.monotonic()
+        self.recent = [(t, n) for t, n in self.recent if now - t <= window]
+        if not self.recent:
+            return 0.0
+        span = max(now - self.recent[0][0], 1.0)
+        return sum(n for _, n in self.recent) / span
+
+
+class Forwarder:
+    """Sends batches of up to `batch_size` lines, or fewer once the oldest waited `flush_interval`."""
+
+    def __init__(
+        self,
+        buffer: DurableBuffer,
+        writer: Writer,
+        *,
+        batch_size: int = 5000,
+        flush_interval: float = 1.0,
+        dead_letter: Path,
+        backoff_min: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.buffer = buffer
+        self.writer = writer
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.dead_letter = dead_letter
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.stats = ForwarderStats()
+        self.wakeup = asyncio.Event()
+        self._failing = False
+        self._progress = DrainProgress(buffer, self.stats)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Forward until `stop` is set; an unfinished batch stays in the buffer."""
+        try:
+            while not stop.is_set():
+                if not await self.send_batch(stop):
+                    self.wakeup.clear()
+                    await _wait_any(stop, self.wakeup, self.flush_interval)
+        except Stopped:
+            pass
+        finally:
+            self._progress.finish()
+
+    async def flush(self, deadline: float) -> bool:
+        """Send what is buffered within `deadline` seconds; True when the buffer is empty."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(deadline, stop.set)
+        try:
+            while self.buffer.depth and not stop.is_set():
+                await self.send_batch(stop, linger=False)
+        except Stopped:
+            pass
+        finally:
+            timer.cancel()
+        return self.buffer.depth == 0
+
+    async def send_batch(self, stop: asyncio.Event, *, linger: bool = True) -> bool:
+        """Send the oldest batch; False when there was nothing (yet) worth sending."""
+        batch = self.buffer.read(self.batch_size)
+        if batch is None:
+            return False
+        young = (time.time_ns() - batch.oldest_ns) / 1e9 < self.flush_interval
+        if linger and len(batch.lines) < self.batch_size and young:
+            return False
+        await self._deliver(batch.lines, stop)
+        self.buffer.ack(batch)
+        self.stats.recent.append((time.monotonic(), len(batch.lines)))
+        self._progress.update()
+        if self._failing:
+            log.info(
+                "InfluxDB %s: writing again; %d line(s) still buffered", self.writer.target, self.buffer.depth
+            )
+            self._failing = False
+        return True
+
+    async def _deliver(self, lines: list[str], stop: asyncio.Event) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.writer.write(lines)
+                self.stats.written += len(lines)
+                return
+            except WriteError as exc:
+                if exc.kind == "reject":
+                    await self._split(lines, exc, stop)
+                    return
+                self._record_failure(exc)
+                delay = exc.retry_after
+                if delay is None:
+                    delay = min(self.backoff_max, self.backoff_min * 2**attempt)
+                attempt += 1
+                if await _wait_any(stop, None, delay):
+                    raise Stopped from exc
+
+    async def _split(self, lines: list[str], exc: WriteError, stop: asyncio.Event) -> None:
+        if len(lines) == 1:
+            self._write_dead_letter(lines[0], exc)
+            return
+        middle = len(lines) // 2
+        await self._deliver(lines[:middle], stop)
+        await self._deliver(lines[middle:], stop)
+
+    def _record_failure(self, exc: WriteError) -> None:
+        self.stats.write_errors += 1
+        self.stats.last_error = str(exc)
+        level = logging.DEBUG if self._failing else logging.ERROR
+        self._failing = True
+        log.log(
+            level,
+            "InfluxDB %s: %s; %d line(s) kept in the buffer",
+            self.writer.target,
+            exc,
+            self.buffer.depth,
+        )
+
+    def _write_dead_letter(self, line: str, exc: WriteError) -> None:
+        self.stats.dead_letters += 1
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "target": self.writer.target,
+            "status": exc.status,
+            "reason": str(exc),
+            "line": line,
+        }
+        with self.dead_letter.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        log.error("dead letter (%s): %s -> %s", exc.status, line[:200], self.dead_letter)
+
+
+class DrainProgress:
+    """Shows a backlog draining: a log line every 10 s, and a live bar when stderr is a terminal."""
+
+    def __init__(self, buffer: DurableBuffer, stats: ForwarderStats, threshold: int = 20_000) -> None:
+        self.buffer = buffer
+        self.stats = stats
+        self.threshold = threshold
+        self.tty = sys.stderr.isatty()
+        self._active = False
+        self._start_depth = 0
+        self._last_log = 0.0
+        self._last_bar = 0.0
+
+    def update(self) -> None:
+        """Called after each batch."""
+        depth = self.buffer.depth
+        if not self._active:
+            if depth < self.threshold:
+                return
+            self._active, self._start_depth = True, depth
+            log.info("draining a backlog of %d line(s) to InfluxDB", depth)
+        now = time.monotonic()
+        rate = self.stats.rate()
+        eta = depth / rate if rate else float("inf")
+        if now - self._last_log >= 10:
+            self._last_log = now
+            log.info("backlog: %d line(s) left, %.0f lines/s, ETA %s", depth, rate, _clock(eta))
+        if self.tty and now - self._last_bar >= 0.5:
+            self._last_bar = now
+            done = 1 - depth / max(self._start_depth, depth, 1)
+            bar = "#" * int(done * 30)
+            sys.stderr.write(f"\r[{bar:<30}] {done:4.0%} {depth} left, {rate:.0f}/s, ETA {_clock(eta)} ")
+            sys.stderr.flush()
+        if depth < self.batch_floor():
+            self.finish()
+
+    def batch_floor(self) -> int:
+        """Below this depth the backlog counts as drained."""
+        return max(1, self.threshold // 10)
+
+    def finish(self) -> None:
+        """End the progress display."""
+        if self._active:
+            if self.tty:
+                sys.stderr.write("\n")
+            log.info("backlog drained; %d line(s) buffered", self.buffer.depth)
+            self._active = False
+
+
+def _clock(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+async def _wait_any(stop: asyncio.Event, other: asyncio.Event | None, timeout: float) -> bool:
+    """Wait until `stop` (returns True), `other` or the timeout (returns False)."""
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if other is not None:
+        waiters.append(asyncio.ensure_future(other.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return stop.is_set()

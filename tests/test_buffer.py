@@ -1,0 +1,109 @@
+"""The durable buffer: order, restarts, kill -9, the size cap and its policies, corrupt files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plantwatch.collector.influx.buffer import DurableBuffer
+
+
+def test_fifo_order_ack_and_restart(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    buffer = DurableBuffer(path)
+    for i in range(10):
+        assert buffer.append([f"m v={i}i {i}", f"m w={i}i {i}"]) == 2
+    assert (buffer.depth, buffer.size) == (20, sum(len(f"m v={i}i {i}") * 2 for i in range(10)))
+    first = buffer.read(5)
+    assert first is not None
+    assert first.lines == ["m v=0i 0", "m w=0i 0", "m v=1i 1", "m w=1i 1", "m v=2i 2"]
+    buffer.ack(first)
+    buffer.close()
+
+    reopened = DurableBuffer(path)
+    assert reopened.depth == 15
+    rest = reopened.read(100)
+    assert rest is not None and rest.lines[0] == "m w=2i 2" and rest.lines[-1] == "m w=9i 9"
+    reopened.ack(rest)
+    assert (reopened.depth, reopened.size, reopened.read(10), reopened.oldest_age()) == (0, 0, None, 0.0)
+    assert reopened.append(["m v=10i 10"]) == 1
+    after = reopened.read(10)
+    assert after is not None and after.last_id == 21  # ids are never reused, so order holds
+
+
+def test_refuse_new_when_full_keeps_the_oldest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite", max_bytes=100)
+    assert buffer.append(["x" * 40, "y" * 40]) == 2
+    with caplog.at_level(logging.ERROR):
+        assert buffer.append(["z" * 30]) == 0
+        assert buffer.append(["z" * 30]) == 0
+    assert buffer.refused == 2
+    assert [r.getMessage() for r in caplog.records].count(
+        f"buffer {tmp_path / 'b.sqlite'} is full (80 bytes, 2 lines): refusing new readings"
+    ) == 1
+    batch = buffer.read(10)
+    assert batch is not None and batch.lines == ["x" * 40, "y" * 40]
+
+
+def test_drop_oldest_when_full_makes_room(tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite", max_bytes=100, when_full="drop_oldest")
+    for char in "abcde":
+        buffer.append([char * 30])
+    assert buffer.dropped == 2
+    batch = buffer.read(10)
+    assert batch is not None and batch.lines == ["c" * 30, "d" * 30, "e" * 30]
+    assert buffer.size == 90
+
+
+def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "b.sqlite"
+    path.write_bytes(b"this is not a database, it was cut short by a bad disk" * 100)
+    with caplog.at_level(logging.ERROR):
+        buffer = DurableBuffer(path)
+    assert buffer.moved_aside is not None and buffer.moved_aside.exists()
+    assert buffer.moved_aside.read_bytes().startswith(b"this is not a database")
+    assert buffer.append(["m v=1i 1"]) == 1
+    assert any(
+        "is corrupt" in r.getMessage() and str(buffer.moved_aside) in r.getMessage() for r in caplog.records
+    )
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from plantwatch.collector.influx.buffer import DurableBuffer
+buffer = DurableBuffer(Path(sys.argv[1]))
+i = 0
+while True:
+    buffer.append([f"m,device=d v={i}i,w={j}i {i}" for j in range(20)])
+    print(i, flush=True)  # printed only after the commit: everything up to i was accepted
+    i += 1
+"""
+
+
+def test_kill_9_mid_stream_loses_nothing_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    last = -1
+    while last < 2000 and time.monotonic() < deadline:
+        last = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    buffer = DurableBuffer(path)
+    assert buffer.moved_aside is None
+    batch = buffer.read(10**7)
+    assert batch is not None
+    accepted = {int(line.split(" ")[2]) for line in batch.lines}
+    assert set(range(last + 1)) <= accepted  # every append acknowledged before the kill is there
+    assert len(batch.lines) % 20 == 0  # appends are atomic: no half-written poll

@@ -1,0 +1,165 @@
+"""Writers and forwarder against a real InfluxDB (v1 /write, and v2 through the 1.8-style proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.influx.forwarder import Forwarder
+from plantwatch.collector.influx.writers import WriteError, make_writer
+from plantwatch.config.plant import InfluxConfig
+from tests.services.influx_proxy import InfluxProxy
+from tests.services.influxdb import InfluxDBServer
+
+
+def lines(n: int, start: int = 0) -> list[str]:
+    return [f"m,device=d{i % 3} v={float(i)},n={i}i {1_000_000 + i}" for i in range(start, start + n)]
+
+
+def count(influxdb: InfluxDBServer, db: str, measurement: str = "m") -> int:
+    series = influxdb.query(f'SELECT count("n") FROM "{measurement}"', db)
+    return series[0]["values"][0][1] if series else 0
+
+
+def v1_config(url: str, db: str, **extra: object) -> InfluxConfig:
+    return InfluxConfig(url=url, api="v1", database=db, timeout="5s", **extra)  # type: ignore[arg-type]
+
+
+def test_v1_writer_writes_and_reads_back(influxdb: InfluxDBServer, influx_db: str) -> None:
+    writer = make_writer(v1_config(influxdb.url, influx_db))
+    asyncio.run(writer.write(lines(500)))
+    writer.close()
+    assert count(influxdb, influx_db) == 500
+    (series,) = influxdb.query("SELECT v, n FROM m WHERE device = 'd1' ORDER BY time LIMIT 2", influx_db)
+    assert series["values"] == [[1_000_001, 1.0, 1], [1_000_004, 4.0, 4]]
+
+
+def test_v2_writer_through_the_18_style_api(
+    influxdb: InfluxDBServer, influx_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PW_TEST_TOKEN", "reader:secret")
+    with InfluxProxy(influxdb.url) as proxy:
+        config = InfluxConfig(
+            url=proxy.url, api="v2", bucket=f"{influx_db}/autogen", token_env="PW_TEST_TOKEN"
+        )
+        writer = make_writer(config)
+        asyncio.run(writer.write(lines(300)))
+        writer.close()
+    assert count(influxdb, influx_db) == 300
+    assert [path for path, _ in proxy.requests] == ["/api/v2/write"]
+
+
+def test_errors_are_classified_with_the_servers_reason(influxdb: InfluxDBServer, influx_db: str) -> None:
+    missing = make_writer(v1_config(influxdb.url, "no_such_db"))
+    with pytest.raises(WriteError) as info:
+        asyncio.run(missing.write(lines(1)))
+    assert (info.value.kind, info.value.status) == ("config", 404)
+    assert "database not found" in str(info.value)
+
+    writer = make_writer(v1_config(influxdb.url, influx_db))
+    with pytest.raises(WriteError) as info:
+        asyncio.run(writer.write(["m v=1 1", "this is not line protocol"]))
+    assert (info.value.kind, info.value.status) == ("reject", 400)
+    assert "unable to parse" in str(info.value)
+
+    down = make_writer(v1_config("http://127.0.0.1:9", influx_db))
+    with pytest.raises(WriteError) as info:
+        asyncio.run(down.write(lines(1)))
+    assert info.value.kind == "retry" and "cannot reach InfluxDB at http://127.0.0.1:9" in str(info.value)
+
+
+def test_missing_secret_names_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PW_ABSENT", raising=False)
+    with pytest.raises(Exception, match="environment variable PW_ABSENT"):
+        make_writer(InfluxConfig(url="http://x", api="v2", bucket="b", token_env="PW_ABSENT"))
+
+
+def run_forwarder(buffer: DurableBuffer, forwarder: Forwarder, until_empty: float = 30) -> None:
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(forwarder.run(stop))
+        deadline = time.monotonic() + until_empty
+        while buffer.depth and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+
+
+def test_one_bad_line_is_dead_lettered_and_the_rest_written(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path
+) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    good = lines(100)
+    bad = 'm,device=d0 v="text where a float belongs",n=1i 2000000'  # field type conflict
+    buffer.append([*good[:37], bad, *good[37:]])
+    dead = tmp_path / "dead.jsonl"
+    forwarder = Forwarder(
+        buffer, make_writer(v1_config(influxdb.url, influx_db)), batch_size=1000, dead_letter=dead
+    )
+    run_forwarder(buffer, forwarder)
+    assert count(influxdb, influx_db) == 100
+    assert forwarder.stats.dead_letters == 1
+    (record,) = [json.loads(line) for line in dead.read_text(encoding="utf-8").splitlines()]
+    assert record["line"] == bad and record["status"] == 400
+    assert "field type conflict" in record["reason"]
+    assert buffer.depth == 0
+
+
+def test_retry_after_is_honoured(influxdb: InfluxDBServer, influx_db: str, tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    buffer.append(lines(10))
+    with InfluxProxy(influxdb.url) as proxy:
+        proxy.inject = [(429, {"Retry-After": "2"}, '{"error":"slow down"}'), (503, {}, "{}")]
+        forwarder = Forwarder(
+            buffer, make_writer(v1_config(proxy.url, influx_db)), batch_size=100,
+            flush_interval=0.01, dead_letter=tmp_path / "d", backoff_min=0.1,
+        )  # fmt: skip
+        started = time.monotonic()
+        run_forwarder(buffer, forwarder)
+        elapsed = time.monotonic() - started
+    assert count(influxdb, influx_db) == 10
+    assert forwarder.stats.write_errors == 2
+    assert 2.0 <= elapsed < 5  # waited Retry-After (2 s), then the 0.1 s backoff after the 503
+    assert len(proxy.requests) == 3
+
+
+def test_outage_keeps_everything_and_drains_in_order(tmp_path: Path) -> None:
+    influx = InfluxDBServer(tmp_path / "influx")
+    influx.start()
+    influx.create_database("plant")
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    try:
+        with InfluxProxy(influx.url) as proxy:
+            writer = make_writer(v1_config(proxy.url, "plant"))
+            forwarder = Forwarder(buffer, writer, batch_size=250, flush_interval=0.05,
+                                  dead_letter=tmp_path / "d", backoff_min=0.2, backoff_max=0.5)  # fmt: skip
+
+            async def run() -> None:
+                stop = asyncio.Event()
+                task = asyncio.create_task(forwarder.run(stop))
+                for chunk in range(20):  # 2,000 lines arrive while InfluxDB is down for a while
+                    buffer.append(lines(100, start=chunk * 100))
+                    if chunk == 3:
+                        influx.stop()
+                    if chunk == 15:
+                        influx.start()
+                    await asyncio.sleep(0.1)
+                while buffer.depth:
+                    await asyncio.sleep(0.05)
+                stop.set()
+                await task
+
+            asyncio.run(run())
+        assert count(influx, "plant") == 2000
+        assert forwarder.stats.write_errors > 0
+        firsts = [int(batch[0].rsplit(" ", 1)[1]) for path, batch in proxy.requests]
+        assert firsts == sorted(firsts)  # every batch, retries included, in buffer order
+    finally:
+        influx.stop()
