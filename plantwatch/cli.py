@@ -283,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = (args.log_level or getattr(args, "log_level_default", "WARNING")).upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pymodbus").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for chatty in ("pymodbus", "apscheduler"):  # they log every request / job run at INFO
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -1,7 +1,7 @@
 """Drain the durable buffer into InfluxDB in order, one batch in flight, losing nothing.
 
 - A batch leaves the buffer only after InfluxDB acknowledged it.
-- Timeouts, 5xx and 429 are retried with exponential backoff (1 s to 60 s), honouring Retry-After.
+- Timeouts, 5xx and 429 are retried with exponential backoff (1 s to 15 s), honouring Retry-After.
 - A rejected batch (400/413/422) is split in halves until the bad lines are isolated: the good
   ones are written, each bad one goes to the dead-letter file with the server's reason.
 - Wrong credentials or a missing database (401/403/404) keep everything buffered and are retried.
@@ -60,7 +60,7 @@ class Forwarder:
         flush_interval: float = 1.0,
         dead_letter: Path,
         backoff_min: float = 1.0,
-        backoff_max: float = 60.0,
+        backoff_max: float = 15.0,
     ) -> None:
         self.buffer = buffer
         self.writer = writer
@@ -80,7 +80,13 @@ class Forwarder:
             while not stop.is_set():
                 if not await self.send_batch(stop):
                     self.wakeup.clear()
-                    await _wait_any(stop, self.wakeup, self.flush_interval)
+                    # Sleep until the oldest line is due, a full batch is waiting, or stop.
+                    due = (
+                        self.flush_interval - self.buffer.oldest_age()
+                        if self.buffer.depth
+                        else self.flush_interval
+                    )
+                    await _wait_any(stop, self.wakeup, max(0.01, due))
         except Stopped:
             pass
         finally:

@@ -1,0 +1,31 @@
+"""Helpers to run plantwatch commands as separate processes and wait for their sockets."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def wait_for_port(port: int, deadline: float = 15) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def start_plantwatch(*args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`python -m plantwatch ARGS` in its own process, output to `log` (or discarded)."""
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "plantwatch", *args], stdout=out, stderr=out)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    """SIGTERM and wait for a clean exit; return the exit code."""
+    proc.terminate()
+    return proc.wait(timeout)
