@@ -152,3 +152,54 @@ def test_the_docs_list_every_role() -> None:
     doc = (REPO / "docs" / "device-maps.md").read_text(encoding="utf-8")
     for role in Role:
         assert f"| `{role.value}` |" in doc, role
+
+
+def test_influx_readme_embeds_its_sample_and_the_sample_is_valid() -> None:
+    import yaml
+
+    from plantwatch.config.plant import BufferConfig, InfluxConfig
+
+    folder = REPO / "plantwatch" / "collector" / "influx"
+    sample = (folder / "sample.influx.yaml").read_text(encoding="utf-8")
+    assert f"```yaml\n{sample}```" in (folder / "README.md").read_text(encoding="utf-8")
+    data = yaml.safe_load(sample)
+    assert InfluxConfig.model_validate(data["influx"]).api == "v1"
+    assert BufferConfig.model_validate(data["buffer"]).max_size == 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("influx", "message"),
+    [
+        ({"url": "http://x", "api": "v2"}, "api v2 needs `bucket`"),
+        ({"url": "http://x", "api": "v1"}, "api v1 needs `database`"),
+        ({"url": "http://x", "api": "v1", "database": "d", "bucket": "b"}, "`org` and `bucket` belong to api v2"),
+        ({"url": "influx:8086", "bucket": "b"}, "String should match pattern"),
+        ({"url": "http://x", "bucket": "b", "token": "s3cret"}, "unknown key"),
+    ],
+)
+def test_influx_section_problems_name_the_key(influx: dict[str, object], message: str) -> None:
+    from plantwatch.config.plant import parse_plant_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_plant_config({"plant": {"id": "p", "name": "P"}, "influx": influx}, "plant.yaml", REPO)
+    (problem,) = info.value.problems
+    assert problem.path.startswith("influx") and message in problem.message
+    assert "s3cret" not in str(info.value)  # a secret pasted into the file is never echoed
+
+
+def test_device_tags_that_influxdb_cannot_store_are_rejected() -> None:
+    from plantwatch.config.plant import parse_plant_config
+
+    devices = [
+        {"id": "a", "map": "dust_cems", "url": "tcp://h:502", "unit": 1, "tags": {"line": "north\nsouth"}},
+        {"id": "b", "map": "dust_cems", "url": "tcp://h:502", "unit": 2, "tags": {"device": "x"}},
+        {"id": "c", "map": "dust_cems", "url": "tcp://h:502", "unit": 3, "tags": {"Zone": "x"}},
+        {"id": "d", "map": "dust_cems", "url": "tcp://h:502", "unit": 4, "tags": {"zone": "炉 1, east=2"}},
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_plant_config({"plant": {"id": "p", "name": "P"}, "devices": devices}, "plant.yaml", REPO)
+    assert [(p.path, p.message) for p in info.value.problems] == [
+        ("devices.0.tags", "tag line: value 'north\\nsouth' has a newline, control character or backslash"),
+        ("devices.1.tags", "tag key 'device' is set by plantwatch itself"),
+        ("devices.2.tags", "tag key 'Zone' must be lowercase letters, digits and _"),
+    ]
