@@ -20,22 +20,31 @@ def test_fifo_order_ack_and_restart(tmp_path: Path) -> None:
     buffer = DurableBuffer(path)
     for i in range(10):
         assert buffer.append([f"m v={i}i {i}", f"m w={i}i {i}"]) == 2
-    assert (buffer.depth, buffer.size) == (20, sum(len(f"m v={i}i {i}") * 2 for i in range(10)))
-    first = buffer.read(5)
+    assert (buffer.depth, buffer.size) == (20, sum(len(f"m v={i}i {i}\nm w={i}i {i}") for i in range(10)))
+    first = buffer.read(5)  # whole groups only: two groups of two lines fit in five
     assert first is not None
-    assert first.lines == ["m v=0i 0", "m w=0i 0", "m v=1i 1", "m w=1i 1", "m v=2i 2"]
+    assert first.lines == ["m v=0i 0", "m w=0i 0", "m v=1i 1", "m w=1i 1"]
     buffer.ack(first)
     buffer.close()
 
     reopened = DurableBuffer(path)
-    assert reopened.depth == 15
+    assert reopened.depth == 16
     rest = reopened.read(100)
-    assert rest is not None and rest.lines[0] == "m w=2i 2" and rest.lines[-1] == "m w=9i 9"
+    assert rest is not None and rest.lines[0] == "m v=2i 2" and rest.lines[-1] == "m w=9i 9"
+    assert len(rest.lines) == 16
     reopened.ack(rest)
     assert (reopened.depth, reopened.size, reopened.read(10), reopened.oldest_age()) == (0, 0, None, 0.0)
     assert reopened.append(["m v=10i 10"]) == 1
     after = reopened.read(10)
-    assert after is not None and after.last_id == 21  # ids are never reused, so order holds
+    assert after is not None and after.last_id == 11  # ids are never reused, so order holds
+
+
+def test_a_group_larger_than_the_limit_is_read_whole(tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    buffer.append([f"m v={i}i {i}" for i in range(7)])
+    buffer.append(["m v=7i 7"])
+    batch = buffer.read(3)
+    assert batch is not None and len(batch.lines) == 7
 
 
 def test_refuse_new_when_full_keeps_the_oldest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -46,7 +55,7 @@ def test_refuse_new_when_full_keeps_the_oldest(tmp_path: Path, caplog: pytest.Lo
         assert buffer.append(["z" * 30]) == 0
     assert buffer.refused == 2
     assert [r.getMessage() for r in caplog.records].count(
-        f"buffer {tmp_path / 'b.sqlite'} is full (80 bytes, 2 lines): refusing new readings"
+        f"buffer {tmp_path / 'b.sqlite'} is full (81 bytes, 2 lines): refusing new readings"
     ) == 1
     batch = buffer.read(10)
     assert batch is not None and batch.lines == ["x" * 40, "y" * 40]

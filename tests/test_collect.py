@@ -157,7 +157,8 @@ def test_kill_9_then_restart_loses_nothing_accepted(
     for suffix in ("-wal", "-shm"):
         if (tmp_path / f"buffer.sqlite{suffix}").exists():
             shutil.copy(tmp_path / f"buffer.sqlite{suffix}", f"{snapshot}{suffix}")
-    pending = [row[0] for row in sqlite3.connect(snapshot).execute("SELECT line FROM lines ORDER BY id")]
+    rows = sqlite3.connect(snapshot).execute("SELECT data FROM chunks ORDER BY id")
+    pending = [line for (data,) in rows for line in data.split("\n")]
     poll_lines = [line for line in pending if line.startswith("plantwatch_poll,")]
     pending_polls = {
         (line.split(",device=")[1].split(",")[0], int(line.rsplit(" ", 1)[1])) for line in poll_lines

@@ -172,7 +172,10 @@ def test_influx_readme_embeds_its_sample_and_the_sample_is_valid() -> None:
     [
         ({"url": "http://x", "api": "v2"}, "api v2 needs `bucket`"),
         ({"url": "http://x", "api": "v1"}, "api v1 needs `database`"),
-        ({"url": "http://x", "api": "v1", "database": "d", "bucket": "b"}, "`org` and `bucket` belong to api v2"),
+        (
+            {"url": "http://x", "api": "v1", "database": "d", "bucket": "b"},
+            "`org` and `bucket` belong to api v2",
+        ),
         ({"url": "influx:8086", "bucket": "b"}, "String should match pattern"),
         ({"url": "http://x", "bucket": "b", "token": "s3cret"}, "unknown key"),
     ],

@@ -93,6 +93,25 @@ def test_compiled_decoder_agrees_with_decode(words: list[int], value_type: str, 
     assert compile_decoder(value_type, order)(words[:width]) == decode(words[:width], value_type, order)
 
 
+@given(raw=st.integers(0, 65535), scale=st.sampled_from([0.1, 0.01, 0.001, 0.25, 1e-05, 2.5]),
+       offset=st.sampled_from([0.0, -40.0, 273.15, 0.5]))  # fmt: skip
+def test_decimal_scaling_is_the_double_nearest_the_exact_decimal(
+    raw: int, scale: float, offset: float
+) -> None:
+    from decimal import Decimal
+
+    exact = Decimal(raw) * Decimal(repr(scale)) + Decimal(repr(offset))
+    assert compile_decoder("uint16", scale=scale, offset=offset)([raw]) == float(exact)
+
+
+@given(
+    text=st.text(alphabet="ABCXYZ0129 -", max_size=8), order=st.sampled_from(["ABCD", "CDAB", "BADC", "DCBA"])
+)
+def test_compiled_string_decoder_agrees_with_decode(text: str, order: str) -> None:
+    words = encode(text, "string", order, length=4)
+    assert compile_decoder("string", order)(words) == decode(words, "string", order) == text.rstrip(" ")
+
+
 def test_nan_and_infinity_are_decode_errors() -> None:
     with pytest.raises(DecodeError, match="nan"):
         compile_decoder("float32")(encode(math.nan, "float32"))

@@ -135,18 +135,29 @@ def compile_decoder(
     Integers stay integers when scale and offset are whole; an integer register scaled by 0.01
     is rounded to two decimals, so float noise (93.46000000000001) never reaches a sink.
     """
-    if value_type in ("bool", "string"):
+    if value_type == "bool":
         return lambda words: decode(words, value_type, byte_order, bit=bit)
-    unpack = struct.Struct(">" + STRUCT_FORMATS[value_type][0]).unpack
+    swap_bytes = byte_order in ("BADC", "DCBA")
+    reverse_words = byte_order in ("CDAB", "DCBA")
+    if value_type == "string":
+        return _string_decoder(swap_bytes, reverse_words)
+    fmt, count = STRUCT_FORMATS[value_type]
+    unpack = struct.Struct(">" + fmt).unpack
+    # Byte orders as struct packing: BADC/DCBA write each word little-endian (bytes swapped),
+    # CDAB/DCBA reverse the word order; the result is the value's big-endian bytes.
+    pack = struct.Struct(("<" if swap_bytes else ">") + f"{count}H").pack
     mask = (1 << counter_bits) - 1 if counter_bits else None
     plain = scale == 1 and offset == 0
     whole = float(scale).is_integer() and float(offset).is_integer()
+    # A decimal scale as integers: raw × 0.01 + 1.5 = (raw × 2 + 300) / 200 ... with 10**digits:
+    # one correctly rounded division gives the double nearest the exact decimal result.
     digits = _decimals(scale) + _decimals(offset)
-    reorder = byte_order != "ABCD"
+    denominator = 10**digits
+    scale_int, offset_int = round(scale * denominator), round(offset * denominator)
+    decimal = scale_int == scale * denominator and offset_int == offset * denominator
 
     def decoder(words: Sequence[int]) -> Value:
-        data = registers_to_bytes(words)
-        (raw,) = unpack(_to_canonical(data, byte_order) if reorder else data)
+        (raw,) = unpack(pack(*(words[::-1] if reverse_words else words)))
         if isinstance(raw, float):
             if not math.isfinite(raw):
                 raise DecodeError(f"value is {raw}")
@@ -157,7 +168,23 @@ def compile_decoder(
             return raw
         if whole:
             return raw * int(scale) + int(offset)
+        if decimal:
+            return (raw * scale_int + offset_int) / denominator
         return round(raw * scale + offset, digits)
+
+    return decoder
+
+
+def _string_decoder(swap_bytes: bool, reverse_words: bool) -> Callable[[Sequence[int]], Value]:
+    def decoder(words: Sequence[int]) -> Value:
+        data = struct.pack(
+            f"{'<' if swap_bytes else '>'}{len(words)}H", *(words[::-1] if reverse_words else words)
+        )
+        text = data.rstrip(b"\x00 ")
+        try:
+            return text.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"string is not ASCII: {data!r}") from exc
 
     return decoder
 

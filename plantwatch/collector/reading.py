@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from plantwatch.collector.decoding import Value
 
 GOOD = "good"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One value of one field of one device at one instant, with its quality.
 
     `quality` is "good" or the reason the value is missing ("timeout", "exception 2
     ILLEGAL_ADDRESS", "decode error: ..."); `value` is None whenever quality is not good.
+    Immutable; a NamedTuple because the collector makes one per value (3x cheaper to build
+    than a frozen dataclass).
     """
 
     device: str

@@ -268,6 +268,7 @@ def _cross_checks(
     seen_ids: dict[str, int] = {}
     seen_addr: dict[tuple[str, int], int] = {}
     serial_settings: dict[str, tuple[int, Endpoint]] = {}
+    loaded: dict[Path, DeviceMap] = {}
 
     def add(i: int, key: str, message: str) -> None:
         problems.append((i, Problem(file, f"devices.{i}.{key}", message)))
@@ -294,7 +295,9 @@ def _cross_checks(
             add(i, "map", map_not_found(dev.map, map_path))
             continue
         try:
-            maps[dev.id] = load_device_map(map_path)
+            if map_path not in loaded:  # many devices share a model: load each file once
+                loaded[map_path] = load_device_map(map_path)
+            maps[dev.id] = loaded[map_path]
         except ConfigError as exc:
             add(i, "map", f"device map {dev.map!r} is invalid ({len(exc.problems)} problem(s), below)")
             problems.extend((i, problem) for problem in exc.problems)

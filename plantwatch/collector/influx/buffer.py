@@ -2,9 +2,11 @@
 
 SQLite in WAL mode, not a home-made log: it is crash-safe by design (a `kill -9` never loses a
 committed transaction), it recovers its own journal on open, it is in Python's standard library,
-and `PRAGMA quick_check` tells a corrupt file apart. Each `append` is one transaction, so a
-poll's lines commit together (group commit, not an fsync per line); `synchronous=NORMAL`
-survives any process crash, `FULL` also survives power loss at the cost of an fsync per commit.
+and `PRAGMA quick_check` tells a corrupt file apart. Each `append` is one transaction storing
+one row: the group's lines joined by newlines (a line never holds a raw newline, see
+line_protocol.py), so the cost per line is a string join, not a B-tree insert and delete.
+`synchronous=NORMAL` survives any process crash, `FULL` also survives power loss at the cost of
+an fsync per commit.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ log = logging.getLogger(__name__)
 WhenFull = Literal["refuse_new", "drop_oldest"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS lines (
+CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: order survives restarts
     created_ns INTEGER NOT NULL,
-    line TEXT NOT NULL
+    lines INTEGER NOT NULL,                -- how many lines `data` holds
+    data TEXT NOT NULL                     -- the lines, joined by newlines
 )
 """
 
@@ -37,13 +40,14 @@ class Batch:
     lines: list[str]
     last_id: int
     oldest_ns: int
+    size: int  # stored characters, for the size cap
 
 
 class DurableBuffer:
-    """An on-disk FIFO of line-protocol lines, bounded by `max_bytes` of stored text.
+    """An on-disk FIFO of line-protocol lines in groups, bounded by `max_bytes` of stored text.
 
-    When full, `refuse_new` (default) keeps the oldest and refuses new lines; `drop_oldest`
-    deletes the oldest to make room. Either way the count is kept in `refused` / `dropped`
+    When full, `refuse_new` (default) keeps the oldest and refuses the new group; `drop_oldest`
+    deletes the oldest groups to make room. Either way the count is kept in `refused` / `dropped`
     and the first occurrence is logged at ERROR.
     """
 
@@ -65,7 +69,7 @@ class DurableBuffer:
         self._full_logged = False
         self._conn = self._open()
         count, size, oldest = self._conn.execute(
-            "SELECT count(*), coalesce(sum(length(line)), 0), min(created_ns) FROM lines"
+            "SELECT coalesce(sum(lines), 0), coalesce(sum(length(data)), 0), min(created_ns) FROM chunks"
         ).fetchone()
         self.depth: int = count
         self.size: int = size
@@ -111,16 +115,16 @@ class DurableBuffer:
         """Store lines in one transaction; return how many were accepted (all, or 0 when refused)."""
         if not lines:
             return 0
-        incoming = sum(len(line) for line in lines)
-        if self.size + incoming > self.max_bytes and not self._make_room(incoming, len(lines)):
+        data = "\n".join(lines)
+        if self.size + len(data) > self.max_bytes and not self._make_room(len(data), len(lines)):
             return 0
         now = time.time_ns()
         with self._transaction():
-            self._conn.executemany(
-                "INSERT INTO lines (created_ns, line) VALUES (?, ?)", [(now, line) for line in lines]
+            self._conn.execute(
+                "INSERT INTO chunks (created_ns, lines, data) VALUES (?, ?, ?)", (now, len(lines), data)
             )
         self.depth += len(lines)
-        self.size += incoming
+        self.size += len(data)
         if self._oldest_ns is None:
             self._oldest_ns = now
         return len(lines)
@@ -139,10 +143,13 @@ class DurableBuffer:
             self.refused += count
             return False
         while self.depth and self.size + incoming > self.max_bytes:
-            rows = self._conn.execute("SELECT id, length(line) FROM lines ORDER BY id LIMIT 1000").fetchall()
-            freed, last_id, removed = 0, rows[0][0], 0
-            for row_id, length in rows:
-                freed, last_id, removed = freed + length, row_id, removed + 1
+            rows = self._conn.execute(
+                "SELECT id, lines, length(data) FROM chunks ORDER BY id LIMIT 100"
+            ).fetchall()
+            freed = removed = 0
+            last_id = rows[0][0]
+            for row_id, lines, length in rows:
+                freed, removed, last_id = freed + length, removed + lines, row_id
                 if self.size - freed + incoming <= self.max_bytes:
                     break
             self._delete_through(last_id, removed, freed)
@@ -150,28 +157,37 @@ class DurableBuffer:
         return True
 
     def read(self, limit: int) -> Batch | None:
-        """The oldest `limit` lines, or None when the buffer is empty."""
-        rows = self._conn.execute(
-            "SELECT id, created_ns, line FROM lines ORDER BY id LIMIT ?", (limit,)
-        ).fetchall()
+        """The oldest whole groups holding up to `limit` lines (at least one group), or None."""
+        rows = []
+        count = 0
+        for row in self._conn.execute("SELECT id, created_ns, lines, data FROM chunks ORDER BY id"):
+            if rows and count + row[2] > limit:
+                break
+            rows.append(row)
+            count += row[2]
+            if count >= limit:
+                break
         if not rows:
             return None
-        return Batch(lines=[row[2] for row in rows], last_id=rows[-1][0], oldest_ns=rows[0][1])
+        lines = "\n".join(row[3] for row in rows).split("\n")
+        return Batch(
+            lines=lines, last_id=rows[-1][0], oldest_ns=rows[0][1], size=sum(len(row[3]) for row in rows)
+        )
 
     def ack(self, batch: Batch) -> None:
         """InfluxDB has the batch: delete it."""
-        self._delete_through(batch.last_id, len(batch.lines), sum(len(line) for line in batch.lines))
+        self._delete_through(batch.last_id, len(batch.lines), batch.size)
 
     def _delete_through(self, last_id: int, count: int, size: int) -> None:
         with self._transaction():
-            self._conn.execute("DELETE FROM lines WHERE id <= ?", (last_id,))
+            self._conn.execute("DELETE FROM chunks WHERE id <= ?", (last_id,))
         self.depth -= count
         self.size -= size
         if self.depth == 0:
             self._oldest_ns = None
             self._full_logged = False
         else:
-            (self._oldest_ns,) = self._conn.execute("SELECT min(created_ns) FROM lines").fetchone()
+            (self._oldest_ns,) = self._conn.execute("SELECT min(created_ns) FROM chunks").fetchone()
         if self.size <= self.max_bytes * 0.9:
             self._full_logged = False
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
-from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.collector.reading import GOOD, PollResult, Reading
 
 # Measurements plantwatch writes besides each map's own (`measurement` key, default: the sector).
 QUALITY_MEASUREMENT = "plantwatch_quality"  # one point per bad value: why it is missing
@@ -41,6 +42,7 @@ def tag_value_as_stored(value: str) -> str:
     return _CONTROL.sub(" ", value).replace("\\", "/")
 
 
+@lru_cache(maxsize=8192)  # keys are field and tag names: few, and repeated on every line
 def escape_key(key: str) -> str:
     """Tag keys and field keys escape commas, equals signs and spaces."""
     return key.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
@@ -56,18 +58,27 @@ def string_field_as_stored(value: str) -> str:
     return value.replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _format_int(value: int) -> str:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"integer {value} is outside InfluxDB's int64 range")
+    return f"{value}i"
+
+
+def _format_str(value: str) -> str:
+    text = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{string_field_as_stored(text)}"'
+
+
+# Literal per exact Python type (bool before int matters, so dispatch on type, not isinstance).
+_FORMATTERS = {bool: lambda v: "true" if v else "false", int: _format_int, float: repr, str: _format_str}
+
+
 def format_field_value(value: object) -> str:
     """Line-protocol literal: true/false, 12i, 1.5, "text"; the type follows the Python type."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"integer {value} is outside InfluxDB's int64 range")
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{string_field_as_stored(text)}"'
+    formatter = _FORMATTERS.get(type(value))
+    if formatter is None:
+        return _format_str(str(value))
+    return formatter(value)  # type: ignore[operator]
 
 
 def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
@@ -115,13 +126,18 @@ def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
     quality: list[str] = []
     good = bad = 0
     for reading in result.readings:
-        if reading.good:
+        if reading.quality == GOOD:
             try:
                 literal = format_field_value(reading.value)
             except ValueError as exc:
                 reading = _as_bad(reading, str(exc))
             else:
-                by_time.setdefault(reading.timestamp_ns, []).append(f"{escape_key(reading.field)}={literal}")
+                field = f"{escape_key(reading.field)}={literal}"
+                fields = by_time.get(reading.timestamp_ns)
+                if fields is None:
+                    by_time[reading.timestamp_ns] = [field]
+                else:
+                    fields.append(field)
                 good += 1
                 continue
         bad += 1

@@ -126,7 +126,10 @@ class V1Writer:
             retries=False,
         )
 
-    def _post(self, body: bytes) -> None:
+    def _post(self, lines: list[str]) -> None:
+        # Built on the worker thread: zlib releases the GIL, so compression overlaps polling.
+        # Level 1: line protocol still shrinks several-fold, at a fraction of level 6's CPU.
+        body = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1)
         url = f"{self._url}?{urlencode(self._fields)}"
         try:
             response = self._pool.request("POST", url, body=body, headers=self._headers)
@@ -137,8 +140,7 @@ class V1Writer:
 
     async def write(self, lines: list[str]) -> None:
         """Write all lines or raise WriteError."""
-        body = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=5)
-        await asyncio.to_thread(self._post, body)
+        await asyncio.to_thread(self._post, lines)
 
     def close(self) -> None:
         """Release connections."""

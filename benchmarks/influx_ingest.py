@@ -1,0 +1,253 @@
+"""Ingest benchmarks against a real InfluxDB (Debian's influxd), each with a same-run baseline.
+
+    python benchmarks/influx_ingest.py                    # throughput + 10-minute outage, ~12 min
+    python benchmarks/influx_ingest.py --outage-seconds 60 --polls 20000   # shorter
+
+1. throughput: readings/s through plantwatch's whole pipeline (decode registers -> line
+   protocol -> durable buffer -> forwarder -> InfluxDB /write) vs posting the same lines,
+   serialized beforehand, straight to the same InfluxDB in batches of the same size
+   (ratio of the best of N rounds each, and of the medians; target >= 0.5; absolute rate reported).
+2. outage: polls keep arriving at 1,000 per second while InfluxDB is unreachable; the RSS of
+   the process is sampled every 10 s while the buffer grows on disk (target: flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import urllib3
+
+from plantwatch.collector.decoding import encode
+from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.influx.forwarder import Forwarder
+from plantwatch.collector.influx.line_protocol import DeviceSeries, device_tags, poll_lines
+from plantwatch.collector.influx.writers import make_writer
+from plantwatch.collector.modbus.poller import register_decoder
+from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.collector.service import gil_switch_interval
+from plantwatch.collector.sink import BufferSink
+from plantwatch.config.device_map import load_device_map, shipped_maps_dir
+from plantwatch.config.plant import InfluxConfig, Plant, parse_plant_config
+from tests.services.influxdb import InfluxDBServer
+
+RESULTS = Path(__file__).parent / "results"
+BATCH = 5000
+MODEL = "dust_cems"  # 7 values per poll, one request
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PollFactory:
+    """Poll results as the poller makes them: registers decoded by each register's decoder."""
+
+    def __init__(self, devices: int) -> None:
+        self.device_map = load_device_map(shipped_maps_dir() / f"{MODEL}.yaml")
+        self.layout = [(reg, register_decoder(reg)) for reg in self.device_map.registers]
+        samples = {"float32": 12.5, "string": "N"}
+        self.words = {
+            reg.name: encode(samples.get(reg.type, 1234), reg.type, reg.byte_order, length=reg.length)
+            for reg in self.device_map.registers
+        }
+        self.series = [
+            DeviceSeries.build("cems", device_tags("bench", f"stack-{i}", "emissions", MODEL, None, {}))
+            for i in range(devices)
+        ]
+
+    def poll(self, device: int, ts: int) -> PollResult:
+        result = PollResult(f"stack-{device}", requests=1, started_ns=ts, finished_ns=ts + 1_000_000)
+        result.readings = [
+            Reading(result.device, reg.name, decoder(self.words[reg.name]), ts, unit=reg.unit)
+            for reg, decoder in self.layout
+        ]
+        return result
+
+    def readings_per_poll(self) -> int:
+        return len(self.layout)
+
+
+def bench_plant(devices: int) -> Plant:
+    """A plant of `devices` CEMS, so the real sink builds the same series as PollFactory."""
+    config = {
+        "plant": {"id": "bench", "name": "Bench"},
+        "devices": [
+            {
+                "id": f"stack-{i}",
+                "map": MODEL,
+                "url": f"tcp://127.0.0.1:{1502 + i // 200}",
+                "unit": i % 200 + 1,
+            }
+            for i in range(devices)
+        ],
+    }
+    return parse_plant_config(config, "bench.yaml", Path("."))
+
+
+def database(server: InfluxDBServer, name: str) -> str:
+    server.query(f'DROP DATABASE "{name}"')
+    server.create_database(name)
+    return name
+
+
+def points(server: InfluxDBServer, db: str) -> int:
+    series = server.query('SELECT count("dust") FROM "cems"', db)
+    return series[0]["values"][0][1] if series else 0
+
+
+async def pipeline(server: InfluxDBServer, folder: Path, polls: int, devices: int) -> float:
+    """Seconds for `polls` polls to go from registers to acknowledged by InfluxDB."""
+    db = database(server, "bench_pipeline")
+    factory = PollFactory(devices)
+    buffer = DurableBuffer(folder / "pipeline.sqlite")
+    writer = make_writer(InfluxConfig(url=server.url, api="v1", database=db, timeout="30s"))
+    forwarder = Forwarder(buffer, writer, batch_size=BATCH, flush_interval=0.05, dead_letter=folder / "dead")
+    sink = BufferSink(bench_plant(devices), buffer, forwarder.wakeup, BATCH)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(forwarder.run(stop))
+    base = 1_700_000_000_000_000_000
+    for n in range(polls):
+        sink(factory.poll(n % devices, base + n * 1000))
+        if n % 200 == 0:
+            await asyncio.sleep(0)  # let the forwarder and commits run, as between real polls
+    sink.flush()
+    produced = time.perf_counter() - started
+    while buffer.depth:
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    writer.close()
+    buffer.close()
+    assert points(server, db) == polls, "pipeline lost points"
+    print(f"  pipeline: produced in {produced:.2f}s, all acknowledged at {elapsed:.2f}s", flush=True)
+    return elapsed
+
+
+def baseline(server: InfluxDBServer, polls: int, devices: int) -> float:
+    """Seconds to POST the same lines, serialized beforehand, in batches of BATCH, gzip."""
+    db = database(server, "bench_baseline")
+    factory = PollFactory(devices)
+    base = 1_700_000_000_000_000_000
+    lines = [
+        line
+        for n in range(polls)
+        for line in poll_lines(factory.series[n % devices], factory.poll(n % devices, base + n * 1000))
+    ]
+    pool = urllib3.PoolManager()
+    url = f"{server.url}/write?db={db}&precision=ns"
+    started = time.perf_counter()
+    for i in range(0, len(lines), BATCH):
+        body = gzip.compress(("\n".join(lines[i : i + BATCH]) + "\n").encode(), compresslevel=1)
+        response = pool.request("POST", url, body=body, headers={"Content-Encoding": "gzip"})
+        assert response.status == 204, response.data
+    elapsed = time.perf_counter() - started
+    assert points(server, db) == polls, "baseline lost points"
+    return elapsed
+
+
+async def outage(folder: Path, seconds: float, rate: int) -> dict[str, object]:
+    """Polls at `rate` per second into the buffer while InfluxDB cannot be reached."""
+    factory = PollFactory(rate)
+    buffer = DurableBuffer(folder / "outage.sqlite", max_bytes=50_000_000_000)
+    writer = make_writer(InfluxConfig(url="http://127.0.0.1:9", api="v1", database="x", timeout="2s"))
+    forwarder = Forwarder(buffer, writer, batch_size=BATCH, dead_letter=folder / "dead")
+    stop = asyncio.Event()
+    task = asyncio.create_task(forwarder.run(stop))
+    samples: list[tuple[int, float, int, float]] = []  # (elapsed s, rss MB, depth, file MB)
+    started = time.monotonic()
+    next_sample = started
+    tick = 0
+    while time.monotonic() - started < seconds:
+        ts = time.time_ns()
+        for device in range(rate):
+            buffer.append(poll_lines(factory.series[device], factory.poll(device, ts + device)))
+        tick += 1
+        now = time.monotonic()
+        if now >= next_sample:
+            size = sum(p.stat().st_size for p in folder.glob("outage.sqlite*")) / 2**20
+            samples.append((round(now - started), round(rss_mb(), 1), buffer.depth, round(size, 1)))
+            t, rss = samples[-1][0], samples[-1][1]
+            print(f"  outage t={t:>4}s rss={rss} MB depth={buffer.depth} file={size:.0f} MB", flush=True)
+            next_sample += 10
+        await asyncio.sleep(max(0.0, started + tick - time.monotonic()))
+    stop.set()
+    await task
+    writer.close()
+    buffer.close()
+    after_warmup = [s for s in samples if s[0] >= 30] or samples
+    return {
+        "seconds": seconds,
+        "polls_per_s": rate,
+        "lines_buffered": samples[-1][2],
+        "buffer_file_mb": samples[-1][3],
+        "rss_mb_first_sample_after_30s": after_warmup[0][1],
+        "rss_mb_last": samples[-1][1],
+        "rss_mb_max": max(s[1] for s in samples),
+        "write_errors": forwarder.stats.write_errors,
+        "samples": samples,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--polls", type=int, default=50_000, help="polls for the throughput run (7 readings each)"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--outage-seconds", type=float, default=600.0)
+    parser.add_argument("--outage-rate", type=int, default=1000, help="polls per second during the outage")
+    args = parser.parse_args()
+    results: dict[str, object] = {"python": sys.version.split()[0]}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        server = InfluxDBServer(folder / "influxdb")
+        server.start()
+        try:
+            per_poll = PollFactory(1).readings_per_poll()
+            ours, base = [], []
+            for _ in range(args.rounds):
+                base.append(baseline(server, args.polls, 1000))
+                with gil_switch_interval():  # as `plantwatch collect` runs
+                    ours.append(asyncio.run(pipeline(server, folder, args.polls, 1000)))
+                (folder / "pipeline.sqlite").unlink()
+            readings = args.polls * per_poll
+            ours_rate, base_rate = readings / min(ours), readings / min(base)
+            ours_median, base_median = readings / statistics.median(ours), readings / statistics.median(base)
+            results["throughput"] = {
+                "readings": readings,
+                "pipeline_readings_per_s": round(ours_rate),
+                "baseline_readings_per_s": round(base_rate),
+                "ratio": round(ours_rate / base_rate, 3),
+                "ratio_of_medians": round(ours_median / base_median, 3),
+                "rounds": args.rounds,
+                "influxdb": "1.6.7 (Debian), /write, gzip level 1, batches of 5000 lines",
+            }
+            print(json.dumps(results["throughput"], indent=2), flush=True)
+        finally:
+            server.stop()
+        if args.outage_seconds > 0:
+            print(f"outage: {args.outage_seconds:.0f} s at {args.outage_rate} polls/s ...", flush=True)
+            results["outage"] = asyncio.run(outage(folder, args.outage_seconds, args.outage_rate))
+            print(json.dumps({k: v for k, v in results["outage"].items() if k != "samples"}, indent=2))  # type: ignore[union-attr]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "influx_ingest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
