@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -163,3 +164,41 @@ def test_outage_keeps_everything_and_drains_in_order(tmp_path: Path) -> None:
         assert firsts == sorted(firsts)  # every batch, retries included, in buffer order
     finally:
         influx.stop()
+
+
+def test_a_backlog_reports_its_drain(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    for chunk in range(30):
+        buffer.append(lines(1000, start=chunk * 1000))
+    forwarder = Forwarder(buffer, make_writer(v1_config(influxdb.url, influx_db)), dead_letter=tmp_path / "d")
+    with caplog.at_level(logging.INFO, logger="plantwatch"):
+        assert asyncio.run(forwarder.flush(60))
+    messages = [r.getMessage() for r in caplog.records]
+    assert "draining a backlog of 25000 line(s) to InfluxDB" in messages
+    assert any(m.startswith("backlog: 25000 line(s) left, ") and "ETA" in m for m in messages)
+    assert "backlog drained; 0 line(s) buffered" in messages
+    assert count(influxdb, influx_db) == 30_000
+
+
+def test_an_unexpected_error_does_not_end_forwarding(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    buffer.append(lines(10))
+    writer = make_writer(v1_config(influxdb.url, influx_db))
+    forwarder = Forwarder(buffer, writer, flush_interval=0.01, dead_letter=tmp_path / "d", backoff_max=0.2)
+    real_read, calls = buffer.read, []
+
+    def flaky_read(limit: int) -> object:
+        calls.append(limit)
+        if len(calls) == 1:
+            raise OSError("disk I/O error")
+        return real_read(limit)
+
+    buffer.read = flaky_read  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="plantwatch"):
+        run_forwarder(buffer, forwarder)
+    assert count(influxdb, influx_db) == 10
+    assert any("forwarder: unexpected error; retrying" in r.getMessage() for r in caplog.records)

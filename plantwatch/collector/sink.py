@@ -21,7 +21,6 @@ class IngestStats:
 
     readings: int = 0  # good values accepted into the buffer
     polls: int = 0
-    refused_polls: int = 0
     last_good_ns: dict[str, int] = field(default_factory=dict)  # device id -> last fully good poll
 
 
@@ -90,8 +89,7 @@ class BufferSink:
         lines, results = self._lines, self._results
         self._lines, self._results = [], []
         if self.buffer.append(lines) == 0:
-            self.stats.refused_polls += len(results)
-            return
+            return  # refused: the buffer is full and counts it in `refused`
         now = time.time_ns()
         for result in results:
             good = sum(1 for r in result.readings if r.quality == GOOD)

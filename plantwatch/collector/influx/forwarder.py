@@ -35,7 +35,6 @@ class ForwarderStats:
     written: int = 0
     write_errors: int = 0
     dead_letters: int = 0
-    last_error: str | None = None
     recent: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, lines written)
 
     def rate(self, window: float = 10.0) -> float:
@@ -78,14 +77,19 @@ class Forwarder:
         """Forward until `stop` is set; an unfinished batch stays in the buffer."""
         try:
             while not stop.is_set():
-                if not await self.send_batch(stop):
+                try:
+                    sent = await self.send_batch(stop)
+                except Stopped:
+                    raise
+                except Exception:  # a bug or a disk error must not end forwarding for good
+                    log.exception("forwarder: unexpected error; retrying in %.0fs", self.backoff_max)
+                    await _wait_any(stop, None, self.backoff_max)
+                    continue
+                if not sent:
                     self.wakeup.clear()
                     # Sleep until the oldest line is due, a full batch is waiting, or stop.
-                    due = (
-                        self.flush_interval - self.buffer.oldest_age()
-                        if self.buffer.depth
-                        else self.flush_interval
-                    )
+                    depth = self.buffer.depth
+                    due = self.flush_interval - self.buffer.oldest_age() if depth else self.flush_interval
                     await _wait_any(stop, self.wakeup, max(0.01, due))
         except Stopped:
             pass
@@ -154,7 +158,6 @@ class Forwarder:
 
     def _record_failure(self, exc: WriteError) -> None:
         self.stats.write_errors += 1
-        self.stats.last_error = str(exc)
         level = logging.DEBUG if self._failing else logging.ERROR
         self._failing = True
         log.log(
@@ -212,12 +215,8 @@ class DrainProgress:
             bar = "#" * int(done * 30)
             sys.stderr.write(f"\r[{bar:<30}] {done:4.0%} {depth} left, {rate:.0f}/s, ETA {_clock(eta)} ")
             sys.stderr.flush()
-        if depth < self.batch_floor():
+        if depth < self.threshold // 10:  # drained, but for what keeps arriving
             self.finish()
-
-    def batch_floor(self) -> int:
-        """Below this depth the backlog counts as drained."""
-        return max(1, self.threshold // 10)
 
     def finish(self) -> None:
         """End the progress display."""

@@ -1,0 +1,39 @@
+"""The collector's health report: the log line, and the points it puts in the buffer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from plantwatch.collector.health import HealthReporter
+from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.influx.forwarder import ForwarderStats
+from plantwatch.collector.sink import IngestStats
+
+
+def test_health_names_failing_devices_and_writes_points(tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    ingest = IngestStats(readings=0, polls=0)
+    forwarder = ForwarderStats(written=120, write_errors=3, dead_letters=1)
+    reporter = HealthReporter("works", ["saf-1", "saf-2", "cems"], buffer, ingest, forwarder, interval=1.0)
+    now = time.time_ns()
+    ingest.last_good_ns = {"saf-1": now, "saf-2": now - 30 * 10**9}
+    ingest.readings, ingest.polls = 500, 40
+    text = reporter.report()
+    assert text.startswith("health: ")
+    assert "written 120, write errors 3, dead letters 1, refused 0" in text
+    assert text.endswith("; not polling cleanly: saf-2 (last good 30s ago), cems (never good)")
+    batch = buffer.read(100)
+    assert batch is not None
+    collector_line, *device_lines = batch.lines
+    assert collector_line.startswith("plantwatch_collector,plant=works,host=")
+    assert (
+        "polls=40i" in collector_line
+        and "write_errors=3i" in collector_line
+        and "dead_letters=1i" in collector_line
+    )
+    assert [line.split(" ")[0] for line in device_lines] == [
+        "plantwatch_device,plant=works,device=saf-1",
+        "plantwatch_device,plant=works,device=saf-2",
+    ]
+    assert device_lines[1].split(" ")[1].startswith("last_success_age_s=30.")
