@@ -1,7 +1,7 @@
 """Modbus polling benchmarks, each against a baseline measured in the same run.
 
-    python benchmarks/modbus_polling.py            # all three, about 2.5 minutes
-    python benchmarks/modbus_polling.py --quick    # shorter windows, for a smoke run
+    python -m benchmarks.modbus_polling            # all three, about 2.5 minutes (from the repo root)
+    python -m benchmarks.modbus_polling --quick    # shorter windows, for a smoke run
 
 1. throughput: polls/s of plantwatch's poller vs a bare pymodbus loop sending the same
    requests to the same simulator process (ratio, target >= 0.8).
@@ -42,6 +42,7 @@ from plantwatch.config.device_map import Register, load_device_map, shipped_maps
 from plantwatch.config.plant import DeviceConfig, load_plant_config
 from plantwatch.simulator.device import SimulatedDevice
 from plantwatch.simulator.server import SimulatorServer
+from tests.services.processes import wait_for_port
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -50,16 +51,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, deadline: float = 60) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"simulator did not listen on {port}")
 
 
 def start_simulator(devices: list[tuple[str, int, int]], folder: Path) -> subprocess.Popen[bytes]:
@@ -249,10 +240,10 @@ def scale(folder: Path, devices: int, seconds: float, per_port: int) -> dict[str
         lines.append(f'  - {{id: d{i}, map: {m}, url: "{url}", unit: {unit}, interval: 1s, timeout: 900ms}}')
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:
+        command = [sys.executable, "-m", "benchmarks.modbus_polling", "--scale-collector", str(config)]
         out = subprocess.run(
-            [sys.executable, __file__, "--scale-collector", str(config), "--seconds", str(seconds)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [*command, "--seconds", str(seconds)], capture_output=True, text=True, check=True
+        )
     finally:
         for sim in sims:
             sim.terminate()
