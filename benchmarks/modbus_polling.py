@@ -38,7 +38,7 @@ from plantwatch.collector.modbus.plan import plan_requests
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus
 from plantwatch.collector.scheduler import Collector
-from plantwatch.config.device_map import Register, load_device_map, shipped_maps_dir
+from plantwatch.config.device_map import DeviceMap, Register, load_device_map, shipped_maps_dir
 from plantwatch.config.plant import DeviceConfig, load_plant_config
 from plantwatch.simulator.device import SimulatedDevice
 from plantwatch.simulator.server import SimulatorServer
@@ -186,7 +186,7 @@ def requests_per_poll() -> dict[str, object]:
 async def scale_collector(config: Path, seconds: float, warmup: float) -> dict[str, object]:
     """Run in the collector's own process: poll every device, score ticks scheduled in the window."""
     plant = load_plant_config(config)
-    interval = {d.id: d.interval for d in plant.config.devices}
+    interval = {d.id: d.interval for d in plant.devices_of(DeviceMap)}
     outcomes: list[tuple[float, float, str]] = []  # (scheduled, finished, code)
 
     def on_event(event: JobEvent) -> None:

@@ -19,7 +19,7 @@ from plantwatch.collector.modbus.transport import ModbusBus
 from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.scheduler import Collector
 from plantwatch.collector.service import collect
-from plantwatch.config.device_map import load_device_map, map_not_found, resolve_map
+from plantwatch.config.device_map import DeviceMap, load_device_map, map_not_found, resolve_map
 from plantwatch.config.plant import (
     DeviceConfig,
     Plant,
@@ -72,11 +72,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _probe(args: argparse.Namespace, map_path: Path) -> PollResult:
-    device_map = load_device_map(map_path)
+async def _probe(args: argparse.Namespace, device_map: DeviceMap) -> PollResult:
     device = DeviceConfig(
         id="probe",
-        map=str(map_path),
+        map=device_map.model,
         url=args.url,
         unit=args.unit,
         interval=args.timeout,
@@ -100,7 +99,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not map_path.exists():
         print(f"--map: {map_not_found(args.map, map_path)}", file=sys.stderr)
         return EXIT_INVALID
-    result = asyncio.run(_probe(args, map_path))
+    device_map = load_device_map(map_path)
+    if not isinstance(device_map, DeviceMap):
+        print(f"--map: {args.map!r} is an MQTT map; probe reads Modbus devices", file=sys.stderr)
+        return EXIT_INVALID
+    result = asyncio.run(_probe(args, device_map))
     if args.json:
         print(
             json.dumps(

@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
 from plantwatch.collector.reading import PollResult
+from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,13 @@ def build_pollers(plant: Plant) -> tuple[list[ModbusDevicePoller], dict[str, Mod
     """One poller per device; devices on the same TCP endpoint or serial port share one bus."""
     buses: dict[str, ModbusBus] = {}
     pollers = []
-    for device in plant.config.devices:
+    for device in plant.devices_of(DeviceMap):
         key = device.endpoint.bus_key
         bus = buses.get(key)
         if bus is None:
             bus = buses[key] = ModbusBus(device.endpoint, timeout=device.timeout)
         bus.timeout = max(bus.timeout, device.timeout)
-        pollers.append(ModbusDevicePoller(device, plant.maps[device.id], bus))
+        pollers.append(ModbusDevicePoller(device, plant.maps[device.id], bus))  # type: ignore[arg-type]
     return pollers, buses
 
 

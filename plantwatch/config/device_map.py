@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from plantwatch.collector.decoding import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
+from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 from plantwatch.config.roles import Role
 
@@ -116,7 +117,7 @@ class DeviceMap(_Strict):
     description: str
     sector: Sector
     product: str | None = None
-    protocol: Literal["modbus"]
+    protocol: Literal["modbus"]  # MQTT devices: see mqtt_map.py
     source: str | None = Field(
         default=None, description="where the layout comes from: a vendor manual, or 'generic'"
     )
@@ -130,6 +131,9 @@ class DeviceMap(_Strict):
             if reg.name == name:
                 return reg
         raise KeyError(name)
+
+
+AnyDeviceMap = DeviceMap | MqttDeviceMap
 
 
 def _cross_checks(device_map: DeviceMap) -> list[tuple[str, str]]:
@@ -163,10 +167,15 @@ def _cross_checks(device_map: DeviceMap) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_device_map(data: Any, file: str, *, expected_model: str | None = None) -> DeviceMap:
+def parse_device_map(data: Any, file: str, *, expected_model: str | None = None) -> AnyDeviceMap:
     """Validate a parsed YAML document as a device map; raise ConfigError listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, "", "a device map must be a mapping of keys")])
+    protocol = data.get("protocol")
+    if protocol == "mqtt":
+        return _parse_mqtt_map(data, file, expected_model)
+    if protocol not in ("modbus", None):
+        raise ConfigError([Problem(file, "protocol", f"must be modbus or mqtt (got {protocol!r})")])
     defaults_data = data.get("defaults") or {}
     try:
         defaults = RegisterDefaults.model_validate(defaults_data)
@@ -191,7 +200,19 @@ def parse_device_map(data: Any, file: str, *, expected_model: str | None = None)
     return device_map
 
 
-def load_device_map(path: Path) -> DeviceMap:
+def _parse_mqtt_map(data: dict[str, Any], file: str, expected_model: str | None) -> MqttDeviceMap:
+    try:
+        device_map = MqttDeviceMap.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(file, exc)) from exc
+    if expected_model is not None and device_map.model != expected_model:
+        raise ConfigError(
+            [Problem(file, "model", f"{device_map.model!r} must equal the file name {expected_model!r}")]
+        )
+    return device_map
+
+
+def load_device_map(path: Path) -> AnyDeviceMap:
     """Load and validate one device map file; its `model` must equal its file stem."""
     return parse_device_map(read_yaml(path), str(path), expected_model=path.stem)
 

@@ -20,11 +20,13 @@ from pydantic import (
 
 from plantwatch.collector.influx.line_protocol import RESERVED_TAGS, tag_value_as_stored
 from plantwatch.config.device_map import (
+    AnyDeviceMap,
     DeviceMap,
     load_device_map,
     map_not_found,
     resolve_map,
 )
+from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -157,7 +159,8 @@ class DeviceConfig(_Strict):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     map: str
-    url: str
+    url: str | None = None  # Modbus devices only; MQTT devices come through the `mqtt` section
+    vars: dict[str, str] = Field(default_factory=dict)  # MQTT topic placeholders, e.g. {group: g1}
     unit: int = Field(default=1, ge=0, le=255)
     interval: Duration = 1.0
     timeout: Duration = 1.0
@@ -167,8 +170,9 @@ class DeviceConfig(_Strict):
 
     @field_validator("url")
     @classmethod
-    def _check_url(cls, url: str) -> str:
-        parse_endpoint(url)
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parse_endpoint(url)
         return url
 
     @field_validator("tags")
@@ -195,7 +199,9 @@ class DeviceConfig(_Strict):
 
     @property
     def endpoint(self) -> Endpoint:
-        """Parsed `url`."""
+        """Parsed `url` (Modbus devices only)."""
+        if self.url is None:
+            raise ValueError(f"device {self.id} has no url")
         return parse_endpoint(self.url)
 
 
@@ -238,13 +244,39 @@ class BufferConfig(_Strict):
     dead_letter: str = "plantwatch-dead-letter.jsonl"
 
 
+class MqttConfig(_Strict):
+    """The MQTT broker: where MQTT devices publish and where the readings bus goes."""
+
+    url: str = Field(pattern=r"^mqtts?://[^/\s]+$")
+    client_id: str | None = None  # default: plantwatch-<plant id>
+    username_env: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    qos: Literal[0, 1] = 1
+    clean_start: bool = False  # keep the session: the broker queues messages while we are down
+    session_expiry: Duration = 86400.0
+    max_payload: Size = 262_144
+    publish_readings: bool = True  # republish every reading to plantwatch/v1/<plant>/<device>
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("`cert_file` and `key_file` go together (client certificate)")
+        if self.url.startswith("mqtt://") and (self.ca_file or self.cert_file):
+            raise ValueError("TLS files need an mqtts:// url")
+        return self
+
+
 class PlantConfig(_Strict):
-    """A whole `plant.yaml`. Later issues add `mqtt` and `alerts` sections."""
+    """A whole `plant.yaml`. A later issue adds the `alerts` section."""
 
     plant: PlantInfo
     devices: list[DeviceConfig] = Field(default_factory=list)
     influx: InfluxConfig | None = None
     buffer: BufferConfig = Field(default_factory=BufferConfig)
+    mqtt: MqttConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -252,23 +284,28 @@ class Plant:
     """A validated plant config with every device's map loaded."""
 
     config: PlantConfig
-    maps: dict[str, DeviceMap]  # device id -> its map
+    maps: dict[str, AnyDeviceMap]  # device id -> its map
+
+    def devices_of(self, kind: type[DeviceMap] | type[MqttDeviceMap]) -> list[DeviceConfig]:
+        """The devices whose map is a Modbus `DeviceMap` or an `MqttDeviceMap`."""
+        return [d for d in self.config.devices if isinstance(self.maps.get(d.id), kind)]
+
     path: Path | None = None
 
 
 def _cross_checks(
     devices: list[tuple[int, DeviceConfig]], file: str, base_dir: Path
-) -> tuple[list[tuple[int, Problem]], dict[str, DeviceMap]]:
-    """Second pass over schema-valid devices: duplicates, shared serial ports, loadable maps.
+) -> tuple[list[tuple[int, Problem]], dict[str, AnyDeviceMap]]:
+    """Second pass over schema-valid devices: duplicates, buses, loadable maps, protocol fit.
 
     Returns each problem with the index of the device it belongs to.
     """
     problems: list[tuple[int, Problem]] = []
-    maps: dict[str, DeviceMap] = {}
+    maps: dict[str, AnyDeviceMap] = {}
     seen_ids: dict[str, int] = {}
     seen_addr: dict[tuple[str, int], int] = {}
     serial_settings: dict[str, tuple[int, Endpoint]] = {}
-    loaded: dict[Path, DeviceMap] = {}
+    loaded: dict[Path, AnyDeviceMap] = {}
 
     def add(i: int, key: str, message: str) -> None:
         problems.append((i, Problem(file, f"devices.{i}.{key}", message)))
@@ -277,19 +314,24 @@ def _cross_checks(
         if dev.id in seen_ids:
             add(i, "id", f"duplicate device id {dev.id!r} (also devices.{seen_ids[dev.id]})")
         seen_ids.setdefault(dev.id, i)
-        endpoint = dev.endpoint
-        address = (endpoint.bus_key, dev.unit)
-        if address in seen_addr:
-            add(i, "unit", f"unit {dev.unit} on {endpoint.bus_key} is already devices.{seen_addr[address]}")
-        seen_addr.setdefault(address, i)
-        if endpoint.kind == "serial":
-            first = serial_settings.setdefault(endpoint.path, (i, endpoint))
-            if first[1] != endpoint:
+        if dev.url is not None:
+            endpoint = dev.endpoint
+            address = (endpoint.bus_key, dev.unit)
+            if address in seen_addr:
                 add(
                     i,
-                    "url",
-                    f"serial settings differ from devices.{first[0]} on the same port {endpoint.path}",
+                    "unit",
+                    f"unit {dev.unit} on {endpoint.bus_key} is already devices.{seen_addr[address]}",
                 )
+            seen_addr.setdefault(address, i)
+            if endpoint.kind == "serial":
+                first = serial_settings.setdefault(endpoint.path, (i, endpoint))
+                if first[1] != endpoint:
+                    add(
+                        i,
+                        "url",
+                        f"serial settings differ from devices.{first[0]} on the same port {endpoint.path}",
+                    )
         map_path = resolve_map(dev.map, base_dir)
         if not map_path.exists():
             add(i, "map", map_not_found(dev.map, map_path))
@@ -301,6 +343,20 @@ def _cross_checks(
         except ConfigError as exc:
             add(i, "map", f"device map {dev.map!r} is invalid ({len(exc.problems)} problem(s), below)")
             problems.extend((i, problem) for problem in exc.problems)
+            continue
+        device_map = maps[dev.id]
+        if isinstance(device_map, MqttDeviceMap) and dev.url is not None:
+            add(
+                i,
+                "url",
+                f"map {dev.map!r} is an MQTT map: remove `url`, devices publish to the `mqtt` broker",
+            )
+        elif isinstance(device_map, DeviceMap) and dev.url is None:
+            add(i, "url", f"map {dev.map!r} is a Modbus map: `url` is required")
+        elif isinstance(device_map, MqttDeviceMap) and device_map.format == "sparkplug_b":
+            missing = [v for v in ("group", "edge_node") if v not in dev.vars]
+            if missing:
+                add(i, "vars", f"a sparkplug_b device needs vars {', '.join(missing)} (its topic levels)")
     return problems, maps
 
 

@@ -8,6 +8,7 @@ from types import TracebackType
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusTcpServer
 
+from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import Plant
 from plantwatch.simulator.device import SimClock, SimulatedDevice
 
@@ -54,12 +55,14 @@ def servers_for_plant(plant: Plant, *, seed: int = 0, speed: float = 1.0) -> lis
     """A server per TCP endpoint of the plant, serving every device configured behind it."""
     clock = SimClock(speed=speed)
     grouped: dict[tuple[str, str, int], list[SimulatedDevice]] = {}
-    for index, device in enumerate(plant.config.devices):
+    for index, device in enumerate(plant.devices_of(DeviceMap)):
         endpoint = device.endpoint
         if endpoint.kind == "serial":
             log.warning("simulate: %s is on a serial port; only TCP endpoints are simulated", device.id)
             continue
-        sim = SimulatedDevice(plant.maps[device.id], device.unit, seed=seed + index, clock=clock)
+        device_map = plant.maps[device.id]
+        assert isinstance(device_map, DeviceMap)
+        sim = SimulatedDevice(device_map, device.unit, seed=seed + index, clock=clock)
         grouped.setdefault((endpoint.kind, endpoint.host, endpoint.port), []).append(sim)
     return [
         SimulatorServer(devices, host=host, port=port, rtu_framing=kind == "rtu+tcp")

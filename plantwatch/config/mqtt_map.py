@@ -1,0 +1,103 @@
+"""MQTT device map schema: a topic template, a payload format, and the fields picked from payloads."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from plantwatch.config.roles import Role
+
+PayloadFormat = Literal["json", "value", "sparkplug_b"]
+FieldType = Literal["float", "int", "bool", "string"]
+PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]*)\}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttField(_Strict):
+    """One value picked from a payload.
+
+    `path` says where: for `json`, a key or dotted path (`data.dust`, `values.0`); for `value`,
+    the `{field}` level of the topic; for `sparkplug_b`, the metric name. Default: `name`.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    path: str | None = None
+    type: FieldType = "float"
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None
+    role: Role | None = None
+    description: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the value is found in the payload."""
+        return self.path or self.name
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttField:
+        if self.type in ("bool", "string") and (self.scale != 1 or self.offset != 0):
+            raise ValueError(f"{self.name!r}: `scale`/`offset` are illegal with type {self.type}")
+        return self
+
+
+class MqttTimestamp(_Strict):
+    """Where a JSON payload carries its timestamp, and in which form."""
+
+    path: str
+    format: Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"]
+
+
+class MqttDeviceMap(_Strict):
+    """A model of MQTT-publishing device (CEMS analyser, meter, edge gateway)."""
+
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    description: str
+    sector: Literal["ferroalloy", "cement", "aluminium", "steel", "polysilicon", "emissions"]
+    product: str | None = None
+    protocol: Literal["mqtt"]
+    source: str | None = None
+    measurement: str | None = None
+    format: PayloadFormat
+    topic: str | None = None
+    timestamp: MqttTimestamp | None = None
+    fields: list[MqttField] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttDeviceMap:
+        if self.format == "sparkplug_b":
+            if self.topic is not None:
+                raise ValueError(
+                    "sparkplug_b maps take no `topic`: it is spBv1.0/{group}/<type>/{edge_node}/{device}"
+                )
+            if self.timestamp is not None:
+                raise ValueError("sparkplug_b metrics carry their own timestamps: remove `timestamp`")
+            return self
+        if not self.topic:
+            raise ValueError(
+                f"format {self.format} needs a `topic`, like plants/{{plant}}/cems/{{device}}/data"
+            )
+        levels = self.topic.split("/")
+        if any(c in level for level in levels for c in "#+"):
+            raise ValueError("`topic` uses named levels like {device}, not the wildcards + and #")
+        has_field = "{field}" in levels
+        if self.format == "value" and not has_field:
+            raise ValueError("format value needs a {field} level in `topic`: one value per topic")
+        if self.format == "json" and has_field:
+            raise ValueError("{field} is only for format value; format json picks fields by `path`")
+        if self.timestamp is not None and self.format != "json":
+            raise ValueError("`timestamp` is only read from json payloads")
+        names = [f.name for f in self.fields]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate field name(s): {', '.join(duplicates)}")
+        return self
+
+    def placeholders(self) -> list[str]:
+        """Named levels of the topic, in order."""
+        return [m.group(1) for level in (self.topic or "").split("/") if (m := PLACEHOLDER.match(level))]
