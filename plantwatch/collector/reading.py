@@ -35,13 +35,14 @@ class Reading(NamedTuple):
 
 @dataclass(slots=True)
 class PollResult:
-    """Everything one poll of one device produced."""
+    """Everything one poll (or one MQTT message) of one device produced."""
 
     device: str
     readings: list[Reading] = field(default_factory=list)
     requests: int = 0
     started_ns: int = 0
     finished_ns: int = 0
+    tags: dict[str, str] = field(default_factory=dict)  # from MQTT topic levels, beside the device's own
 
     @property
     def ok(self) -> bool:

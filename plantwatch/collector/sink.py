@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.influx.line_protocol import DeviceSeries, device_tags, poll_lines
 from plantwatch.collector.reading import GOOD, PollResult
-from plantwatch.config.plant import Plant
+from plantwatch.config.plant import DeviceConfig, Plant
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +27,20 @@ class IngestStats:
 
 def plant_series(plant: Plant) -> dict[str, DeviceSeries]:
     """Each device's series prefixes, from the data contract."""
-    series = {}
-    for device in plant.config.devices:
-        device_map = plant.maps[device.id]
-        tags = device_tags(
-            plant.config.plant.id,
-            device.id,
-            device_map.sector,
-            device_map.model,
-            device_map.product,
-            device.tags,
-        )
-        series[device.id] = DeviceSeries.build(device_map.measurement or device_map.sector, tags)
-    return series
+    return {device.id: device_series(plant, device, {}) for device in plant.config.devices}
+
+
+def device_series(plant: Plant, device: DeviceConfig, extra: dict[str, str]) -> DeviceSeries:
+    """Series prefixes of a device, with `extra` tags (from topic levels) beside its own."""
+    device_map = plant.maps[device.id]
+    tags = device_tags(
+        plant.config.plant.id, device.id, device_map.sector, device_map.model, device_map.product,
+        {**device.tags, **extra},
+    )  # fmt: skip
+    return DeviceSeries.build(device_map.measurement or device_map.sector, tags)
+
+
+Listener = Callable[[list[PollResult]], None]
 
 
 class BufferSink:
@@ -46,7 +48,9 @@ class BufferSink:
 
     Polls are gathered for up to `commit_interval` seconds (or `commit_lines` lines) and
     committed in one transaction: a poll counts as accepted once that commit returns, so a
-    crash can only lose polls that were never accepted. Call `flush()` before closing.
+    crash can only lose polls that were never accepted. Then each result's `on_accepted`
+    callback runs (an MQTT message is acknowledged there) and every listener gets the committed
+    results (the readings bus, later the alert service). Call `flush()` before closing.
     """
 
     def __init__(
@@ -59,28 +63,41 @@ class BufferSink:
         commit_interval: float = 0.05,
         commit_lines: int = 5000,
     ) -> None:
+        self.plant = plant
         self.series = plant_series(plant)
+        self._devices = {device.id: device for device in plant.config.devices}
         self.buffer = buffer
         self.wakeup = wakeup
         self.batch_size = batch_size
         self.commit_interval = commit_interval
         self.commit_lines = commit_lines
         self.stats = IngestStats()
+        self.listeners: list[Listener] = []
         self._lines: list[str] = []
-        self._results: list[PollResult] = []
+        self._results: list[tuple[PollResult, Callable[[], None] | None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._tagged: dict[tuple[str, tuple[tuple[str, str], ...]], DeviceSeries] = {}
 
-    def __call__(self, result: PollResult) -> None:
+    def _series(self, result: PollResult) -> DeviceSeries:
+        if not result.tags:
+            return self.series[result.device]
+        key = (result.device, tuple(sorted(result.tags.items())))
+        series = self._tagged.get(key)
+        if series is None:
+            series = self._tagged[key] = device_series(self.plant, self._devices[result.device], result.tags)
+        return series
+
+    def __call__(self, result: PollResult, on_accepted: Callable[[], None] | None = None) -> None:
         """Queue one poll's lines; they are committed within `commit_interval`."""
-        self._lines.extend(poll_lines(self.series[result.device], result))
-        self._results.append(result)
+        self._lines.extend(poll_lines(self._series(result), result))
+        self._results.append((result, on_accepted))
         if len(self._lines) >= self.commit_lines:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.commit_interval, self.flush)
 
     def flush(self) -> None:
-        """Commit everything queued; wake the forwarder once a full batch is waiting."""
+        """Commit everything queued; then acknowledge, notify listeners, wake the forwarder."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -89,13 +106,18 @@ class BufferSink:
         lines, results = self._lines, self._results
         self._lines, self._results = [], []
         if self.buffer.append(lines) == 0:
-            return  # refused: the buffer is full and counts it in `refused`
+            return  # refused: the buffer is full and counts it in `refused`; nothing is acknowledged
         now = time.time_ns()
-        for result in results:
+        for result, on_accepted in results:
             good = sum(1 for r in result.readings if r.quality == GOOD)
             self.stats.polls += 1
             self.stats.readings += good
             if good == len(result.readings):
                 self.stats.last_good_ns[result.device] = now
+            if on_accepted is not None:
+                on_accepted()
+        committed = [result for result, _ in results]
+        for listener in self.listeners:
+            listener(committed)
         if self.buffer.depth >= self.batch_size:
             self.wakeup.set()

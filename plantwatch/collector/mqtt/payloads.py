@@ -1,0 +1,123 @@
+"""Decode JSON and plain-value payloads into readings, with a clear reason for everything rejected."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from plantwatch.collector.errors import CollectorError
+from plantwatch.collector.reading import Reading
+from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField, MqttTimestamp
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PayloadError(CollectorError):
+    """A message that cannot be used. `reason` is a short category, counted per device."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def convert(field: MqttField, raw: Any) -> Any:
+    """The field's value from a JSON scalar (numbers may come as numeric strings), scaled."""
+    if field.type == "string":
+        if isinstance(raw, dict | list) or raw is None:
+            raise PayloadError("wrong type", f"{field.name}: expected a scalar, got {type(raw).__name__}")
+        return str(raw)
+    if field.type == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if raw in (0, 1, "0", "1", "true", "false"):
+            return raw in (1, "1", "true")
+        raise PayloadError("wrong type", f"{field.name}: expected a boolean, got {raw!r}"[:200])
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise PayloadError("wrong type", f"{field.name}: expected a number, got {type(raw).__name__}")
+    try:
+        number = float(raw) if field.type == "float" else int(raw)
+    except ValueError as exc:
+        raise PayloadError("wrong type", f"{field.name}: {raw!r} is not a {field.type}"[:200]) from exc
+    if isinstance(number, float) and not math.isfinite(number):
+        raise PayloadError("wrong type", f"{field.name}: {raw!r} is not finite")
+    if field.scale == 1 and field.offset == 0:
+        return number
+    return number * field.scale + field.offset
+
+
+def lookup(document: Any, path: str) -> Any:
+    """Follow a dotted path (`values.dust`, `channels.0.value`) through objects and lists."""
+    node = document
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise KeyError(path)
+    return node
+
+
+def parse_timestamp(spec: MqttTimestamp, document: Any) -> int:
+    """Nanoseconds since the epoch from the payload, per the map's `timestamp`."""
+    try:
+        raw = lookup(document, spec.path)
+    except KeyError as exc:
+        raise PayloadError("bad timestamp", f"no {spec.path!r} in payload") from exc
+    if spec.format == "iso8601":
+        if not isinstance(raw, str):
+            raise PayloadError("bad timestamp", f"{raw!r} is not an ISO 8601 string"[:200])
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise PayloadError("bad timestamp", f"{raw!r} is not ISO 8601"[:200]) from exc
+        if moment.tzinfo is None:
+            raise PayloadError("bad timestamp", f"{raw!r} has no timezone")
+        delta = moment - EPOCH  # exact: no float rounding of nanoseconds
+        return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise PayloadError("bad timestamp", f"{raw!r} is not a number"[:200])
+    factor = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_ns": 1}[spec.format]
+    return int(raw * factor) if isinstance(raw, float) else raw * factor
+
+
+def decode_json(device_map: MqttDeviceMap, device: str, payload: bytes, arrival_ns: int) -> list[Reading]:
+    """Readings from a JSON object. A field missing or of the wrong type gets a bad quality
+    (the rest of the message is kept); a payload that is not a JSON object is rejected whole."""
+    try:
+        document = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError("bad json", str(exc)[:200]) from exc
+    if not isinstance(document, dict):
+        raise PayloadError("not an object", f"payload is a JSON {type(document).__name__}")
+    timestamp = parse_timestamp(device_map.timestamp, document) if device_map.timestamp else arrival_ns
+    readings = []
+    for field in device_map.fields:
+        role = field.role.value if field.role else None
+        try:
+            value = convert(field, lookup(document, field.source))
+        except KeyError:
+            readings.append(
+                Reading(device, field.name, None, timestamp, "missing from payload", field.unit, role)
+            )
+            continue
+        except PayloadError as exc:
+            readings.append(Reading(device, field.name, None, timestamp, str(exc), field.unit, role))
+            continue
+        readings.append(Reading(device, field.name, value, timestamp, "good", field.unit, role))
+    return readings
+
+
+def decode_value(field: MqttField, device: str, payload: bytes, arrival_ns: int) -> Reading:
+    """One reading from a payload that is just the value (`31.5`, `true`, `N`)."""
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise PayloadError("not text", str(exc)[:200]) from exc
+    raw: Any = text
+    if not text and field.type != "string":
+        raise PayloadError("empty payload")
+    role = field.role.value if field.role else None
+    return Reading(device, field.name, convert(field, raw), arrival_ns, "good", field.unit, role)
