@@ -1,4 +1,4 @@
-"""`plantwatch collect`: poll devices into the durable buffer and forward it to InfluxDB until signalled."""
+"""`plantwatch collect`: Modbus polls and MQTT messages into the durable buffer, forwarded to InfluxDB."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 from plantwatch.collector.health import HealthReporter
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.influx.forwarder import Forwarder
 from plantwatch.collector.influx.writers import make_writer
+from plantwatch.collector.mqtt.bus import ReadingsBus
+from plantwatch.collector.mqtt.client import MqttConnection
+from plantwatch.collector.mqtt.subscriber import MqttSubscriber
 from plantwatch.collector.scheduler import Collector
 from plantwatch.collector.sink import BufferSink
-from plantwatch.config.plant import InfluxConfig, Plant
+from plantwatch.config.plant import InfluxConfig, MqttConfig, Plant
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,27 @@ def gil_switch_interval(seconds: float = SWITCH_INTERVAL) -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(previous)
+
+
+@asynccontextmanager
+async def mqtt_input(plant: Plant, config: MqttConfig, sink: BufferSink, base: Path) -> AsyncIterator[None]:
+    """Subscribe to the plant's MQTT devices and, if configured, publish the readings bus."""
+    subscriber = MqttSubscriber(
+        plant, sink, max_payload=config.max_payload, samples_file=base / "plantwatch-mqtt-rejects.jsonl"
+    )
+    connection = MqttConnection(
+        config,
+        client_id=config.client_id or f"plantwatch-{plant.config.plant.id}",
+        base_dir=base,
+        subscriptions=subscriber.subscriptions,
+        on_message=subscriber.handle,
+    )
+    subscriber.connection = connection
+    if config.publish_readings:
+        sink.listeners.append(ReadingsBus(connection, plant.config.plant.id))
+    async with connection:
+        yield
+        sink.flush()  # acknowledge what was received before disconnecting
 
 
 async def collect(plant: Plant, influx: InfluxConfig, *, health_interval: float = 10.0) -> int:
@@ -77,7 +101,10 @@ async def collect(plant: Plant, influx: InfluxConfig, *, health_interval: float 
         with gil_switch_interval():
             forwarding = asyncio.create_task(forwarder.run(forwarder_stop))
             reporting = asyncio.create_task(health.run(stop))
-            async with Collector(plant, sink):
+            async with AsyncExitStack() as stack:
+                if plant.config.mqtt is not None:
+                    await stack.enter_async_context(mqtt_input(plant, plant.config.mqtt, sink, base))
+                await stack.enter_async_context(Collector(plant, sink))
                 await stop.wait()
             sink.flush()
             log.info("collect: stopping; polls drained, flushing for up to %.0fs", influx.shutdown_timeout)

@@ -1,0 +1,283 @@
+"""MQTT devices: route each message to its device, decode it, and hand it to the sink.
+
+A message is acknowledged once its readings are committed to the durable buffer, so a message
+the broker delivered is never lost: if plantwatch stops first, the broker delivers it again.
+Messages that cannot be used (bad JSON, wrong types, truncated protobuf, too large, unknown
+topic) are acknowledged, counted per device and reason, logged at most once a minute each,
+and the first few samples kept in a JSON-lines file for the integrator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from plantwatch.collector.mqtt.payloads import PayloadError, convert, decode_json, decode_value
+from plantwatch.collector.mqtt.sparkplug import NAMESPACE, SparkplugTracker, Update, rebirth_request
+from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.config.mqtt_map import PLACEHOLDER, MqttDeviceMap
+from plantwatch.config.plant import DeviceConfig, Plant
+
+log = logging.getLogger(__name__)
+
+SAMPLES_PER_REASON = 5
+UNKNOWN = "?"  # device of a message that matched no configured device
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one configured device's messages are recognised."""
+
+    device: DeviceConfig
+    device_map: MqttDeviceMap
+    subscription: str  # the topic filter subscribed to
+    levels: tuple[str, ...]  # literal levels, or placeholders like {line}
+
+    def match(self, topic: str) -> dict[str, str] | None:
+        """Values of the placeholder levels when `topic` is this device's, else None."""
+        parts = topic.split("/")
+        if len(parts) != len(self.levels):
+            return None
+        found = {}
+        for level, part in zip(self.levels, parts, strict=True):
+            placeholder = PLACEHOLDER.match(level)
+            if placeholder:
+                found[placeholder.group(1)] = part
+            elif level != part:
+                return None
+        return found
+
+
+def build_routes(plant: Plant) -> list[Route]:
+    """One route per MQTT device: placeholders filled from plant id, device id and `vars`.
+
+    A placeholder left unfilled becomes a `+` in the subscription and a tag on the readings.
+    """
+    routes = []
+    for device in plant.devices_of(MqttDeviceMap):
+        device_map = plant.maps[device.id]
+        assert isinstance(device_map, MqttDeviceMap)
+        if device_map.format == "sparkplug_b":
+            group, edge = device.vars["group"], device.vars["edge_node"]
+            subscription = f"{NAMESPACE}/{group}/+/{edge}/#"
+            routes.append(Route(device, device_map, subscription, ()))
+            continue
+        known = {"plant": plant.config.plant.id, "device": device.id, **device.vars}
+        levels = []
+        for level in (device_map.topic or "").split("/"):
+            placeholder = PLACEHOLDER.match(level)
+            name = placeholder.group(1) if placeholder else None
+            levels.append(known[name] if name in known and name != "field" else level)
+        subscription = "/".join("+" if PLACEHOLDER.match(level) else level for level in levels)
+        routes.append(Route(device, device_map, subscription, tuple(levels)))
+    return routes
+
+
+@dataclass
+class Rejects:
+    """Counts of unusable messages per (device, reason), with rate-limited logs and samples."""
+
+    samples_file: Path
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _last_log: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def record(self, device: str, topic: str, reason: str, detail: str, payload: bytes) -> None:
+        key = (device, reason)
+        self.counts[key] += 1
+        count = self.counts[key]
+        now = time.monotonic()
+        if now - self._last_log.get(key, -1e9) >= 60:
+            self._last_log[key] = now
+            log.warning("MQTT %s on %s: %s (%s; %d so far)", device, topic, reason, detail, count)
+        if count <= SAMPLES_PER_REASON:
+            sample = {
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "device": device,
+                "topic": topic,
+                "reason": reason,
+                "detail": detail,
+                "payload": payload[:512].decode("utf-8", "backslashreplace"),
+                "size": len(payload),
+            }
+            with self.samples_file.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(sample, ensure_ascii=False) + "\n")
+
+
+Sink = Callable[[PollResult, Callable[[], None] | None], None]
+
+
+class MqttSubscriber:
+    """Turns MQTT messages of configured devices into poll results for the sink."""
+
+    def __init__(self, plant: Plant, sink: Sink, *, max_payload: int, samples_file: Path) -> None:
+        self.plant = plant
+        self.sink = sink
+        self.max_payload = max_payload
+        self.routes = build_routes(plant)
+        self.rejects = Rejects(samples_file)
+        self.messages = 0
+        self.connection: object | None = None  # MqttConnection, set by the service
+        self._trackers: dict[str, SparkplugTracker] = {}
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Topic filters to subscribe to (one per device, Sparkplug nodes once)."""
+        return sorted({route.subscription for route in self.routes})
+
+    def handle(self, message: mqtt.MQTTMessage) -> None:
+        """Process one message (on the event loop); ack it when accepted or rejected."""
+        self.messages += 1
+        arrival = time.time_ns()
+        ack = self._acker(message)
+        topic, payload = message.topic, bytes(message.payload)
+        if len(payload) > self.max_payload:
+            self._reject(self._device_of(topic), topic, "too large", f"{len(payload)} bytes", payload, ack)
+            return
+        if topic.startswith(NAMESPACE + "/"):
+            self._handle_sparkplug(topic, payload, arrival, ack)
+            return
+        for route in self.routes:
+            found = route.match(topic)
+            if found is None:
+                continue
+            device_map, device = route.device_map, route.device.id
+            try:
+                if device_map.format == "json":
+                    readings = decode_json(device_map, device, payload, arrival)
+                else:
+                    fields = {f.source: f for f in device_map.fields}
+                    field_def = fields.get(found.get("field", ""))
+                    if field_def is None:
+                        raise PayloadError("unknown field", f"topic level {found.get('field')!r}")
+                    readings = [decode_value(field_def, device, payload, arrival)]
+            except PayloadError as exc:
+                self._reject(device, topic, exc.reason, str(exc), payload, ack)
+                return
+            bad = [r for r in readings if not r.good]
+            if bad:
+                self.rejects.record(
+                    device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
+                )
+            tags = {k: v for k, v in found.items() if k not in ("plant", "device", "field")}
+            result = PollResult(
+                device, readings, requests=0, started_ns=arrival, finished_ns=arrival, tags=tags
+            )
+            self.sink(result, ack)
+            return
+        self._reject(UNKNOWN, topic, "unknown topic", "no configured device", payload, ack)
+
+    def _handle_sparkplug(self, topic: str, payload: bytes, arrival: int, ack: Callable[[], None]) -> None:
+        parts = topic.split("/")
+        if len(parts) not in (4, 5):
+            self._reject(
+                UNKNOWN, topic, "unknown topic", "not spBv1.0/group/type/edge[/device]", payload, ack
+            )
+            return
+        group, message_type, edge = parts[1], parts[2], parts[3]
+        spb_device = parts[4] if len(parts) == 5 else None
+        if message_type in ("NCMD", "DCMD", "STATE"):
+            ack()
+            return
+        tracker = self._trackers.setdefault(group, SparkplugTracker())
+        try:
+            update = tracker.handle(message_type, edge, spb_device, payload)
+        except PayloadError as exc:
+            self._reject(self._device_of(topic), topic, exc.reason, str(exc), payload, ack)
+            return
+        if update.rebirth:
+            self._request_rebirth(group, edge, update.rebirth, topic, payload)
+        routes = [
+            r
+            for r in self.routes
+            if r.device_map.format == "sparkplug_b"
+            and r.device.vars["group"] == group
+            and r.device.vars["edge_node"] == edge
+            and r.device.vars.get("device") == update.device
+        ]
+        if update.death and update.device is None:  # NDEATH: every device of the node is stale
+            routes = [
+                r
+                for r in self.routes
+                if r.device_map.format == "sparkplug_b"
+                and r.device.vars["group"] == group
+                and r.device.vars["edge_node"] == edge
+            ]
+        if not routes:
+            if update.values or update.death:
+                self._reject(UNKNOWN, topic, "unknown topic", "no configured Sparkplug device", payload, ack)
+            else:
+                ack()
+            return
+        for route in routes:
+            readings = self._spb_readings(route, update, arrival, message_type)
+            if readings:
+                result = PollResult(
+                    route.device.id, readings, requests=0, started_ns=arrival, finished_ns=arrival
+                )
+                self.sink(result, ack if route is routes[-1] else None)
+            elif route is routes[-1]:
+                ack()
+
+    def _spb_readings(self, route: Route, update: Update, arrival: int, message_type: str) -> list[Reading]:
+        readings = []
+        for f in route.device_map.fields:
+            role = f.role.value if f.role else None
+            if update.death:
+                readings.append(
+                    Reading(route.device.id, f.name, None, arrival, f"stale: {message_type}", f.unit, role)
+                )
+                continue
+            if f.source not in update.values:
+                continue
+            raw, metric_ms = update.values[f.source]
+            ms = metric_ms or update.timestamp_ms
+            ts = ms * 1_000_000 if ms else arrival
+            if raw is None:
+                readings.append(
+                    Reading(route.device.id, f.name, None, ts, "null in Sparkplug metric", f.unit, role)
+                )
+                continue
+            try:
+                value = convert(f, raw)
+            except PayloadError as exc:
+                readings.append(Reading(route.device.id, f.name, None, ts, str(exc), f.unit, role))
+                continue
+            readings.append(Reading(route.device.id, f.name, value, ts, "good", f.unit, role))
+        return readings
+
+    def _request_rebirth(self, group: str, edge: str, why: str, topic: str, payload: bytes) -> None:
+        device = self._device_of(topic)
+        self.rejects.record(device, topic, "sparkplug rebirth requested", why, payload)
+        if self.connection is not None:
+            self.connection.publish(f"{NAMESPACE}/{group}/NCMD/{edge}", rebirth_request(), qos=0)  # type: ignore[attr-defined]
+
+    def _device_of(self, topic: str) -> str:
+        for route in self.routes:
+            if route.levels and route.match(topic) is not None:
+                return route.device.id
+            if not route.levels and mqtt.topic_matches_sub(route.subscription, topic):
+                return route.device.id
+        return UNKNOWN
+
+    def _reject(
+        self, device: str, topic: str, reason: str, detail: str, payload: bytes, ack: Callable[[], None]
+    ) -> None:
+        self.rejects.record(device, topic, reason, detail, payload)
+        ack()
+
+    def _acker(self, message: mqtt.MQTTMessage) -> Callable[[], None]:
+        mid, qos = message.mid, message.qos
+
+        def ack() -> None:
+            if self.connection is not None:
+                self.connection.ack(mid, qos)  # type: ignore[attr-defined]
+
+        return ack

@@ -1,0 +1,107 @@
+"""Test helpers for MQTT: a publisher/subscriber that waits for acknowledgements, plant files."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.services.mosquitto import MosquittoServer
+
+
+class MqttTestClient:
+    """A paho client for tests: QoS 1 publishes that wait for PUBACK, and a message log."""
+
+    def __init__(
+        self, broker: MosquittoServer, client_id: str, *, user: tuple[str, str] | None = None
+    ) -> None:
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
+        if user:
+            self.client.username_pw_set(*user)
+        if broker.certs:
+            self.client.tls_set(ca_certs=str(broker.certs["ca"]))
+        self.received: list[mqtt.MQTTMessage] = []
+        self._lock = threading.Lock()
+        self.client.on_message = lambda _c, _u, m: self._store(m)
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def _store(self, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append(message)
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)
+        time.sleep(0.3)
+
+    def publish(self, topic: str, payload: bytes | str, *, wait: bool = True) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        if wait:
+            info.wait_for_publish(timeout=30)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[mqtt.MQTTMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.received)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+CEMS_MAP = """model: cems_json
+description: CEMS data logger publishing JSON
+sector: emissions
+protocol: mqtt
+measurement: cems
+format: json
+topic: plants/{plant}/{line}/cems/{device}/data
+timestamp: {path: ts, format: epoch_ms}
+fields:
+  - {name: dust, path: values.dust, unit: mg/m3, role: dust_concentration}
+  - {name: seq, type: int}
+  - {name: data_flag, path: flag, type: string, role: data_flag}
+"""
+
+SPB_MAP = """model: furnace_spb
+description: Furnace edge gateway publishing Sparkplug B
+sector: ferroalloy
+product: ferrosilicon
+protocol: mqtt
+format: sparkplug_b
+fields:
+  - {name: active_power, path: Power/Active, unit: kW, role: power}
+  - {name: active_energy, path: Energy/Active, type: int, unit: kWh, role: energy_counter}
+"""
+
+
+def mqtt_plant(
+    folder: Path, broker_url: str, influx_url: str, *, mqtt_extra: str = "", sparkplug: bool = False
+) -> Path:
+    (folder / "cems_json.yaml").write_text(CEMS_MAP)
+    (folder / "furnace_spb.yaml").write_text(SPB_MAP)
+    devices = "  - {id: stack-1, map: cems_json.yaml}\n  - {id: stack-2, map: cems_json.yaml}\n"
+    if sparkplug:
+        devices += (
+            "  - {id: saf-9, map: furnace_spb.yaml, vars: {group: works, edge_node: gw1, device: saf9}}\n"
+        )
+    config = folder / "plant.yaml"
+    config.write_text(
+        f"""plant: {{id: works, name: Works}}
+devices:
+{devices}influx: {{url: "{influx_url}", api: v1, database: plant, flush_interval: 200ms,
+         shutdown_timeout: 20s}}
+buffer: {{path: buffer.sqlite, dead_letter: dead.jsonl}}
+mqtt: {{url: "{broker_url}", client_id: pw-test}}
+"""
+    )
+    return config

@@ -1,0 +1,219 @@
+"""MQTT devices end to end: Mosquitto, `plantwatch collect` and InfluxDB as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mqtt_helpers import MqttTestClient, mqtt_plant
+from tests.services.influxdb import InfluxDBServer
+from tests.services.mosquitto import MosquittoServer
+from tests.services.processes import start_plantwatch, stop
+
+BASE_MS = 1_764_000_000_000
+
+
+@pytest.fixture
+def influx(tmp_path: Path) -> Iterator[InfluxDBServer]:
+    server = InfluxDBServer(tmp_path / "influxdb")
+    server.start()
+    server.create_database("plant")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
+    server = MosquittoServer(tmp_path / "mosquitto")
+    server.start()
+    yield server
+    server.stop()
+
+
+def cems_message(seq: int, dust: object = 31.5) -> str:
+    return json.dumps({"ts": BASE_MS + seq, "values": {"dust": dust}, "seq": seq, "flag": "N"})
+
+
+def dust_points(influx: InfluxDBServer, device: str) -> list[list[object]]:
+    series = influx.query(f"SELECT dust, seq, line FROM cems WHERE device = '{device}'", "plant")
+    return series[0]["values"] if series else []
+
+
+def wait_until(check: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+
+
+def test_json_messages_reach_influxdb_and_the_readings_bus(
+    broker: MosquittoServer, influx: InfluxDBServer, tmp_path: Path
+) -> None:
+    config = mqtt_plant(tmp_path, broker.url, influx.url)
+    listener = MqttTestClient(broker, "bus-listener")
+    listener.subscribe("plantwatch/v1/works/#")
+    collect = start_plantwatch(
+        "collect", "--config", str(config), "--health-interval", "1s", log=tmp_path / "c.log"
+    )
+    time.sleep(2)
+    device = MqttTestClient(broker, "cems-logger")
+    for seq in range(50):
+        device.publish("plants/works/north/cems/stack-1/data", cems_message(seq))
+    device.publish("plants/works/north/cems/stack-1/data", b"{not json")
+    device.publish("plants/works/north/cems/stack-1/data", cems_message(99, dust="high"))
+    device.publish("plants/works/north/cems/stack-1/data", b"x" * 300_000)
+    device.publish(
+        "plants/works/south/cems/stack-2/data", json.dumps({"values": {"dust": 1}})
+    )  # no timestamp
+    bus = listener.wait_for(51, timeout=20)
+    time.sleep(1)
+    assert stop(collect) == 0
+    device.close()
+    listener.close()
+
+    points = dust_points(influx, "stack-1")
+    assert len(points) == 51  # 50 whole messages, and the one whose dust was bad keeps seq and flag
+    assert points[-1][1:3] == [None, 99]
+    assert [p[0] for p in points[:2]] == [BASE_MS * 10**6, (BASE_MS + 1) * 10**6]  # the payload's own time
+    assert {p[3] for p in points} == {"north"}  # the {line} topic level became a tag
+    assert points[7][1:3] == [31.5, 7]
+
+    quality = influx.query("SELECT reason FROM plantwatch_quality WHERE device = 'stack-1'", "plant")
+    assert quality[0]["values"][0][1] == "wrong type: dust: 'high' is not a float"
+
+    samples = [
+        json.loads(line) for line in (tmp_path / "plantwatch-mqtt-rejects.jsonl").read_text().splitlines()
+    ]
+    reasons = {(s["device"], s["reason"]) for s in samples}
+    assert reasons == {
+        ("stack-1", "bad json"),
+        ("stack-1", "bad field"),
+        ("stack-1", "too large"),
+        ("stack-2", "bad timestamp"),
+    }
+    bad_json = next(s for s in samples if s["reason"] == "bad json")
+    assert bad_json["payload"] == "{not json" and bad_json["topic"] == "plants/works/north/cems/stack-1/data"
+
+    bus_messages = [json.loads(m.payload) for m in bus if m.topic == "plantwatch/v1/works/stack-1"]
+    assert len(bus_messages) == 51  # 50 good + the one with a bad field: every accepted message
+    first = bus_messages[0]
+    assert first["device"] == "stack-1" and first["plant"] == "works"
+    assert first["fields"]["dust"] == {
+        "value": 31.5,
+        "quality": "good",
+        "ts": BASE_MS * 10**6,
+        "unit": "mg/m3",
+        "role": "dust_concentration",
+    }
+
+
+def test_username_password_from_the_environment(tmp_path: Path, influx: InfluxDBServer) -> None:
+    broker = MosquittoServer(tmp_path / "mosquitto", users={"plantwatch": "s3cret-pw", "logger": "pw2"})
+    broker.start()
+    try:
+        config = mqtt_plant(tmp_path, broker.url, influx.url)
+        config.write_text(
+            config.read_text().replace(
+                "client_id: pw-test",
+                "client_id: pw-test, username_env: PW_MQTT_USER, password_env: PW_MQTT_PASSWORD",
+            )
+        )
+        env = {"PW_MQTT_USER": "plantwatch", "PW_MQTT_PASSWORD": "s3cret-pw"}
+        os.environ.update(env)
+        try:
+            collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
+            time.sleep(2)
+            device = MqttTestClient(broker, "cems-logger", user=("logger", "pw2"))
+            for seq in range(5):
+                device.publish("plants/works/north/cems/stack-1/data", cems_message(seq))
+            time.sleep(1.5)
+            assert stop(collect) == 0
+            device.close()
+            os.environ["PW_MQTT_PASSWORD"] = "wrong"
+            bad = start_plantwatch("collect", "--config", str(config), log=tmp_path / "bad.log")
+            time.sleep(3)
+            assert stop(bad) == 0
+        finally:
+            for key in env:
+                os.environ.pop(key, None)
+        assert len(dust_points(influx, "stack-1")) == 5
+        log = (tmp_path / "bad.log").read_text()
+        assert "refused the connection" in log or "not reachable" in log
+        assert "s3cret" not in log and "wrong" not in (tmp_path / "c.log").read_text()
+    finally:
+        broker.stop()
+
+
+def test_tls_with_the_fixtures_own_ca(tmp_path: Path, influx: InfluxDBServer) -> None:
+    broker = MosquittoServer(tmp_path / "mosquitto", tls=True)
+    broker.start()
+    try:
+        config = mqtt_plant(tmp_path, broker.url, influx.url)
+        config.write_text(
+            config.read_text().replace(
+                "client_id: pw-test", f"client_id: pw-test, ca_file: {broker.certs['ca']}"
+            )
+        )
+        collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
+        time.sleep(2)
+        device = MqttTestClient(broker, "cems-logger")
+        for seq in range(5):
+            device.publish("plants/works/north/cems/stack-1/data", cems_message(seq))
+        time.sleep(1.5)
+        assert stop(collect) == 0
+        device.close()
+        assert len(dust_points(influx, "stack-1")) == 5
+        assert "MQTT connected to 127.0.0.1" in (tmp_path / "c.log").read_text()
+    finally:
+        broker.stop()
+
+
+def test_broker_and_collector_restarts_lose_no_accepted_message(
+    broker: MosquittoServer, influx: InfluxDBServer, tmp_path: Path
+) -> None:
+    config = mqtt_plant(tmp_path, broker.url, influx.url)
+    topic = "plants/works/north/cems/stack-1/data"
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c1.log")
+    time.sleep(2)
+    device = MqttTestClient(broker, "cems-logger")
+    sent = 0
+
+    def publish(count: int) -> None:
+        nonlocal sent
+        wait_until(device.client.is_connected, timeout=30)
+        for _ in range(count):
+            device.publish(topic, cems_message(sent))  # returns once the broker acknowledged it
+            sent += 1
+
+    publish(200)  # all up
+    assert stop(collect) == 0  # collector away: the broker queues for its persistent session
+    publish(100)
+    broker.stop()  # ... and the broker restarts with that queue on disk
+    broker.start()
+    publish(100)
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c2.log")
+    publish(100)
+    broker.stop()  # the broker restarts under a running collector
+    broker.start()
+    publish(100)
+    time.sleep(0.5)
+    os.kill(collect.pid, signal.SIGKILL)  # the collector dies mid-stream
+    collect.wait(10)
+    publish(100)
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c3.log")
+    wait_until(
+        lambda: len([p for p in dust_points(influx, "stack-1") if p[1] is not None]) >= sent, timeout=60
+    )
+    assert stop(collect) == 0
+    device.close()
+    seqs = sorted(p[2] for p in dust_points(influx, "stack-1") if p[1] is not None)
+    assert seqs == list(range(sent))  # every message the broker accepted, none twice (same time, same point)
+    assert sent == 700
+    assert "resumed session" in (tmp_path / "c2.log").read_text()
