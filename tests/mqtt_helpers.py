@@ -77,6 +77,7 @@ description: Furnace edge gateway publishing Sparkplug B
 sector: ferroalloy
 product: ferrosilicon
 protocol: mqtt
+measurement: saf
 format: sparkplug_b
 fields:
   - {name: active_power, path: Power/Active, unit: kW, role: power}

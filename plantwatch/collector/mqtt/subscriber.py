@@ -124,6 +124,7 @@ class MqttSubscriber:
         self.routes = build_routes(plant)
         self.rejects = Rejects(samples_file)
         self.messages = 0
+        self.outcomes: Counter[str] = Counter()  # one per message: accepted, rejected or ignored
         self.connection: object | None = None  # MqttConnection, set by the service
         self._trackers: dict[str, SparkplugTracker] = {}
 
@@ -166,10 +167,9 @@ class MqttSubscriber:
                 self.rejects.record(
                     device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
                 )
-            tags = {k: v for k, v in found.items() if k not in ("plant", "device", "field")}
-            result = PollResult(
-                device, readings, requests=0, started_ns=arrival, finished_ns=arrival, tags=tags
-            )
+            tags = {k: v for k, v in found.items() if k != "field"}  # unfilled topic levels
+            result = PollResult(device, readings, started_ns=arrival, finished_ns=arrival, tags=tags)
+            self.outcomes["accepted"] += 1
             self.sink(result, ack)
             return
         self._reject(UNKNOWN, topic, "unknown topic", "no configured device", payload, ack)
@@ -184,6 +184,7 @@ class MqttSubscriber:
         group, message_type, edge = parts[1], parts[2], parts[3]
         spb_device = parts[4] if len(parts) == 5 else None
         if message_type in ("NCMD", "DCMD", "STATE"):
+            self.outcomes["ignored"] += 1
             ack()
             return
         tracker = self._trackers.setdefault(group, SparkplugTracker())
@@ -214,17 +215,21 @@ class MqttSubscriber:
             if update.values or update.death:
                 self._reject(UNKNOWN, topic, "unknown topic", "no configured Sparkplug device", payload, ack)
             else:
+                self.outcomes["ignored"] += 1
                 ack()
             return
+        results = []
         for route in routes:
             readings = self._spb_readings(route, update, arrival, message_type)
             if readings:
-                result = PollResult(
-                    route.device.id, readings, requests=0, started_ns=arrival, finished_ns=arrival
-                )
-                self.sink(result, ack if route is routes[-1] else None)
-            elif route is routes[-1]:
-                ack()
+                results.append(PollResult(route.device.id, readings, started_ns=arrival, finished_ns=arrival))
+        if not results:
+            self.outcomes["ignored"] += 1  # e.g. a birth naming none of the configured fields
+            ack()
+            return
+        self.outcomes["accepted"] += 1
+        for result in results:
+            self.sink(result, ack if result is results[-1] else None)
 
     def _spb_readings(self, route: Route, update: Update, arrival: int, message_type: str) -> list[Reading]:
         readings = []
@@ -270,6 +275,7 @@ class MqttSubscriber:
     def _reject(
         self, device: str, topic: str, reason: str, detail: str, payload: bytes, ack: Callable[[], None]
     ) -> None:
+        self.outcomes["rejected"] += 1
         self.rejects.record(device, topic, reason, detail, payload)
         ack()
 
