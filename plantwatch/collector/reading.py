@@ -43,6 +43,7 @@ class PollResult:
     started_ns: int = 0
     finished_ns: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # from MQTT topic levels, beside the device's own
+    polled: bool = True  # False for an MQTT message: it gets no plantwatch_poll summary
 
     @property
     def ok(self) -> bool:

@@ -117,7 +117,8 @@ def device_tags(
 
 
 def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
-    """Lines for one poll: one data line per request timestamp, quality lines, a poll summary.
+    """Lines for one poll: one data line per request timestamp, quality lines, a poll summary
+    (not for an MQTT message, which is not a poll).
 
     Bad values are never written as numbers: each becomes a plantwatch_quality point whose
     `reason` field says why it is missing.
@@ -147,6 +148,8 @@ def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
         )
     lines = [f"{series.data} {','.join(fields)} {ts}" for ts, fields in by_time.items()]
     lines += quality
+    if not result.polled:
+        return lines
     duration_ms = (result.finished_ns - result.started_ns) / 1e6
     lines.append(
         f"{series.poll} good={good}i,bad={bad}i,requests={result.requests}i,"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -66,11 +67,22 @@ class MqttConnection:
             )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = lambda _c, _u, message: self._loop.call_soon_threadsafe(
-            self.on_message, message
-        )
+        self.client.on_message = self._receive
+        self._inbox: deque[mqtt.MQTTMessage] = deque()
         self._was_connected = False
         self._closing = False
+
+    def _receive(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """In paho's thread: queue the message; wake the event loop once per batch, not per message."""
+        wake = not self._inbox
+        self._inbox.append(message)
+        if wake:
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """On the event loop: handle every queued message, in arrival order."""
+        while self._inbox:
+            self.on_message(self._inbox.popleft())
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from plantwatch.collector.errors import CollectorError
@@ -47,10 +48,15 @@ def convert(field: MqttField, raw: Any) -> Any:
     return number * field.scale + field.offset
 
 
+@lru_cache(maxsize=1024)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def lookup(document: Any, path: str) -> Any:
     """Follow a dotted path (`values.dust`, `channels.0.value`) through objects and lists."""
     node = document
-    for part in path.split("."):
+    for part in _parts(path):
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):

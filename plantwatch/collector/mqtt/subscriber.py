@@ -168,7 +168,9 @@ class MqttSubscriber:
                     device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
                 )
             tags = {k: v for k, v in found.items() if k != "field"}  # unfilled topic levels
-            result = PollResult(device, readings, started_ns=arrival, finished_ns=arrival, tags=tags)
+            result = PollResult(
+                device, readings, started_ns=arrival, finished_ns=arrival, tags=tags, polled=False
+            )
             self.outcomes["accepted"] += 1
             self.sink(result, ack)
             return
@@ -222,7 +224,11 @@ class MqttSubscriber:
         for route in routes:
             readings = self._spb_readings(route, update, arrival, message_type)
             if readings:
-                results.append(PollResult(route.device.id, readings, started_ns=arrival, finished_ns=arrival))
+                results.append(
+                    PollResult(
+                        route.device.id, readings, started_ns=arrival, finished_ns=arrival, polled=False
+                    )
+                )
         if not results:
             self.outcomes["ignored"] += 1  # e.g. a birth naming none of the configured fields
             ack()

@@ -1,0 +1,163 @@
+"""MQTT ingest benchmark: messages/s into InfluxDB vs a bare paho subscriber, same stream, same run.
+
+    python -m benchmarks.mqtt_ingest            # 20,000 messages, about a minute
+    python -m benchmarks.mqtt_ingest --messages 5000
+
+Two persistent sessions subscribe, then go away; the same N JSON messages (QoS 1) are queued
+by Mosquitto for both. The baseline is a bare paho-mqtt 2.x subscriber counting its queue;
+plantwatch is the real `collect` service (decode, durable buffer, acks after commit, forwarder,
+readings bus) draining the other queue, timed until InfluxDB holds every point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from plantwatch.collector.service import collect
+from plantwatch.config.plant import load_plant_config
+from tests.mqtt_helpers import mqtt_plant
+from tests.services.influxdb import InfluxDBServer
+from tests.services.mosquitto import MosquittoServer
+
+RESULTS = Path(__file__).parent / "results"
+TOPIC = "plants/works/north/cems/stack-1/data"
+
+
+def session_client(broker: MosquittoServer, client_id: str) -> mqtt.Client:
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 3600
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
+    return client
+
+
+def create_session(broker: MosquittoServer, client_id: str) -> None:
+    """Connect once and subscribe, so the broker queues for this client while it is away."""
+    client = session_client(broker, client_id)
+    client.loop_start()
+    client.subscribe(TOPIC, qos=1)
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish(broker: MosquittoServer, count: int) -> None:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    infos = []
+    for seq in range(count):
+        body = {"ts": 1_764_000_000_000 + seq, "values": {"dust": 30 + seq % 10}, "seq": seq, "flag": "N"}
+        infos.append(client.publish(TOPIC, json.dumps(body), qos=1))
+    for info in infos:
+        info.wait_for_publish(timeout=120)
+    client.disconnect()
+    client.loop_stop()
+
+
+def bare_subscriber(broker: MosquittoServer, count: int) -> float:
+    """Seconds for a plain paho subscriber to receive and acknowledge its queued `count`."""
+    done = threading.Event()
+    received = 0
+
+    def on_message(_c: object, _u: object, _m: object) -> None:
+        nonlocal received
+        received += 1
+        if received >= count:
+            done.set()
+
+    started = time.perf_counter()
+    client = session_client(broker, "bench-bare")
+    client.on_message = on_message
+    client.loop_start()
+    assert done.wait(300), f"bare subscriber got {received} of {count}"
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def plantwatch_collect(config: Path, influx: InfluxDBServer, count: int) -> float:
+    """Seconds for `collect` to take its queued `count` messages into InfluxDB."""
+    finished: list[float] = []
+
+    def watch() -> None:
+        while True:
+            series = influx.query('SELECT count("dust") FROM cems', "plant")
+            if series and series[0]["values"][0][1] >= count:
+                finished.append(time.perf_counter())
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    plant = load_plant_config(config)
+    assert plant.config.influx is not None
+    threading.Thread(target=watch, daemon=True).start()
+    started = time.perf_counter()
+    asyncio.run(collect(plant, plant.config.influx, health_interval=3600))
+    return finished[0] - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        broker, influx = MosquittoServer(folder / "mosquitto"), InfluxDBServer(folder / "influxdb")
+        broker.start()
+        influx.start()
+        influx.create_database("plant")
+        try:
+            config = mqtt_plant(folder, broker.url, influx.url)
+            config.write_text(
+                config.read_text().replace(
+                    "client_id: pw-test",
+                    "client_id: bench-plantwatch" + os.environ.get("BENCH_MQTT_EXTRA", ""),
+                )
+            )
+            create_session(broker, "bench-bare")
+            create_session(broker, "bench-plantwatch")
+            print(f"queueing {args.messages} messages for both sessions ...", flush=True)
+            publish(broker, args.messages)
+            bare = bare_subscriber(broker, args.messages)
+            ours = plantwatch_collect(config, influx, args.messages)
+        finally:
+            influx.stop()
+            broker.stop()
+    result = {
+        "messages": args.messages,
+        "bare_paho_messages_per_s": round(args.messages / bare),
+        "plantwatch_messages_per_s_into_influxdb": round(args.messages / ours),
+        "ratio": round(bare / ours, 3),
+        "python": sys.version.split()[0],
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "mqtt_ingest.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
