@@ -168,7 +168,10 @@ async def requests_on_the_wire(model: str) -> int:
 def requests_per_poll() -> dict[str, object]:
     rows = {}
     for path in sorted(shipped_maps_dir().glob("*.yaml")):
-        registers = load_device_map(path).registers
+        device_map = load_device_map(path)
+        if not isinstance(device_map, DeviceMap):
+            continue  # MQTT maps have no registers
+        registers = device_map.registers
         rows[path.stem] = {
             "registers": len(registers),
             "requests_on_the_wire": asyncio.run(requests_on_the_wire(path.stem)),

@@ -65,7 +65,7 @@ def test_validate_ok_and_broken(tmp_path: Path) -> None:
     ok = plantwatch("validate", str(REPO / "device_maps"), str(REPO / "tests" / "cases" / "valid_plant"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout == ""
-    assert "12 file(s) valid" in ok.stderr  # 10 shipped maps, a plant and its local map
+    assert "14 file(s) valid" in ok.stderr  # 12 shipped maps, a plant and its local map
 
     broken = tmp_path / "saf.yaml"
     broken.write_text(

@@ -17,7 +17,7 @@ REPO = Path(__file__).parent.parent
 def test_every_shipped_map_is_valid_and_every_sector_is_covered(shipped_maps: dict[str, DeviceMap]) -> None:
     files, problems = validate_paths([REPO / "device_maps"])
     assert problems == []
-    assert len(files) == 10
+    assert len(files) == 12  # 10 Modbus, 2 MQTT
     assert {m.sector for m in shipped_maps.values()} == {
         "ferroalloy",
         "cement",
@@ -30,6 +30,10 @@ def test_every_shipped_map_is_valid_and_every_sector_is_covered(shipped_maps: di
         "ferrosilicon",
         "ferrochrome",
         "ferronickel",
+    }
+    assert {m.model for m in shipped_maps.values() if m.protocol == "mqtt"} == {
+        "cems_json",
+        "furnace_sparkplug",
     }
     assert {m.product for m in shipped_maps.values() if m.sector == "steel"} == {
         "eaf_steel",
@@ -83,13 +87,22 @@ def test_a_default_that_breaks_a_register_names_the_register() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("1s", 1.0), ("1m", 60.0), ("2h", 7200.0), ("1.5s", 1.5), (3, 3.0), ("10", 10.0)],
+    [
+        ("500ms", 0.5),
+        ("1s", 1.0),
+        ("1m", 60.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1.5s", 1.5),
+        (3, 3.0),
+        ("10", 10.0),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "fast", "1d", "-1s", "0s", True])
+@pytest.mark.parametrize("text", ["", "fast", "1w", "-1s", "0s", True])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -206,3 +219,17 @@ def test_device_tags_that_influxdb_cannot_store_are_rejected() -> None:
         ("devices.1.tags", "tag key 'device' is set by plantwatch itself"),
         ("devices.2.tags", "tag key 'Zone' must be lowercase letters, digits and _"),
     ]
+
+
+def test_mqtt_readme_embeds_its_sample_and_the_sample_is_valid() -> None:
+    import yaml
+
+    from plantwatch.config.plant import parse_plant_config
+
+    folder = REPO / "plantwatch" / "collector" / "mqtt"
+    sample = (folder / "sample.mqtt.yaml").read_text(encoding="utf-8")
+    assert f"```yaml\n{sample}```" in (folder / "README.md").read_text(encoding="utf-8")
+    data = yaml.safe_load(sample) | {"plant": {"id": "works", "name": "Works"}}
+    plant = parse_plant_config(data, "plant.yaml", REPO)
+    assert plant.config.mqtt is not None and plant.config.mqtt.session_expiry == 86400
+    assert [plant.maps[d.id].model for d in plant.config.devices] == ["cems_json", "furnace_sparkplug"]

@@ -41,12 +41,12 @@ _SIZE_UNITS = {
     "MiB": 2**20,
     "GiB": 2**30,
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from '500ms', '1s', '1.5m', '2h' or a bare number of seconds."""
+    """Seconds from '500ms', '1s', '1.5m', '2h', '1d' or a bare number of seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number with ms, s, m or h, like 500ms or 1s")
     if isinstance(value, int | float):
@@ -54,7 +54,7 @@ def parse_duration(value: Any) -> float:
     else:
         match = _DURATION.match(str(value))
         if not match:
-            raise ValueError(f"{value!r} is not a duration like 500ms, 1s, 1m or 2h")
+            raise ValueError(f"{value!r} is not a duration like 500ms, 1s, 1m, 2h or 1d")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
