@@ -37,3 +37,18 @@ def test_health_names_failing_devices_and_writes_points(tmp_path: Path) -> None:
         "plantwatch_device,plant=works,device=saf-2",
     ]
     assert device_lines[1].split(" ")[1].startswith("last_success_age_s=30.")
+
+
+def test_mqtt_rejects_become_points_per_device_and_reason(tmp_path: Path) -> None:
+    from collections import Counter
+
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    rejects: Counter[tuple[str, str]] = Counter({("stack-1", "bad json"): 3, ("?", "unknown topic"): 1})
+    reporter = HealthReporter("works", [], buffer, IngestStats(), ForwarderStats(), mqtt_rejects=rejects)
+    assert reporter.report().endswith("; MQTT messages rejected: 4")
+    batch = buffer.read(100)
+    assert batch is not None
+    assert [line.rsplit(" ", 1)[0] for line in batch.lines[1:]] == [
+        "plantwatch_mqtt_rejects,plant=works,device=?,reason=unknown\\ topic count=1i",
+        "plantwatch_mqtt_rejects,plant=works,device=stack-1,reason=bad\\ json count=3i",
+    ]

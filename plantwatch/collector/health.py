@@ -6,12 +6,14 @@ import asyncio
 import logging
 import socket
 import time
+from collections import Counter
 
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.influx.forwarder import ForwarderStats
 from plantwatch.collector.influx.line_protocol import (
     COLLECTOR_MEASUREMENT,
     DEVICE_HEALTH_MEASUREMENT,
+    MQTT_REJECTS_MEASUREMENT,
     TAG_DEVICE,
     TAG_PLANT,
     fields_line,
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class HealthReporter:
-    """Every `interval` seconds: one log line, one plantwatch_collector point, one point per device."""
+    """Every `interval` seconds: one log line, one plantwatch_collector point, one point per device,
+    and one plantwatch_mqtt_rejects point per (device, reason) of unusable MQTT messages."""
 
     def __init__(
         self,
@@ -32,6 +35,7 @@ class HealthReporter:
         ingest: IngestStats,
         forwarder: ForwarderStats,
         interval: float = 10.0,
+        mqtt_rejects: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.plant_id = plant_id
         self.device_ids = device_ids
@@ -39,6 +43,7 @@ class HealthReporter:
         self.ingest = ingest
         self.forwarder = forwarder
         self.interval = interval
+        self.mqtt_rejects = mqtt_rejects
         self.host = socket.gethostname()
         self._last = (time.monotonic(), 0)
 
@@ -76,6 +81,9 @@ class HealthReporter:
             lines.append(
                 fields_line(DEVICE_HEALTH_MEASUREMENT, tags, [("last_success_age_s", round(age, 3))], now_ns)
             )
+        for (device, reason), count in sorted((self.mqtt_rejects or {}).items()):
+            tags = {TAG_PLANT: self.plant_id, TAG_DEVICE: device, "reason": reason}
+            lines.append(fields_line(MQTT_REJECTS_MEASUREMENT, tags, [("count", count)], now_ns))
         self.buffer.append(lines)
         text = (
             f"health: {rate:.1f} readings/s, buffer {self.buffer.depth} lines "
@@ -85,6 +93,8 @@ class HealthReporter:
         )
         if stale:
             text += "; not polling cleanly: " + ", ".join(stale)
+        if self.mqtt_rejects:
+            text += f"; MQTT messages rejected: {sum(self.mqtt_rejects.values())}"
         return text
 
     async def run(self, stop: asyncio.Event) -> None:

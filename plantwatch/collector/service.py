@@ -42,11 +42,14 @@ def gil_switch_interval(seconds: float = SWITCH_INTERVAL) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def mqtt_input(plant: Plant, config: MqttConfig, sink: BufferSink, base: Path) -> AsyncIterator[None]:
+async def mqtt_input(
+    plant: Plant, config: MqttConfig, sink: BufferSink, base: Path, health: HealthReporter
+) -> AsyncIterator[None]:
     """Subscribe to the plant's MQTT devices and, if configured, publish the readings bus."""
     subscriber = MqttSubscriber(
         plant, sink, max_payload=config.max_payload, samples_file=base / "plantwatch-mqtt-rejects.jsonl"
     )
+    health.mqtt_rejects = subscriber.rejects.counts
     connection = MqttConnection(
         config,
         client_id=config.client_id or f"plantwatch-{plant.config.plant.id}",
@@ -103,7 +106,7 @@ async def collect(plant: Plant, influx: InfluxConfig, *, health_interval: float 
             reporting = asyncio.create_task(health.run(stop))
             async with AsyncExitStack() as stack:
                 if plant.config.mqtt is not None:
-                    await stack.enter_async_context(mqtt_input(plant, plant.config.mqtt, sink, base))
+                    await stack.enter_async_context(mqtt_input(plant, plant.config.mqtt, sink, base, health))
                 await stack.enter_async_context(Collector(plant, sink))
                 await stop.wait()
             sink.flush()

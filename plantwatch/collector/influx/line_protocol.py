@@ -18,6 +18,7 @@ QUALITY_MEASUREMENT = "plantwatch_quality"  # one point per bad value: why it is
 POLL_MEASUREMENT = "plantwatch_poll"  # one point per poll: good/bad counts, requests, duration
 COLLECTOR_MEASUREMENT = "plantwatch_collector"  # the collector's own health, every 10 s
 DEVICE_HEALTH_MEASUREMENT = "plantwatch_device"  # per device: age of the last good poll
+MQTT_REJECTS_MEASUREMENT = "plantwatch_mqtt_rejects"  # per device and reason: unusable MQTT messages
 
 # Tags on every device point, in this order; a device's own `tags` follow, sorted by key.
 TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT = "plant", "device", "sector", "model", "product"
