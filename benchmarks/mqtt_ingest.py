@@ -3,10 +3,12 @@
     python -m benchmarks.mqtt_ingest            # 20,000 messages, about a minute
     python -m benchmarks.mqtt_ingest --messages 5000
 
-Two persistent sessions subscribe, then go away; the same N JSON messages (QoS 1) are queued
-by Mosquitto for both. The baseline is a bare paho-mqtt 2.x subscriber counting its queue;
-plantwatch is the real `collect` service (decode, durable buffer, acks after commit, forwarder,
-readings bus) draining the other queue, timed until InfluxDB holds every point.
+Three persistent sessions subscribe, then go away; the same N JSON messages (QoS 1) are queued
+by Mosquitto for each. The baseline is a bare paho-mqtt 2.x subscriber counting its queue;
+a second measurement keeps plantwatch's ack rule (acknowledge after a 50 ms commit, from an
+event loop) and does nothing else, which bounds any subscriber that loses nothing; plantwatch
+is the real `collect` service (decode, durable buffer, acks after commit, forwarder, readings
+bus) draining the third queue, timed until InfluxDB holds every point.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -96,6 +99,56 @@ def bare_subscriber(broker: MosquittoServer, count: int) -> float:
     return elapsed
 
 
+def manual_ack_floor(broker: MosquittoServer, count: int) -> float:
+    """Seconds for paho with plantwatch's ack rule and nothing else: messages cross to an event
+    loop in batches and are acknowledged only after a 50 ms 'commit'. The ceiling for any
+    subscriber that acknowledges only what it has made durable."""
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        inbox: deque[mqtt.MQTTMessage] = deque()
+        pending: list[tuple[int, int]] = []
+        done = asyncio.Event()
+        received = 0
+
+        def drain() -> None:
+            nonlocal received
+            while inbox:
+                message = inbox.popleft()
+                pending.append((message.mid, message.qos))
+                received += 1
+            if received >= count:
+                done.set()
+
+        def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+            wake = not inbox
+            inbox.append(message)
+            if wake:
+                loop.call_soon_threadsafe(drain)
+
+        async def commit_and_ack() -> None:
+            while True:
+                await asyncio.sleep(0.05)
+                batch, pending[:] = pending[:], []
+                for mid, qos in batch:
+                    client.ack(mid, qos)
+
+        started = time.perf_counter()
+        client = session_client(broker, "bench-manual")
+        client.manual_ack_set(True)
+        client.on_message = on_message
+        client.loop_start()
+        acker = asyncio.create_task(commit_and_ack())
+        await asyncio.wait_for(done.wait(), 300)
+        elapsed = time.perf_counter() - started
+        acker.cancel()
+        client.disconnect()
+        client.loop_stop()
+        return elapsed
+
+    return asyncio.run(run())
+
+
 def plantwatch_collect(config: Path, influx: InfluxDBServer, count: int) -> float:
     """Seconds for `collect` to take its queued `count` messages into InfluxDB."""
     finished: list[float] = []
@@ -131,17 +184,13 @@ def main() -> int:
         influx.create_database("plant")
         try:
             config = mqtt_plant(folder, broker.url, influx.url)
-            config.write_text(
-                config.read_text().replace(
-                    "client_id: pw-test",
-                    "client_id: bench-plantwatch" + os.environ.get("BENCH_MQTT_EXTRA", ""),
-                )
-            )
-            create_session(broker, "bench-bare")
-            create_session(broker, "bench-plantwatch")
-            print(f"queueing {args.messages} messages for both sessions ...", flush=True)
+            config.write_text(config.read_text().replace("client_id: pw-test", "client_id: bench-plantwatch"))
+            for client_id in ("bench-bare", "bench-manual", "bench-plantwatch"):
+                create_session(broker, client_id)
+            print(f"queueing {args.messages} messages for each of 3 sessions ...", flush=True)
             publish(broker, args.messages)
             bare = bare_subscriber(broker, args.messages)
+            floor = manual_ack_floor(broker, args.messages)
             ours = plantwatch_collect(config, influx, args.messages)
         finally:
             influx.stop()
@@ -149,8 +198,10 @@ def main() -> int:
     result = {
         "messages": args.messages,
         "bare_paho_messages_per_s": round(args.messages / bare),
+        "paho_ack_after_commit_messages_per_s": round(args.messages / floor),
         "plantwatch_messages_per_s_into_influxdb": round(args.messages / ours),
         "ratio": round(bare / ours, 3),
+        "ceiling_ratio_with_ack_after_commit": round(bare / floor, 3),
         "python": sys.version.split()[0],
     }
     print(json.dumps(result, indent=2))
