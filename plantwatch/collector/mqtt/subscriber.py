@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
@@ -114,6 +115,14 @@ class Rejects:
 Sink = Callable[[PollResult, Callable[[], None] | None], None]
 
 
+class Link(Protocol):
+    """What the subscriber needs of the connection: acknowledge, and publish rebirth requests."""
+
+    def ack(self, mid: int, qos: int) -> None: ...
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None: ...
+
+
 class MqttSubscriber:
     """Turns MQTT messages of configured devices into poll results for the sink."""
 
@@ -125,7 +134,7 @@ class MqttSubscriber:
         self.rejects = Rejects(samples_file)
         self.messages = 0
         self.outcomes: Counter[str] = Counter()  # one per message: accepted, rejected or ignored
-        self.connection: object | None = None  # MqttConnection, set by the service
+        self.connection: Link | None = None  # the MqttConnection, set by the service
         self._trackers: dict[str, SparkplugTracker] = {}
 
     @property
@@ -268,7 +277,7 @@ class MqttSubscriber:
         device = self._device_of(topic)
         self.rejects.record(device, topic, "sparkplug rebirth requested", why, payload)
         if self.connection is not None:
-            self.connection.publish(f"{NAMESPACE}/{group}/NCMD/{edge}", rebirth_request(), qos=0)  # type: ignore[attr-defined]
+            self.connection.publish(f"{NAMESPACE}/{group}/NCMD/{edge}", rebirth_request(), qos=0)
 
     def _device_of(self, topic: str) -> str:
         for route in self.routes:
@@ -290,6 +299,6 @@ class MqttSubscriber:
 
         def ack() -> None:
             if self.connection is not None:
-                self.connection.ack(mid, qos)  # type: ignore[attr-defined]
+                self.connection.ack(mid, qos)
 
         return ack
