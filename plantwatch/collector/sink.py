@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,7 +106,13 @@ class BufferSink:
             return
         lines, results = self._lines, self._results
         self._lines, self._results = [], []
-        if self.buffer.append(lines) == 0:
+        try:
+            accepted = self.buffer.append(lines)
+        except sqlite3.Error as exc:  # disk full or failing: keep running, count, acknowledge nothing
+            self.buffer.refused += len(lines)
+            log.error("buffer %s: cannot store %d line(s): %s", self.buffer.path, len(lines), exc)
+            return
+        if accepted == 0:
             return  # refused: the buffer is full and counts it in `refused`; nothing is acknowledged
         now = time.time_ns()
         for result, on_accepted in results:

@@ -1,0 +1,70 @@
+"""The sink: group commits, acknowledgements after the commit, and a failing disk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.collector.sink import BufferSink
+from plantwatch.config.plant import Plant, parse_plant_config
+
+
+def plant() -> Plant:
+    devices = [{"id": "stack-1", "map": "dust_cems", "url": "tcp://127.0.0.1:1502"}]
+    return parse_plant_config(
+        {"plant": {"id": "p", "name": "P"}, "devices": devices}, "plant.yaml", Path(".")
+    )
+
+
+def result(seq: int) -> PollResult:
+    return PollResult(
+        "stack-1", [Reading("stack-1", "dust", 1.0 + seq, 1000 + seq)], 1, 1000 + seq, 2000 + seq
+    )
+
+
+def test_acknowledged_and_announced_only_after_the_commit(tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    sink = BufferSink(plant(), buffer, asyncio.Event(), 5000, commit_interval=0.05)
+    acked: list[int] = []
+    announced: list[int] = []
+    sink.listeners.append(lambda results: announced.extend(r.started_ns for r in results))
+
+    async def run() -> tuple[int, int]:
+        for seq in range(3):
+            sink(result(seq), lambda seq=seq: acked.append(seq))
+        before = (len(acked), buffer.depth)
+        await asyncio.sleep(0.1)  # the commit timer fires
+        return before
+
+    assert asyncio.run(run()) == (0, 0)  # nothing acknowledged before it is on disk
+    assert acked == [0, 1, 2] and announced == [1000, 1001, 1002]
+    assert buffer.depth == 6  # a data line and a poll line per result
+    assert sink.stats.polls == 3 and sink.stats.readings == 3
+
+
+def test_a_failing_disk_is_counted_and_nothing_acknowledged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    sink = BufferSink(plant(), buffer, asyncio.Event(), 5000)
+    acked: list[int] = []
+
+    def broken_append(lines: list[str]) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    buffer.append = broken_append  # type: ignore[method-assign]
+
+    async def run() -> None:
+        sink(result(0), lambda: acked.append(0))
+        sink.flush()
+
+    with caplog.at_level(logging.ERROR, logger="plantwatch"):
+        asyncio.run(run())
+    assert acked == [] and buffer.refused == 2
+    assert any("cannot store 2 line(s): database or disk is full" in r.getMessage() for r in caplog.records)
