@@ -119,9 +119,13 @@ def test_retry_after_is_honoured(influxdb: InfluxDBServer, influx_db: str, tmp_p
     with InfluxProxy(influxdb.url) as proxy:
         proxy.inject = [(429, {"Retry-After": "2"}, '{"error":"slow down"}'), (503, {}, "{}")]
         forwarder = Forwarder(
-            buffer, make_writer(v1_config(proxy.url, influx_db)), batch_size=100,
-            flush_interval=0.01, dead_letter=tmp_path / "d", backoff_min=0.1,
-        )  # fmt: skip
+            buffer,
+            make_writer(v1_config(proxy.url, influx_db)),
+            batch_size=100,
+            flush_interval=0.01,
+            dead_letter=tmp_path / "d",
+            backoff_min=0.1,
+        )
         started = time.monotonic()
         run_forwarder(buffer, forwarder)
         elapsed = time.monotonic() - started
@@ -139,8 +143,15 @@ def test_outage_keeps_everything_and_drains_in_order(tmp_path: Path) -> None:
     try:
         with InfluxProxy(influx.url) as proxy:
             writer = make_writer(v1_config(proxy.url, "plant"))
-            forwarder = Forwarder(buffer, writer, batch_size=250, flush_interval=0.05,
-                                  dead_letter=tmp_path / "d", backoff_min=0.2, backoff_max=0.5)  # fmt: skip
+            forwarder = Forwarder(
+                buffer,
+                writer,
+                batch_size=250,
+                flush_interval=0.05,
+                dead_letter=tmp_path / "d",
+                backoff_min=0.2,
+                backoff_max=0.5,
+            )
 
             async def run() -> None:
                 stop = asyncio.Event()
@@ -177,7 +188,7 @@ def test_a_backlog_reports_its_drain(
         assert asyncio.run(forwarder.flush(60))
     messages = [r.getMessage() for r in caplog.records]
     assert "draining a backlog of 25000 line(s) to InfluxDB" in messages
-    assert any(m.startswith("backlog: 25000 line(s) left, ") and "ETA" in m for m in messages)
+    assert not any(m.startswith("backlog: ") for m in messages)  # no rate before 10 s of history
     assert "backlog drained; 0 line(s) buffered" in messages
     assert count(influxdb, influx_db) == 30_000
 
@@ -202,3 +213,27 @@ def test_an_unexpected_error_does_not_end_forwarding(
         run_forwarder(buffer, forwarder)
     assert count(influxdb, influx_db) == 10
     assert any("forwarder: unexpected error; retrying" in r.getMessage() for r in caplog.records)
+
+
+def test_a_long_drain_logs_its_rate_and_eta(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    for chunk in range(60):
+        buffer.append(lines(500, start=chunk * 500))
+    with InfluxProxy(influxdb.url) as proxy:
+        proxy.delay = 0.05  # a slow InfluxDB: the drain takes a few seconds
+        forwarder = Forwarder(
+            buffer,
+            make_writer(v1_config(proxy.url, influx_db)),
+            batch_size=500,
+            dead_letter=tmp_path / "d",
+            progress_every=0.5,
+        )
+        with caplog.at_level(logging.INFO, logger="plantwatch"):
+            assert asyncio.run(forwarder.flush(60))
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backlog: ")]
+    assert progress, "no progress line"
+    assert all(" lines/s, ETA 0:00:" in m for m in progress)
+    left = [int(m.split()[1]) for m in progress]
+    assert left == sorted(left, reverse=True) and left[0] < 30_000

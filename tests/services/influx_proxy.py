@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +21,7 @@ class InfluxProxy:
         self.upstream = upstream
         self.requests: list[tuple[str, list[str]]] = []  # (path, lines)
         self.inject: list[tuple[int, dict[str, str], str]] = []  # (status, headers, body)
+        self.delay = 0.0  # seconds added to every request (a slow server)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,6 +33,7 @@ class InfluxProxy:
                 text = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
                 parts = urllib.parse.urlsplit(self.path)
                 proxy.requests.append((parts.path, text.decode().splitlines()))
+                time.sleep(proxy.delay)
                 if proxy.inject:
                     status, headers, reply = proxy.inject.pop(0)
                     self._reply(status, headers, reply.encode())

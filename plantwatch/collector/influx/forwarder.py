@@ -60,6 +60,7 @@ class Forwarder:
         dead_letter: Path,
         backoff_min: float = 1.0,
         backoff_max: float = 15.0,
+        progress_every: float = 10.0,
     ) -> None:
         self.buffer = buffer
         self.writer = writer
@@ -71,7 +72,7 @@ class Forwarder:
         self.stats = ForwarderStats()
         self.wakeup = asyncio.Event()
         self._failing = False
-        self._progress = DrainProgress(buffer, self.stats)
+        self._progress = DrainProgress(buffer, self.stats, every=progress_every)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until `stop` is set; an unfinished batch stays in the buffer."""
@@ -183,12 +184,15 @@ class Forwarder:
 
 
 class DrainProgress:
-    """Shows a backlog draining: a log line every 10 s, and a live bar when stderr is a terminal."""
+    """Shows a backlog draining: a log line every `every` s, and a live bar when stderr is a terminal."""
 
-    def __init__(self, buffer: DurableBuffer, stats: ForwarderStats, threshold: int = 20_000) -> None:
+    def __init__(
+        self, buffer: DurableBuffer, stats: ForwarderStats, threshold: int = 20_000, every: float = 10.0
+    ) -> None:
         self.buffer = buffer
         self.stats = stats
         self.threshold = threshold
+        self.every = every
         self.tty = sys.stderr.isatty()
         self._active = False
         self._start_depth = 0
@@ -202,11 +206,12 @@ class DrainProgress:
             if depth < self.threshold:
                 return
             self._active, self._start_depth = True, depth
+            self._last_log = time.monotonic()  # the first rate needs some history to mean anything
             log.info("draining a backlog of %d line(s) to InfluxDB", depth)
         now = time.monotonic()
         rate = self.stats.rate()
         eta = depth / rate if rate else float("inf")
-        if now - self._last_log >= 10:
+        if now - self._last_log >= self.every:
             self._last_log = now
             log.info("backlog: %d line(s) left, %.0f lines/s, ETA %s", depth, rate, _clock(eta))
         if self.tty and now - self._last_bar >= 0.5:
@@ -219,10 +224,11 @@ class DrainProgress:
             self.finish()
 
     def finish(self) -> None:
-        """End the progress display."""
+        """End the progress display (with the bar drawn full)."""
         if self._active:
             if self.tty:
-                sys.stderr.write("\n")
+                sys.stderr.write(f"\r[{'#' * 30}] 100% {self.buffer.depth} left{' ' * 30}\n")
+                sys.stderr.flush()
             log.info("backlog drained; %d line(s) buffered", self.buffer.depth)
             self._active = False
 
