@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from plantwatch.config.device_map import DeviceMap, load_device_map, shipped_map
 from plantwatch.simulator.server import SimulatorServer
 from tests.modbus_bank import LoopThread, RegisterBank
 from tests.services.influxdb import InfluxDBServer
+from tests.services.mosquitto import MosquittoServer
 
 
 def free_port() -> int:
@@ -92,3 +94,22 @@ def influx_db(influxdb: InfluxDBServer, request: pytest.FixtureRequest) -> str:
     influxdb.query(f'DROP DATABASE "{name}"')
     influxdb.create_database(name)
     return name
+
+
+@pytest.fixture
+def influx(tmp_path: Path) -> Iterator[InfluxDBServer]:
+    """An InfluxDB of the test's own (with database `plant`), for tests that stop and start it."""
+    server = InfluxDBServer(tmp_path / "influxdb")
+    server.start()
+    server.create_database("plant")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A Mosquitto of the test's own, on a free port with its own persistence directory."""
+    server = MosquittoServer(tmp_path / "mosquitto")
+    server.start()
+    yield server
+    server.stop()

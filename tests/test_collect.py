@@ -40,16 +40,6 @@ def simulator(tmp_path: Path) -> Iterator[int]:
     stop(proc)
 
 
-@pytest.fixture
-def influx(tmp_path: Path) -> Iterator[InfluxDBServer]:
-    """An InfluxDB of the test's own, since these tests stop and start it."""
-    server = InfluxDBServer(tmp_path / "influxdb")
-    server.start()
-    server.create_database("plant")
-    yield server
-    server.stop()
-
-
 def plant_yaml(tmp_path: Path, sim_port: int, influx_url: str, interval: str = "200ms") -> Path:
     devices = "".join(
         f'  - {{id: {d}, map: {m}, url: "tcp://127.0.0.1:{sim_port}", unit: {i + 1}, interval: {interval}, '

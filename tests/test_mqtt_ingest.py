@@ -6,10 +6,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.mqtt_helpers import MqttTestClient, mqtt_plant
 from tests.services.influxdb import InfluxDBServer
@@ -17,23 +14,6 @@ from tests.services.mosquitto import MosquittoServer
 from tests.services.processes import start_plantwatch, stop
 
 BASE_MS = 1_764_000_000_000
-
-
-@pytest.fixture
-def influx(tmp_path: Path) -> Iterator[InfluxDBServer]:
-    server = InfluxDBServer(tmp_path / "influxdb")
-    server.start()
-    server.create_database("plant")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
-    server = MosquittoServer(tmp_path / "mosquitto")
-    server.start()
-    yield server
-    server.stop()
 
 
 def cems_message(seq: int, dust: object = 31.5) -> str:

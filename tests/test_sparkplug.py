@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,14 +78,6 @@ def test_seq_wraps_from_255_to_0() -> None:
     tracker.handle("NBIRTH", "gw", None, payload(254, []))
     assert tracker.handle("NDATA", "gw", None, payload(255, [])).rebirth is None
     assert tracker.handle("NDATA", "gw", None, payload(0, [])).rebirth is None
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
-    server = MosquittoServer(tmp_path / "mosquitto")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_sparkplug_end_to_end(broker: MosquittoServer, influxdb: InfluxDBServer, tmp_path: Path) -> None:
