@@ -93,6 +93,15 @@ def test_json_paths_types_and_timestamps(plant: Plant) -> None:
         assert info.value.reason == reason
 
 
+def test_int_fields_never_truncate(plant: Plant) -> None:
+    base = {"ts": 5, "values": {"dust": 1}, "flag": "N"}
+    for seq, expected in ((7, (7, "good")), (7.0, (7, "good")), ("8", (8, "good")),
+                          (7.5, (None, "wrong type: seq: 7.5 is not an int")),
+                          ("8.5", (None, "wrong type: seq: '8.5' is not an int"))):  # fmt: skip
+        readings = decode_json(cems(plant), "stack-1", json.dumps(base | {"seq": seq}).encode(), 1)
+        assert (readings[1].value, readings[1].quality) == expected, seq
+
+
 @pytest.mark.parametrize(
     ("fmt", "raw", "expected"),
     [

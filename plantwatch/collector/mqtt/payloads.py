@@ -37,10 +37,17 @@ def convert(field: MqttField, raw: Any) -> Any:
         raise PayloadError("wrong type", f"{field.name}: expected a boolean, got {raw!r}"[:200])
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise PayloadError("wrong type", f"{field.name}: expected a number, got {type(raw).__name__}")
+    if field.type == "int" and isinstance(raw, float):
+        if not raw.is_integer():  # never truncate 31.7 to 31
+            raise PayloadError("wrong type", f"{field.name}: {raw!r} is not an int")
+        raw = int(raw)
     try:
         number = float(raw) if field.type == "float" else int(raw)
     except ValueError as exc:
-        raise PayloadError("wrong type", f"{field.name}: {raw!r} is not a {field.type}"[:200]) from exc
+        article = "an" if field.type == "int" else "a"
+        raise PayloadError(
+            "wrong type", f"{field.name}: {raw!r} is not {article} {field.type}"[:200]
+        ) from exc
     if isinstance(number, float) and not math.isfinite(number):
         raise PayloadError("wrong type", f"{field.name}: {raw!r} is not finite")
     if field.scale == 1 and field.offset == 0:
