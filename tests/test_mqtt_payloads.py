@@ -95,9 +95,13 @@ def test_json_paths_types_and_timestamps(plant: Plant) -> None:
 
 def test_int_fields_never_truncate(plant: Plant) -> None:
     base = {"ts": 5, "values": {"dust": 1}, "flag": "N"}
-    for seq, expected in ((7, (7, "good")), (7.0, (7, "good")), ("8", (8, "good")),
-                          (7.5, (None, "wrong type: seq: 7.5 is not an int")),
-                          ("8.5", (None, "wrong type: seq: '8.5' is not an int"))):  # fmt: skip
+    for seq, expected in (
+        (7, (7, "good")),
+        (7.0, (7, "good")),
+        ("8", (8, "good")),
+        (7.5, (None, "wrong type: seq: 7.5 is not an int")),
+        ("8.5", (None, "wrong type: seq: '8.5' is not an int")),
+    ):
         readings = decode_json(cems(plant), "stack-1", json.dumps(base | {"seq": seq}).encode(), 1)
         assert (readings[1].value, readings[1].quality) == expected, seq
 
@@ -117,9 +121,27 @@ def test_timestamp_formats(fmt: str, raw: object, expected: int) -> None:
     assert parse_timestamp(MqttTimestamp(path="t", format=fmt), {"t": raw}) == expected  # type: ignore[arg-type]
 
 
-def test_timestamps_without_timezone_are_rejected() -> None:
-    with pytest.raises(PayloadError, match="has no timezone"):
-        parse_timestamp(MqttTimestamp(path="t", format="iso8601"), {"t": "2025-11-24T08:00:00"})
+@pytest.mark.parametrize(
+    ("fmt", "raw", "message"),
+    [
+        ("iso8601", "2025-11-24T08:00:00", "has no timezone"),
+        ("iso8601", 1764000000, "is not an ISO 8601 string"),
+        ("epoch_ms", float("inf"), "is not finite"),
+        ("epoch_ms", 1e300, "is out of range"),
+        ("epoch_s", -5, "is out of range"),
+        ("epoch_ns", "1764000000", "is not a number"),
+    ],
+)
+def test_bad_timestamps_are_rejected(fmt: str, raw: object, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        parse_timestamp(MqttTimestamp(path="t", format=fmt), {"t": raw})  # type: ignore[arg-type]
+
+
+def test_an_infinite_timestamp_from_json_is_a_counted_reject(plant: Plant, tmp_path: Path) -> None:
+    subscriber = MqttSubscriber(plant, lambda r, a: None, max_payload=1000, samples_file=tmp_path / "r.jsonl")
+    subscriber.handle(message("plants/works/north/cems/stack-1/data", b'{"ts": Infinity, "values": {}}'))
+    assert subscriber.outcomes == {"rejected": 1}
+    assert subscriber.rejects.counts == {("stack-1", "bad timestamp"): 1}
 
 
 def test_plain_values(plant: Plant) -> None:
@@ -206,3 +228,34 @@ def test_fuzz_every_message_is_accepted_or_counted(
     for result in accepted:
         for reading in result.readings:
             assert (reading.value is None) != (reading.quality == "good")
+
+
+def test_a_failing_handler_never_strands_the_messages_behind_it(tmp_path: Path) -> None:
+    import asyncio
+
+    from plantwatch.collector.mqtt.client import MqttConnection
+    from plantwatch.config.plant import MqttConfig
+
+    handled: list[str] = []
+
+    def on_message(msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == "bad":
+            raise RuntimeError("a bug")
+        handled.append(msg.topic)
+
+    async def run() -> None:
+        connection = MqttConnection(
+            MqttConfig(url="mqtt://127.0.0.1:1"),
+            client_id="t",
+            base_dir=tmp_path,
+            subscriptions=[],
+            on_message=on_message,
+        )
+        for topic in ("a", "bad", "b"):  # as paho's thread delivers them
+            connection._receive(connection.client, None, message(topic, b"1"))
+        await asyncio.sleep(0.05)
+        connection._receive(connection.client, None, message("c", b"1"))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert handled == ["a", "b", "c"]

@@ -68,3 +68,22 @@ def test_a_failing_disk_is_counted_and_nothing_acknowledged(
         asyncio.run(run())
     assert acked == [] and buffer.refused == 2
     assert any("cannot store 2 line(s): database or disk is full" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_listener_does_not_stop_the_others(tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    wakeup = asyncio.Event()
+    sink = BufferSink(plant(), buffer, wakeup, batch_size=1)
+    seen: list[int] = []
+
+    def broken(results: list[PollResult]) -> None:
+        raise ValueError("bus down")
+
+    sink.listeners += [broken, lambda results: seen.extend(r.started_ns for r in results)]
+
+    async def run() -> None:
+        sink(result(0))
+        sink.flush()
+
+    asyncio.run(run())
+    assert seen == [1000] and wakeup.is_set() and buffer.depth == 2

@@ -125,6 +125,9 @@ class BufferSink:
                 on_accepted()
         committed = [result for result, _ in results]
         for listener in self.listeners:
-            listener(committed)
+            try:
+                listener(committed)
+            except Exception:  # the data is safe on disk; one consumer failing must not stop the rest
+                log.exception("readings listener %r failed", listener)
         if self.buffer.depth >= self.batch_size:
             self.wakeup.set()

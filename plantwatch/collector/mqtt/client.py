@@ -80,9 +80,20 @@ class MqttConnection:
             self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
-        """On the event loop: handle every queued message, in arrival order."""
+        """On the event loop: handle every queued message, in arrival order.
+
+        A failure on one message must not stop the rest: `_receive` only wakes the loop when
+        the inbox was empty, so an exception here would leave the others stranded. The failed
+        message is not acknowledged, so the broker delivers it again on the next session.
+        """
         while self._inbox:
-            self.on_message(self._inbox.popleft())
+            message = self._inbox.popleft()
+            try:
+                self.on_message(message)
+            except Exception:
+                log.exception(
+                    "MQTT: failed to handle a message on %s; it stays unacknowledged", message.topic
+                )
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:

@@ -93,7 +93,12 @@ def parse_timestamp(spec: MqttTimestamp, document: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise PayloadError("bad timestamp", f"{raw!r} is not a number"[:200])
     factor = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_ns": 1}[spec.format]
-    return int(raw * factor) if isinstance(raw, float) else raw * factor
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise PayloadError("bad timestamp", f"{raw!r} is not finite")
+    nanoseconds = int(raw * factor) if isinstance(raw, float) else raw * factor
+    if not 0 <= nanoseconds < 2**63:  # what InfluxDB can store: 1970 to 2262
+        raise PayloadError("bad timestamp", f"{raw!r} ({spec.format}) is out of range"[:200])
+    return nanoseconds
 
 
 def decode_json(device_map: MqttDeviceMap, device: str, payload: bytes, arrival_ns: int) -> list[Reading]:
