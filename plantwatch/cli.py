@@ -20,6 +20,7 @@ from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.scheduler import Collector
 from plantwatch.collector.service import collect
 from plantwatch.config.device_map import DeviceMap, load_device_map, map_not_found, resolve_map
+from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.plant import (
     DeviceConfig,
     Plant,
@@ -181,6 +182,12 @@ def _summary(collector: Collector, elapsed: float) -> str:
 def cmd_poll(args: argparse.Namespace) -> int:
     """Poll every device of a plant config on its interval and print the readings."""
     plant = load_plant_config(Path(args.config))
+    mqtt_devices = [d.id for d in plant.devices_of(MqttDeviceMap)]
+    if mqtt_devices:
+        print(
+            f"poll reads Modbus devices; MQTT devices ({', '.join(mqtt_devices)}) come in with `collect`",
+            file=sys.stderr,
+        )
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
         collector = asyncio.run(_poll(plant, args.duration, args.json))
