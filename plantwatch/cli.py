@@ -29,6 +29,7 @@ from plantwatch.config.plant import (
     parse_endpoint,
 )
 from plantwatch.config.problems import ConfigError, Problem
+from plantwatch.config.secrets import SecretError
 from plantwatch.config.validate import validate_paths
 from plantwatch.simulator.server import servers_for_plant
 
@@ -225,7 +226,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         )
     try:
         asyncio.run(collect(plant, plant.config.influx, health_interval=args.health_interval))
-    except CollectorError as exc:
+    except (CollectorError, SecretError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlencode
@@ -23,6 +22,7 @@ from influxdb_client.rest import ApiException
 
 from plantwatch.collector.errors import CollectorError
 from plantwatch.config.plant import InfluxConfig
+from plantwatch.config.secrets import secret
 
 ErrorKind = Literal["retry", "reject", "config"]
 # 400 bad line, 422 unprocessable (e.g. outside retention), 413 batch too large: split the batch.
@@ -74,16 +74,6 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
-
-
-def secret(env_name: str | None) -> str | None:
-    """A secret's value from the environment variable the config names (never from the file)."""
-    if env_name is None:
-        return None
-    value = os.environ.get(env_name)
-    if value is None:
-        raise CollectorError(f"influx: environment variable {env_name} (named by the config) is not set")
-    return value
 
 
 class Writer(Protocol):

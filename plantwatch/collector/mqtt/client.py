@@ -16,8 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from plantwatch.collector.influx.writers import secret
 from plantwatch.config.plant import MqttConfig
+from plantwatch.config.secrets import secret
 
 log = logging.getLogger(__name__)
 
