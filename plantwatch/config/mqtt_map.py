@@ -92,6 +92,11 @@ class MqttDeviceMap(_Strict):
             raise ValueError("{field} is only for format value; format json picks fields by `path`")
         if self.timestamp is not None and self.format != "json":
             raise ValueError("`timestamp` is only read from json payloads")
+        clashing = sorted(set(self.placeholders()) & {"sector", "model", "product"})
+        if clashing:
+            raise ValueError(
+                f"topic level(s) {', '.join(clashing)} would overwrite tags plantwatch sets; rename them"
+            )
         names = [f.name for f in self.fields]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
