@@ -135,7 +135,9 @@ def test_retry_after_is_honoured(influxdb: InfluxDBServer, influx_db: str, tmp_p
     assert len(proxy.requests) == 3
 
 
-def test_outage_keeps_everything_and_drains_in_order(tmp_path: Path) -> None:
+def test_outage_keeps_everything_and_drains_in_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     influx = InfluxDBServer(tmp_path / "influx")
     influx.start()
     influx.create_database("plant")
@@ -168,8 +170,12 @@ def test_outage_keeps_everything_and_drains_in_order(tmp_path: Path) -> None:
                 stop.set()
                 await task
 
-            asyncio.run(run())
+            with caplog.at_level(logging.DEBUG, logger="plantwatch"):
+                asyncio.run(run())
         assert count(influx, "plant") == 2000
+        outage = [r for r in caplog.records if "kept in the buffer" in r.getMessage()]
+        assert outage[0].levelname == "ERROR" and {r.levelname for r in outage[1:]} <= {"DEBUG"}
+        assert sum("writing again" in r.getMessage() for r in caplog.records) == 1
         assert forwarder.stats.write_errors > 0
         firsts = [int(batch[0].rsplit(" ", 1)[1]) for path, batch in proxy.requests]
         assert firsts == sorted(firsts)  # every batch, retries included, in buffer order

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.influx.writers import WriteError, Writer
+from plantwatch.collector.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Forwarder:
         self.backoff_max = backoff_max
         self.stats = ForwarderStats()
         self.wakeup = asyncio.Event()
-        self._failing = False
+        self._outage = OutageLog(log)
         self._progress = DrainProgress(buffer, self.stats, every=progress_every)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -123,11 +124,9 @@ class Forwarder:
         self.buffer.ack(batch)
         self.stats.recent.append((time.monotonic(), len(batch.lines)))
         self._progress.update()
-        if self._failing:
-            log.info(
-                "InfluxDB %s: writing again; %d line(s) still buffered", self.writer.target, self.buffer.depth
-            )
-            self._failing = False
+        self._outage.recovered(
+            "InfluxDB %s: writing again; %d line(s) still buffered", self.writer.target, self.buffer.depth
+        )
         return True
 
     async def _deliver(self, lines: list[str], stop: asyncio.Event) -> None:
@@ -159,14 +158,8 @@ class Forwarder:
 
     def _record_failure(self, exc: WriteError) -> None:
         self.stats.write_errors += 1
-        level = logging.DEBUG if self._failing else logging.ERROR
-        self._failing = True
-        log.log(
-            level,
-            "InfluxDB %s: %s; %d line(s) kept in the buffer",
-            self.writer.target,
-            exc,
-            self.buffer.depth,
+        self._outage.failure(
+            "InfluxDB %s: %s; %d line(s) kept in the buffer", self.writer.target, exc, self.buffer.depth
         )
 
     def _write_dead_letter(self, line: str, exc: WriteError) -> None:

@@ -10,6 +10,7 @@ from plantwatch.collector.decoding import Value, compile_decoder
 from plantwatch.collector.errors import DecodeError
 from plantwatch.collector.modbus.plan import ReadRequest, plan_requests
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus, ReadError
+from plantwatch.collector.outage_log import OutageLog
 from plantwatch.collector.reading import GOOD, PollResult, Reading
 from plantwatch.config.device_map import DeviceMap, Register
 from plantwatch.config.plant import DeviceConfig
@@ -44,7 +45,7 @@ class ModbusDevicePoller:
             [(reg, reg.address - req.address, reg.width, register_decoder(reg)) for reg in req.registers]
             for req in self.requests
         ]
-        self._failing = False
+        self._outage = OutageLog(log)
 
     async def poll(self) -> PollResult:
         """One poll: every register gets a reading, good or with the reason it is bad."""
@@ -78,9 +79,8 @@ class ModbusDevicePoller:
                     value, quality = None, f"decode error: {exc}"
                 result.readings.append(self._reading(reg, value, timestamp, quality))
         result.finished_ns = time.time_ns()
-        if result.ok and self._failing:
-            log.info("device %s: polling again after failures", self.device.id)
-            self._failing = False
+        if result.ok:
+            self._outage.recovered("device %s: polling again after failures", self.device.id)
         return result
 
     def _reading(self, reg: Register, value: Value | None, timestamp: int, quality: str) -> Reading:
@@ -93,10 +93,7 @@ class ModbusDevicePoller:
 
     def _log_failure(self, request: ReadRequest, reason: str) -> None:
         """The first failure is an ERROR line; repeats are DEBUG until the device recovers."""
-        level = logging.DEBUG if self._failing else logging.ERROR
-        self._failing = True
-        log.log(
-            level,
+        self._outage.failure(
             "device %s (unit %d at %s): %s address %d count %d: %s",
             self.device.id,
             self.device.unit,

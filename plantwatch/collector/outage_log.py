@@ -1,0 +1,24 @@
+"""Outage logging: one ERROR when something starts failing, DEBUG while it lasts, one INFO at recovery."""
+
+from __future__ import annotations
+
+import logging
+
+
+class OutageLog:
+    """Keeps an outage to two log lines instead of a flood (Home Assistant's modbus habit)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.failing = False
+
+    def failure(self, message: str, *args: object) -> None:
+        """Log a failure: ERROR for the first of an outage, DEBUG for the repeats."""
+        self.logger.log(logging.DEBUG if self.failing else logging.ERROR, message, *args)
+        self.failing = True
+
+    def recovered(self, message: str, *args: object) -> None:
+        """Log the end of an outage once (INFO); nothing if there was none."""
+        if self.failing:
+            self.logger.info(message, *args)
+            self.failing = False
