@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +25,7 @@ import paho.mqtt.client as mqtt
 from plantwatch.collector.mqtt.payloads import PayloadError, convert, decode_json, decode_value
 from plantwatch.collector.mqtt.sparkplug import NAMESPACE, SparkplugTracker, Update, rebirth_request
 from plantwatch.collector.reading import PollResult, Reading
-from plantwatch.config.mqtt_map import PLACEHOLDER, MqttDeviceMap
+from plantwatch.config.mqtt_map import PLACEHOLDER, MqttDeviceMap, MqttField
 from plantwatch.config.plant import DeviceConfig, Plant
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ class Route:
     device_map: MqttDeviceMap
     subscription: str  # the topic filter subscribed to
     levels: tuple[str, ...]  # literal levels, or placeholders like {line}
+
+    @cached_property
+    def fields_by_source(self) -> dict[str, MqttField]:
+        """The map's fields by where their value is found (the {field} level, for `value` maps)."""
+        return {f.source: f for f in self.device_map.fields}
 
     def match(self, topic: str) -> dict[str, str] | None:
         """Values of the placeholder levels when `topic` is this device's, else None."""
@@ -163,8 +169,7 @@ class MqttSubscriber:
                 if device_map.format == "json":
                     readings = decode_json(device_map, device, payload, arrival)
                 else:
-                    fields = {f.source: f for f in device_map.fields}
-                    field_def = fields.get(found.get("field", ""))
+                    field_def = route.fields_by_source.get(found.get("field", ""))
                     if field_def is None:
                         raise PayloadError("unknown field", f"topic level {found.get('field')!r}")
                     readings = [decode_value(field_def, device, payload, arrival)]
