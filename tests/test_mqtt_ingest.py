@@ -179,10 +179,16 @@ def test_broker_and_collector_restarts_lose_no_accepted_message(
     broker.start()
     publish(100)
     collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c2.log")
+
+    def c2_connects() -> int:
+        return (tmp_path / "c2.log").read_text().count("MQTT connected")
+
+    wait_until(lambda: c2_connects() == 1, timeout=30)
     publish(100)
     broker.stop()  # the broker restarts under a running collector
     broker.start()
     publish(100)
+    wait_until(lambda: c2_connects() == 2, timeout=30)  # it reconnected by itself
     time.sleep(0.5)
     os.kill(collect.pid, signal.SIGKILL)  # the collector dies mid-stream
     collect.wait(10)

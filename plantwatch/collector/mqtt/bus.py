@@ -15,6 +15,7 @@ from typing import Protocol
 from plantwatch.collector.reading import PollResult
 
 TOPIC_PREFIX = "plantwatch/v1"
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def bus_topic(plant: str, device: str) -> str:
@@ -33,7 +34,7 @@ def bus_payload(plant: str, result: PollResult) -> bytes:
             entry["role"] = r.role
         fields[r.field] = entry
     message = {"plant": plant, "device": result.device, "ts": result.started_ns, "fields": fields}
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _encode(message).encode("utf-8")
 
 
 class Publisher(Protocol):

@@ -1,10 +1,12 @@
-"""One paho-mqtt 2.x connection: MQTT 5, persistent session, manual acks, TLS and auth from config."""
+"""One paho-mqtt 2.x connection run on the asyncio event loop: MQTT 5, persistent session, manual acks."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+import socket
+import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -16,18 +18,26 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from plantwatch.collector.outage_log import OutageLog
 from plantwatch.config.plant import MqttConfig
 from plantwatch.config.secrets import secret
 
 log = logging.getLogger(__name__)
 
+RECONNECT_DELAY = (1.0, 30.0)  # seconds: first retry, cap (doubling in between)
+KEEPALIVE = 30  # seconds
+READS_PER_WAKEUP = 64  # packets read per readable event before yielding to the loop
+
 
 class MqttConnection:
-    """`async with MqttConnection(...)`: connects (and keeps reconnecting) in paho's own thread.
+    """`async with MqttConnection(...)`: connects, and keeps reconnecting with backoff.
 
-    Messages arrive on the event loop through `on_message`; subscriptions are (re)made on every
-    connect. With `clean_start: false` and a session expiry the broker keeps our subscriptions
-    and queues QoS 1 messages while we are away; each message is acknowledged only by `ack()`.
+    paho's socket is driven by the event loop (add_reader/add_writer, as aiomqtt does), not by
+    paho's own thread: messages, acks and publishes then never cross threads, which doubled
+    the rate a manually acknowledging subscriber keeps up with (docs/performance.md).
+    Subscriptions are (re)made on every connect. With `clean_start: false` and a session expiry
+    the broker keeps our subscriptions and queues QoS 1 messages while we are away; each
+    message is acknowledged only by `ack()`.
     """
 
     def __init__(
@@ -43,7 +53,9 @@ class MqttConnection:
         self.subscriptions = subscriptions
         self.on_message = on_message
         self.connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         parts = urlsplit(config.url)
         self.host, self.port = (
             parts.hostname or "127.0.0.1",
@@ -55,7 +67,6 @@ class MqttConnection:
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self.client.manual_ack_set(True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         user = secret(config.username_env)
         if user is not None:
             self.client.username_pw_set(user, secret(config.password_env))
@@ -68,32 +79,99 @@ class MqttConnection:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._receive
-        self._inbox: deque[mqtt.MQTTMessage] = deque()
+        self.client.on_socket_open = self._on_socket_open
+        self.client.on_socket_close = self._on_socket_close
+        self.client.on_socket_register_write = self._on_register_write
+        self.client.on_socket_unregister_write = self._on_unregister_write
         self._was_connected = False
         self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- socket plumbing: paho calls these from the loop, or from the connect worker thread ---
+
+    def _in_loop(self, call: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            call(*args)
+        else:
+            self._loop.call_soon_threadsafe(call, *args)
+
+    # File descriptors, not socket objects: paho closes the socket right after on_socket_close,
+    # possibly before a call handed to the loop from the connect thread runs.
+
+    def _on_socket_open(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+        self._in_loop(self._loop.add_reader, sock.fileno(), self._read)
+
+    def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        self._in_loop(self._loop.remove_reader, fd)
+        self._in_loop(self._loop.remove_writer, fd)
+        self._in_loop(self._disconnected.set)
+
+    def _on_register_write(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+        self._in_loop(self._loop.add_writer, sock.fileno(), self.client.loop_write)
+
+    def _on_unregister_write(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+        self._in_loop(self._loop.remove_writer, sock.fileno())
+
+    def _read(self) -> None:
+        """Readable socket: take up to READS_PER_WAKEUP packets (paho reads one per call).
+
+        With TLS, bytes already decrypted wait inside the SSL object where the selector cannot
+        see them; they are read on the next loop iteration instead of waiting for more traffic.
+        """
+        for _ in range(READS_PER_WAKEUP):
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                return
+        sock = self.client.socket()
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            self._loop.call_soon(self._read)
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            if self.client.socket() is not None:
+                self.client.loop_misc()
+
+    async def _connect_forever(self) -> None:
+        """Connect; after every disconnection reconnect, backing off from 1 s to 30 s."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = int(self.config.session_expiry)
+        delay, outage = RECONNECT_DELAY[0], OutageLog(log)
+        while not self._closing:
+            self._disconnected.clear()
+            try:
+                await self._loop.run_in_executor(
+                    None,
+                    lambda: self.client.connect(
+                        self.host,
+                        self.port,
+                        keepalive=KEEPALIVE,
+                        clean_start=self.config.clean_start,
+                        properties=properties,
+                    ),
+                )
+            except (OSError, ValueError) as exc:
+                outage.failure("MQTT %s:%d not reachable (%s); retrying", self.host, self.port, exc)
+            else:
+                outage.recovered("MQTT %s:%d reachable again", self.host, self.port)
+                await self._disconnected.wait()
+                if self.connected.is_set():
+                    delay = RECONNECT_DELAY[0]  # it was up: start the backoff again
+                self.connected.clear()
+            if self._closing:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAY[1])
+
+    # --- MQTT events, all on the event loop ---
 
     def _receive(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        """In paho's thread: queue the message; wake the event loop once per batch, not per message."""
-        wake = not self._inbox
-        self._inbox.append(message)
-        if wake:
-            self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        """On the event loop: handle every queued message, in arrival order.
-
-        A failure on one message must not stop the rest: `_receive` only wakes the loop when
-        the inbox was empty, so an exception here would leave the others stranded. The failed
-        message is not acknowledged, so the broker delivers it again on the next session.
-        """
-        while self._inbox:
-            message = self._inbox.popleft()
-            try:
-                self.on_message(message)
-            except Exception:
-                log.exception(
-                    "MQTT: failed to handle a message on %s; it stays unacknowledged", message.topic
-                )
+        """Hand one message on. A failure on it must not stop the rest of the stream; the failed
+        message is not acknowledged, so the broker delivers it again on the next session."""
+        try:
+            self.on_message(message)
+        except Exception:
+            log.exception("MQTT: failed to handle a message on %s; it stays unacknowledged", message.topic)
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
@@ -110,40 +188,45 @@ class MqttConnection:
             len(self.subscriptions),
         )
         self._was_connected = True
-        self._loop.call_soon_threadsafe(self.connected.set)
+        self.connected.set()
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        self._loop.call_soon_threadsafe(self.connected.clear)
-        if self._was_connected and not self._closing:
+        self._in_loop(self._disconnected.set)
+        if self._was_connected and not self._closing and self.connected.is_set():
             log.warning("MQTT disconnected from %s:%d (%s); reconnecting", self.host, self.port, reason)
 
     def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a received message (sends its PUBACK)."""
+        """Acknowledge a received message (queues its PUBACK)."""
         if qos > 0:
             self.client.ack(mid, qos)
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
-        """Publish; paho queues it while the connection is down."""
+        """Publish; QoS 1 messages queued while the connection is down go out on reconnect."""
         self.client.publish(topic, payload, qos=qos)
 
     async def __aenter__(self) -> MqttConnection:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = int(self.config.session_expiry)
-        self.client.connect_async(
-            self.host, self.port, keepalive=30, clean_start=self.config.clean_start, properties=properties
-        )
-        self.client.loop_start()
+        self._tasks = [
+            asyncio.create_task(self._connect_forever()),
+            asyncio.create_task(self._keepalive()),
+        ]
         try:
             await asyncio.wait_for(self.connected.wait(), 10)
         except TimeoutError:
-            log.error("MQTT %s:%d not reachable yet; retrying in the background", self.host, self.port)
+            log.error("MQTT %s:%d not connected yet; retrying in the background", self.host, self.port)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing = True
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.client.socket() is not None:
+            self.client.disconnect()  # queued; the writer callback sends it and closes the socket
+            try:
+                await asyncio.wait_for(self._disconnected.wait(), 5)
+            except TimeoutError:
+                log.warning("MQTT %s:%d: no clean disconnect within 5 s", self.host, self.port)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -23,6 +23,9 @@ class PayloadError(CollectorError):
         self.reason = reason
 
 
+_SCALARS = (int, float, str)  # a tuple: `int | float | str` would build a union on every call
+
+
 def convert(field: MqttField, raw: Any) -> Any:
     """The field's value from a JSON scalar (numbers may come as numeric strings), scaled."""
     if field.type == "string":
@@ -35,7 +38,7 @@ def convert(field: MqttField, raw: Any) -> Any:
         if raw in (0, 1, "0", "1", "true", "false"):
             return raw in (1, "1", "true")
         raise PayloadError("wrong type", f"{field.name}: expected a boolean, got {raw!r}"[:200])
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+    if isinstance(raw, bool) or not isinstance(raw, _SCALARS):
         raise PayloadError("wrong type", f"{field.name}: expected a number, got {type(raw).__name__}")
     if field.type == "int" and isinstance(raw, float):
         if not raw.is_integer():  # never truncate 31.7 to 31

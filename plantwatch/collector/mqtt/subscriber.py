@@ -48,17 +48,25 @@ class Route:
         """The map's fields by where their value is found (the {field} level, for `value` maps)."""
         return {f.source: f for f in self.device_map.fields}
 
+    @cached_property
+    def _pattern(self) -> tuple[tuple[int, str, bool], ...]:
+        """Per level: its index, the placeholder name or literal text, and whether it is a placeholder."""
+        pattern = []
+        for index, level in enumerate(self.levels):
+            placeholder = PLACEHOLDER.match(level)
+            pattern.append((index, placeholder.group(1), True) if placeholder else (index, level, False))
+        return tuple(pattern)
+
     def match(self, topic: str) -> dict[str, str] | None:
         """Values of the placeholder levels when `topic` is this device's, else None."""
         parts = topic.split("/")
         if len(parts) != len(self.levels):
             return None
         found = {}
-        for level, part in zip(self.levels, parts, strict=True):
-            placeholder = PLACEHOLDER.match(level)
-            if placeholder:
-                found[placeholder.group(1)] = part
-            elif level != part:
+        for index, text, is_placeholder in self._pattern:
+            if is_placeholder:
+                found[text] = parts[index]
+            elif text != parts[index]:
                 return None
         return found
 
