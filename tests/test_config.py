@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from plantwatch.config.device_map import DeviceMap, parse_device_map
-from plantwatch.config.plant import parse_duration, parse_endpoint
+from plantwatch.config.plant import parse_endpoint
 from plantwatch.config.problems import ConfigError
+from plantwatch.config.units import parse_duration
 from plantwatch.config.validate import validate_paths
 
 REPO = Path(__file__).parent.parent

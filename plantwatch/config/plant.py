@@ -9,9 +9,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -28,56 +26,9 @@ from plantwatch.config.device_map import (
 )
 from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
+from plantwatch.config.units import Duration, Size, Strict, parse_duration
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
-_SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "KiB": 2**10,
-    "MiB": 2**20,
-    "GiB": 2**30,
-}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from '500ms', '1s', '1.5m', '2h', '1d' or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number with ms, s, m or h, like 500ms or 1s")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration like 500ms, 1s, 1m, 2h or 1d")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("a duration must be greater than zero")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from '500MB', '1GB', '64MiB' or a bare number of bytes."""
-    if isinstance(value, bool):
-        raise ValueError("a size is a number with B, KB, MB, GB, KiB, MiB or GiB, like 1GB")
-    match = _SIZE.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a size like 500MB or 1GB")
-    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
-    if size <= 0:
-        raise ValueError("a size must be greater than zero")
-    return size
-
-
-Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 @dataclass(frozen=True)
@@ -143,18 +94,14 @@ def parse_endpoint(url: str) -> Endpoint:
     raise ValueError(f"{url!r}: scheme must be tcp://, rtu+tcp:// or serial://")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PlantInfo(_Strict):
+class PlantInfo(Strict):
     """The plant's identity, used as a tag on everything it produces."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
 
 
-class DeviceConfig(_Strict):
+class DeviceConfig(Strict):
     """One polled device: which map describes it and how to reach it."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
@@ -205,7 +152,7 @@ class DeviceConfig(_Strict):
         return parse_endpoint(self.url)
 
 
-class InfluxConfig(_Strict):
+class InfluxConfig(Strict):
     """Where readings go. Secrets are named by environment variable, never written here."""
 
     url: str = Field(pattern=r"^https?://[^/\s]+(/.*)?$")
@@ -234,7 +181,7 @@ class InfluxConfig(_Strict):
         return self
 
 
-class BufferConfig(_Strict):
+class BufferConfig(Strict):
     """The on-disk store-and-forward buffer between the collector and InfluxDB."""
 
     path: str = "plantwatch-buffer.sqlite"
@@ -244,7 +191,7 @@ class BufferConfig(_Strict):
     dead_letter: str = "plantwatch-dead-letter.jsonl"
 
 
-class MqttConfig(_Strict):
+class MqttConfig(Strict):
     """The MQTT broker: where MQTT devices publish and where the readings bus goes."""
 
     url: str = Field(pattern=r"^mqtts?://[^/\s]+$")
@@ -269,7 +216,7 @@ class MqttConfig(_Strict):
         return self
 
 
-class PlantConfig(_Strict):
+class PlantConfig(Strict):
     """A whole `plant.yaml`. A later issue adds the `alerts` section."""
 
     plant: PlantInfo
