@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from plantwatch.collector.influx.line_protocol import RESERVED_TAGS, tag_value_as_stored
+from plantwatch.config.alerts import AlertsConfig
 from plantwatch.config.device_map import (
     AnyDeviceMap,
     DeviceMap,
@@ -217,13 +218,14 @@ class MqttConfig(Strict):
 
 
 class PlantConfig(Strict):
-    """A whole `plant.yaml`. A later issue adds the `alerts` section."""
+    """A whole `plant.yaml`."""
 
     plant: PlantInfo
     devices: list[DeviceConfig] = Field(default_factory=list)
     influx: InfluxConfig | None = None
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     mqtt: MqttConfig | None = None
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 @dataclass(frozen=True)
@@ -335,7 +337,13 @@ def parse_plant_config(data: Any, file: str, base_dir: Path) -> Plant:
         schema = problems_from_validation(file, exc)
     cross, maps = _cross_checks(_valid_devices(data), file, base_dir)
     if not schema and not cross and config is not None:
-        return Plant(config=config, maps=maps, path=Path(file))
+        from plantwatch.alerts.targets.catalogue import target_problems  # the alerts package needs this one
+
+        plant = Plant(config=config, maps=maps, path=Path(file))
+        alert_problems = target_problems(plant, file)
+        if not alert_problems:
+            return plant
+        raise ConfigError(alert_problems)
     # Plant-level problems first, then each device's schema and cross-check problems in file order.
     ordered = [(_device_index(p), 0, n, p) for n, p in enumerate(schema)]
     ordered += [(i, 1, n, p) for n, (i, p) in enumerate(cross)]

@@ -1,0 +1,1 @@
+"""Plan targets: the shipped catalogue (catalogue.yaml) merged with a plant's overrides."""

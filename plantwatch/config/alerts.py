@@ -1,0 +1,106 @@
+"""The `alerts` section of plant.yaml: target overrides, SMTP, recipients, Grafana, state paths."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from plantwatch.config.units import Duration, Strict
+
+Severity = Literal["info", "warning", "critical"]
+Comparator = Literal["<=", "<", ">=", ">"]
+KpiKind = Literal["per_tonne", "potline_live", "dust_hourly"]
+EMAIL = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
+
+
+class NumeratorTerm(Strict):
+    """One counter that adds to a per-tonne numerator, in the units of its energy `carrier`."""
+
+    role: str
+    carrier: str = "electricity"
+
+
+class TargetFields(Strict):
+    """A plan target as written in the catalogue or in `alerts.targets.<id>` (all optional here:
+    an override names only what it changes; a new target must give the rest)."""
+
+    sector: str | None = None
+    product: str | None = None
+    devices: list[str] | None = None  # only these devices (default: every device of sector/product)
+    indicator: str | None = None
+    kpi: KpiKind | None = None
+    numerator: list[NumeratorTerm] | None = None
+    per: str | None = None  # "tap" or the role of a production counter
+    window: str | None = None  # tap | live | <duration> rolling | shift | day | month
+    unit: str | None = None
+    comparator: Comparator | None = None
+    value: float | None = None
+    severity: Severity | None = None
+    early_warning: float | None = Field(default=None, gt=0, lt=1)
+    for_: Duration | Literal[0] | None = Field(default=None, alias="for")
+    repeat: Duration | None = None
+    effective: date | None = None
+    plan: str | None = None
+    clause: str | None = None
+    quote: str | None = None
+
+
+class SmtpConfig(Strict):
+    """The mail server regulators' emails go through. Credentials come from the environment."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username_env: str | None = None
+    password_env: str | None = None
+    from_: str = Field(alias="from", pattern=EMAIL)
+    ca_file: str | None = None  # trust this CA (relative to plant.yaml) besides the system's
+    timeout: Duration = 10.0
+
+
+class Recipient(Strict):
+    """Who gets which alerts, in which language. Empty filters mean everything."""
+
+    name: str
+    email: str = Field(pattern=EMAIL)
+    lang: Literal["zh", "en"] = "zh"
+    plants: list[str] = Field(default_factory=list)
+    sectors: list[str] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_name(self) -> Recipient:
+        if any(c in self.name for c in "\r\n\x00"):
+            raise ValueError("name: line breaks are not allowed (they would forge mail headers)")
+        return self
+
+
+class GrafanaConfig(Strict):
+    """Where breach annotations go (a Grafana service-account token, from the environment)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    token_env: str = "GRAFANA_TOKEN"
+    dashboard_uid: str | None = None
+    timeout: Duration = 10.0
+
+
+class AlertsConfig(Strict):
+    """The alert service's settings; every key has a default but `smtp` and `grafana` are optional."""
+
+    targets: dict[str, TargetFields] = Field(default_factory=dict)
+    o2_reference: dict[str, float] = Field(default_factory=dict)  # device id -> reference O2 %
+    smtp: SmtpConfig | None = None
+    recipients: list[Recipient] = Field(default_factory=list)
+    grafana: GrafanaConfig | None = None
+    dashboard_url: str | None = None  # link in emails, e.g. http://grafana:3000/d/plant-overview
+    timezone: str = "Asia/Shanghai"  # for shift, day and month windows
+    shift_hours: int = Field(default=8, ge=1, le=24)
+    for_: Duration | Literal[0] = Field(default=0, alias="for")  # default pending time of a breach
+    repeat: Duration = 4 * 3600.0  # a firing alert is sent again after this long
+    clear_margin: float = Field(default=0.02, ge=0, lt=0.5)  # resolve only this share inside the target
+    stale_after: int = Field(default=5, ge=2)  # a device with no reading for this many intervals is stale
+    state: str = "plantwatch-alerts.sqlite"
+    outbox: str = "plantwatch-outbox"
+    share_group: str = "plantwatch-alerts"  # MQTT 5 shared subscription group of `plantwatch alerts`
