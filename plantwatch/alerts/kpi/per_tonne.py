@@ -1,0 +1,216 @@
+"""Per-tonne energy over a window: per tap/heat/batch, rolling, or calendar (shift, day, month)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from plantwatch.alerts.kpi.counters import CounterTracker
+from plantwatch.alerts.kpi.standard_coal import in_kgce, to_base
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.alerts.targets.catalogue import Target
+from plantwatch.collector.reading import PollResult
+from plantwatch.config.units import parse_duration
+
+CALENDAR = ("shift", "day", "month")
+BUCKET_NS = 60 * 10**9  # rolling windows are kept in one-minute buckets
+
+
+@dataclass(frozen=True)
+class CounterField:
+    """A counter field of the device's map: its name, unit, role and wrap (scaled), if known."""
+
+    name: str
+    unit: str | None
+    role: str
+    wrap: float | None
+    carrier: str = "electricity"
+
+
+class PerTonne:
+    """One device, one per-tonne target: numerator counters over production in a window."""
+
+    def __init__(
+        self,
+        device: str,
+        target: Target,
+        numerator: list[CounterField],
+        production: CounterField | None,  # the production counter (None for per-tap targets)
+        tap_counter: str | None = None,
+        tap_weight: CounterField | None = None,
+        timezone: str = "Asia/Shanghai",
+        shift_hours: int = 8,
+    ) -> None:
+        self.device, self.target = device, target
+        self.numerator = numerator
+        self.production = production
+        self.tap_counter, self.tap_weight = tap_counter, tap_weight
+        self.in_kgce = target.unit.startswith("kgce")
+        self.per_kg = target.unit.endswith("/kg")
+        self.zone = ZoneInfo(timezone)
+        self.shift_hours = shift_hours
+        self.trackers = {
+            f.name: CounterTracker(f.wrap) for f in [*numerator, *([production] if production else [])]
+        }
+        self.window_ns = (
+            int(parse_duration(target.window) * 1e9) if target.window not in ("tap", *CALENDAR) else None
+        )
+        # per tap: energy since the last tap boundary (None until the first boundary is seen)
+        self._last_tap: int | None = None
+        self._tap_energy: float | None = None
+        self._tap_start = 0
+        # calendar: totals of the current window
+        self._key: tuple[int, ...] | None = None
+        self._started_cleanly = False  # the first calendar window began before we did: not closed
+        self._start = 0
+        self._num = 0.0
+        self._den = 0.0
+        # rolling: minute buckets [start_ns, numerator, production]
+        self._buckets: deque[list[float]] = deque()
+        self._first_ns: int | None = None
+
+    def _energy(self, amount: float, field: CounterField) -> float:
+        if self.in_kgce:
+            return in_kgce(amount, field.unit, field.carrier)
+        value, base = to_base(amount, field.unit)
+        if base != "kWh":
+            raise ValueError(f"{field.name}: {field.unit} is not an energy unit for {self.target.unit}")
+        return value
+
+    def _product(self, amount: float, field: CounterField) -> float:
+        tonnes, base = to_base(amount, field.unit)
+        if base != "t":
+            raise ValueError(f"{field.name}: {field.unit} is not a mass unit")
+        return tonnes * 1000 if self.per_kg else tonnes
+
+    def update(self, result: PollResult) -> list[KpiValue]:
+        """Feed one poll or message; return the KPI values it completes or updates."""
+        values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
+        ts = result.started_ns
+        energy = 0.0
+        for field in self.numerator:
+            if field.name in values:
+                step = self.trackers[field.name].step(float(values[field.name]))
+                if step is not None:
+                    energy += self._energy(step, field)
+        if self.target.window == "tap":
+            return self._tap(values, ts, energy)
+        produced = 0.0
+        if self.production is not None and self.production.name in values:
+            step = self.trackers[self.production.name].step(float(values[self.production.name]))
+            if step is not None:
+                produced = self._product(step, self.production)
+        if self.window_ns is not None:
+            return self._rolling(ts, energy, produced)
+        return self._calendar(ts, energy, produced)
+
+    def _tap(self, values: dict[str, object], ts: int, energy: float) -> list[KpiValue]:
+        if self._tap_energy is not None:
+            self._tap_energy += energy
+        count = values.get(self.tap_counter or "")
+        if count is None:
+            return []
+        count = int(count)  # type: ignore[call-overload]
+        previous, self._last_tap = self._last_tap, count
+        if previous is None or count == previous:
+            return []
+        out = []
+        weight = values.get(self.tap_weight.name) if self.tap_weight else None
+        if self._tap_energy is not None and weight is not None and self.tap_weight is not None:
+            product = self._product(float(weight), self.tap_weight)  # type: ignore[arg-type]
+            value = self._tap_energy / product if product > 0 else None
+            out.append(
+                KpiValue(
+                    self.device,
+                    self.target.id,
+                    self.target.id,
+                    value,
+                    ts,
+                    self._tap_start,
+                    "closed",
+                    self._tap_energy,
+                    product,
+                )
+            )
+        self._tap_energy, self._tap_start = 0.0, ts  # a new tap starts accumulating
+        return out
+
+    def _rolling(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
+        assert self.window_ns is not None
+        if self._first_ns is None:
+            self._first_ns = ts
+        minute = ts - ts % BUCKET_NS
+        if self._buckets and self._buckets[-1][0] == minute:
+            self._buckets[-1][1] += energy
+            self._buckets[-1][2] += produced
+        else:
+            self._buckets.append([minute, energy, produced])
+        while self._buckets and self._buckets[0][0] < ts - self.window_ns:
+            self._buckets.popleft()
+        if ts - self._first_ns < self.window_ns:
+            return []  # the window is not covered yet: no value rather than a partial one
+        num = sum(b[1] for b in self._buckets)
+        den = sum(b[2] for b in self._buckets)
+        value = num / den if den > 0 else None
+        return [
+            KpiValue(
+                self.device,
+                self.target.id,
+                self.target.id,
+                value,
+                ts,
+                ts - self.window_ns,
+                "rolling",
+                num,
+                den,
+            )
+        ]
+
+    def _calendar_key(self, ts: int) -> tuple[int, ...]:
+        local = datetime.fromtimestamp(ts / 1e9, self.zone)
+        if self.target.window == "month":
+            return (local.year, local.month)
+        if self.target.window == "day":
+            return (local.year, local.month, local.day)
+        return (local.year, local.month, local.day, local.hour // self.shift_hours)
+
+    def _calendar(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
+        key = self._calendar_key(ts)
+        out = []
+        if key != self._key:
+            if self._key is not None and self._started_cleanly:
+                value = self._num / self._den if self._den > 0 else None
+                out.append(
+                    KpiValue(
+                        self.device,
+                        self.target.id,
+                        self.target.id,
+                        value,
+                        ts,
+                        self._start,
+                        "closed",
+                        self._num,
+                        self._den,
+                    )
+                )
+            self._started_cleanly = self._key is not None  # the first window began before we did
+            self._key, self._start, self._num, self._den = key, ts, 0.0, 0.0
+        self._num += energy
+        self._den += produced
+        if self._den > 0:
+            out.append(
+                KpiValue(
+                    self.device,
+                    self.target.id,
+                    self.target.id,
+                    self._num / self._den,
+                    ts,
+                    self._start,
+                    "to-date",
+                    self._num,
+                    self._den,
+                )
+            )
+        return out

@@ -1,0 +1,32 @@
+"""Aluminium pot line DC energy per tonne, live: W = 2980 x V / CE kWh/t."""
+
+from __future__ import annotations
+
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.alerts.targets.catalogue import Target
+from plantwatch.collector.reading import PollResult
+
+# Faraday: 1 t Al needs 2980 kAh at 100 % current efficiency; x volts gives kWh.
+KAH_PER_TONNE = 2980.0
+
+
+def dc_kwh_per_tonne(voltage: float, efficiency: float) -> float | None:
+    """W = 2980 x V / CE, with CE as a fraction or a percentage; None when CE is not positive."""
+    share = efficiency / 100 if efficiency > 1 else efficiency
+    return KAH_PER_TONNE * voltage / share if share > 0 else None
+
+
+class PotlineLive:
+    """One pot line, one target: a value per reading that has both voltage and efficiency."""
+
+    def __init__(self, device: str, target: Target, voltage: str, efficiency: str) -> None:
+        self.device, self.target = device, target
+        self.voltage, self.efficiency = voltage, efficiency
+
+    def update(self, result: PollResult) -> list[KpiValue]:
+        values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
+        if self.voltage not in values or self.efficiency not in values:
+            return []
+        value = dc_kwh_per_tonne(float(values[self.voltage]), float(values[self.efficiency]))  # type: ignore[arg-type]
+        ts = result.started_ns
+        return [KpiValue(self.device, self.target.id, self.target.id, value, ts, ts, "live")]

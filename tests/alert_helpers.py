@@ -1,0 +1,27 @@
+"""Shared pieces of the alert tests: targets by id, and results built from plain values."""
+
+from __future__ import annotations
+
+from plantwatch.alerts.targets.catalogue import Target, resolve_targets
+from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.config.alerts import AlertsConfig
+
+HOUR_NS = 3600 * 10**9
+MINUTE_NS = 60 * 10**9
+T0 = 1_764_000_000 * 10**9 - (1_764_000_000 * 10**9) % (24 * HOUR_NS) - 8 * HOUR_NS  # a Shanghai midnight
+
+
+def target(target_id: str, **overrides: object) -> Target:
+    """A catalogue target, optionally overridden as plant.yaml would."""
+    alerts = AlertsConfig.model_validate({"targets": {target_id: overrides}} if overrides else {})
+    return next(t for t in resolve_targets(alerts, "plant.yaml") if t.id == target_id)
+
+
+def result(device: str, ts_ns: int, quality: dict[str, str] | None = None, **values: object) -> PollResult:
+    """A committed result with these field values (all good unless `quality` says otherwise)."""
+    quality = quality or {}
+    readings = [
+        Reading(device, name, None if name in quality else value, ts_ns, quality.get(name, "good"))
+        for name, value in values.items()
+    ]
+    return PollResult(device, readings, started_ns=ts_ns, finished_ns=ts_ns)
