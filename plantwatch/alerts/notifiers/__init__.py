@@ -1,0 +1,1 @@
+"""Notifiers behind one small interface: each takes transitions and delivers them, retrying."""

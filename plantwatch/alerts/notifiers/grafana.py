@@ -1,0 +1,82 @@
+"""Grafana region annotations: opened when an alert fires, closed (timeEnd) when it resolves."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from grafana_client import GrafanaApi
+from grafana_client.client import GrafanaException
+
+from plantwatch.alerts.lifecycle import Alert, Transition
+from plantwatch.alerts.notifiers.message import subject
+from plantwatch.alerts.state import StateStore
+from plantwatch.collector.outage_log import OutageLog
+from plantwatch.config.alerts import GrafanaConfig
+from plantwatch.config.secrets import secret
+
+log = logging.getLogger(__name__)
+
+
+class GrafanaNotifier:
+    """Annotation calls go through grafana-client; failed ones wait in the state store."""
+
+    def __init__(self, config: GrafanaConfig, store: StateStore, plant: str) -> None:
+        self.config, self.store, self.plant = config, store, plant
+        token = secret(config.token_env)
+        self.api = GrafanaApi.from_url(config.url, credential=token, timeout=config.timeout)
+        self.outage = OutageLog(log)
+
+    def enqueue(self, transition: Transition) -> None:
+        """Queue the call a transition needs (reminders need none)."""
+        alert, rule = transition.alert, transition.rule
+        if transition.event == "firing":
+            target = rule.target
+            body: dict[str, Any] = {
+                "time": alert.window_start_ns // 10**6,
+                "text": subject(transition, self.plant, "en"),
+                "tags": [
+                    f"plant:{self.plant}",
+                    f"device:{alert.device}",
+                    f"indicator:{rule.id}",
+                    f"severity:{alert.severity}",
+                    *([f"sector:{target.sector}"] if target else []),
+                ],
+            }
+            if self.config.dashboard_uid:
+                body["dashboardUID"] = self.config.dashboard_uid
+            self.store.queue_grafana(alert.device, rule.id, "open", body)
+        elif transition.event == "resolved":
+            self.store.queue_grafana(
+                alert.device, rule.id, "close", {"timeEnd": alert.window_end_ns // 10**6}
+            )
+
+    def flush(self, alerts: dict[tuple[str, str], Alert]) -> list[tuple[str, str, int]]:
+        """Make the queued calls in order; stop at the first failure. Blocking (worker thread).
+
+        Returns the annotation ids opened, as (device, rule, id), for the caller to keep.
+        """
+        opened: list[tuple[str, str, int]] = []
+        ids = {key: alert.annotation_id for key, alert in alerts.items()}
+        for call in self.store.grafana_calls():
+            try:
+                if call.call == "open":
+                    response = self.api.client.POST("/annotations", json=call.body)
+                    ids[(call.device, call.rule)] = int(response["id"])
+                    opened.append((call.device, call.rule, int(response["id"])))
+                else:
+                    annotation = ids.get((call.device, call.rule))
+                    if annotation is None:
+                        log.warning("Grafana: no annotation to close for %s %s", call.device, call.rule)
+                    else:
+                        # PATCH with only timeEnd: grafana-client's partial_update_annotation sends
+                        # "tags": [] by default, which would wipe the annotation's tags.
+                        self.api.client.PATCH(f"/annotations/{annotation}", json=call.body)
+            except (GrafanaException, OSError, ValueError) as exc:
+                self.outage.failure(
+                    "Grafana %s: %s (%s call kept for a retry)", self.config.url, exc, call.call
+                )
+                break
+            self.store.done_grafana(call.id)
+            self.outage.recovered("Grafana %s reachable again", self.config.url)
+        return opened

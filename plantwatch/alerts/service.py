@@ -1,0 +1,228 @@
+"""The alert service: readings in, KPIs and alert transitions out to InfluxDB, email and Grafana."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from plantwatch.alerts.kpi.engine import KpiEngine
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.alerts.lifecycle import STALE, Alert, Rule, Transition, evaluate, evaluate_stale
+from plantwatch.alerts.notifiers.email import EmailNotifier
+from plantwatch.alerts.notifiers.grafana import GrafanaNotifier
+from plantwatch.alerts.state import StateStore
+from plantwatch.alerts.targets.catalogue import Target, resolve_targets
+from plantwatch.collector.influx.line_protocol import fields_line
+from plantwatch.collector.reading import PollResult
+from plantwatch.config.plant import Plant
+
+log = logging.getLogger(__name__)
+
+KPI_MEASUREMENT = "plantwatch_kpi"  # tags plant, device, target, kind; fields value, limit, ...
+ALERT_MEASUREMENT = "plantwatch_alert"  # tags plant, device, rule, severity; fields event, firing, ...
+KPI_POINT_INTERVAL_NS = 10 * 10**9  # rolling, live and to-date values: at most one point per 10 s
+TICK = 1.0  # seconds between stale checks and delivery attempts
+RETRY_BACKOFF = (5.0, 300.0)  # SMTP and Grafana retries
+
+
+def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[tuple[str, str], Rule]:
+    """(device, rule id) -> rule, for every computed KPI, its early warning, and staleness."""
+    alerts = plant.config.alerts
+    by_id = {t.id: t for t in targets}
+    rules: dict[tuple[str, str], Rule] = {}
+    for device, calculators in engine.calculators.items():
+        for calculator in calculators:
+            target = by_id[calculator.target.id]  # type: ignore[attr-defined]
+            assert target.value is not None
+            for_s = alerts.for_ if target.for_ is None else target.for_
+            repeat_s = target.repeat or alerts.repeat
+            common = {
+                "for_ns": int(for_s * 1e9),
+                "repeat_ns": int(repeat_s * 1e9),
+                "clear_margin": alerts.clear_margin,
+            }
+            rules[(device, target.id)] = Rule(target.id, target, target.value, target.severity, **common)
+            if target.early_warning is not None:
+                early = f"{target.id}:early"
+                rules[(device, early)] = Rule(
+                    early, target, target.value * target.early_warning, "warning", **common
+                )
+    for device in plant.config.devices:
+        rules[(device.id, STALE)] = Rule(STALE, None, None, "warning", 0, int(alerts.repeat * 1e9), 0.0)
+    return rules
+
+
+class AlertService:
+    """Feed it committed results (it is a sink listener); `run()` does stale checks and delivery."""
+
+    def __init__(
+        self,
+        plant: Plant,
+        *,
+        write_lines: Callable[[list[str]], object] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.plant = plant
+        config = plant.config.alerts
+        base = plant.path.parent if plant.path else Path.cwd()
+        self.plant_id = plant.config.plant.id
+        self.targets = resolve_targets(config, str(plant.path))
+        self.engine = KpiEngine(plant, self.targets)
+        self.rules = build_rules(plant, self.engine, self.targets)
+        self.sectors = {d.id: getattr(plant.maps.get(d.id), "sector", None) for d in plant.config.devices}
+        self.store = StateStore(base / config.state)
+        self.alerts: dict[tuple[str, str], Alert] = self.store.alerts()
+        self.email = EmailNotifier(
+            config.smtp,
+            config.recipients,
+            base / config.outbox,
+            plant=self.plant_id,
+            plant_name=plant.config.plant.name,
+            timezone=config.timezone,
+            dashboard_url=config.dashboard_url,
+            base_dir=base,
+        )
+        self.grafana = GrafanaNotifier(config.grafana, self.store, self.plant_id) if config.grafana else None
+        self.write_lines = write_lines
+        self.clock = clock
+        started = clock()
+        self.last_seen = {d.id: started for d in plant.config.devices}
+        self.stale_ns = {d.id: int(d.interval * config.stale_after * 1e9) for d in plant.config.devices}
+        self.transitions: list[Transition] = []  # this run's, oldest first (for health and tests)
+        self.silenced = 0
+        self._last_point: dict[tuple[str, str, str], int] = {}
+        self._wake = asyncio.Event()
+
+    def __call__(self, results: list[PollResult]) -> None:
+        """Sink listener: the results the collector just committed."""
+        for result in results:
+            self.handle(result)
+
+    def handle(self, result: PollResult) -> None:
+        """One result: KPIs, rule evaluation, transitions."""
+        self.last_seen[result.device] = self.clock()
+        stale_key = (result.device, STALE)
+        if self.alerts.get(stale_key, Alert(result.device, STALE)).state == "firing":
+            self._stale_check(result.device)
+        lines: list[str] = []
+        for kpi in self.engine.update(result):
+            lines += self._kpi_lines(kpi)
+            rule = self.rules.get((kpi.device, kpi.rule))
+            if rule is not None:
+                alert = self.alerts.get((kpi.device, kpi.rule), Alert(kpi.device, kpi.rule))
+                lines += self._apply(*evaluate(alert, rule, kpi))
+        if lines and self.write_lines is not None:
+            self.write_lines(lines)
+
+    def _stale_check(self, device: str) -> list[str]:
+        key = (device, STALE)
+        alert = self.alerts.get(key, Alert(device, STALE))
+        return self._apply(
+            *evaluate_stale(
+                alert, self.rules[key], self.last_seen[device], self.clock(), self.stale_ns[device]
+            )
+        )
+
+    def _apply(self, alert: Alert, transition: Transition | None) -> list[str]:
+        """Persist the new state first, then announce: a restart neither loses nor repeats it."""
+        key = (alert.device, alert.rule)
+        if self.alerts.get(key) != alert:
+            self.alerts[key] = alert
+            self.store.save(alert)
+        if transition is None:
+            return []
+        self.transitions.append(transition)
+        log.warning(
+            "alert %s: %s %s value %s limit %s",
+            transition.event,
+            alert.device,
+            alert.rule,
+            alert.value,
+            alert.limit,
+        )
+        now = self.clock()
+        silenced = any(
+            s.matches(self.plant_id, alert.device, alert.rule, now) for s in self.store.silences(now)
+        )
+        if silenced:
+            self.silenced += 1
+        else:
+            self.email.enqueue(transition, self.sectors.get(alert.device))
+        if self.grafana is not None:
+            self.grafana.enqueue(transition)
+        self._wake.set()
+        ts = transition.kpi.ts_ns if transition.kpi else now
+        tags = {
+            "plant": self.plant_id,
+            "device": alert.device,
+            "rule": alert.rule,
+            "severity": alert.severity,
+        }
+        fields: list[tuple[str, object]] = [
+            ("event", transition.event),
+            ("firing", 1 if alert.state == "firing" else 0),
+            ("silenced", silenced),
+        ]
+        fields += [
+            (k, float(v)) for k, v in (("value", alert.value), ("limit", alert.limit)) if v is not None
+        ]
+        return [fields_line(ALERT_MEASUREMENT, tags, fields, ts)]
+
+    def _kpi_lines(self, kpi: KpiValue) -> list[str]:
+        key = (kpi.device, kpi.rule, kpi.kind)
+        if kpi.kind in ("rolling", "live", "to-date"):
+            if kpi.ts_ns - self._last_point.get(key, -KPI_POINT_INTERVAL_NS) < KPI_POINT_INTERVAL_NS:
+                return []
+            self._last_point[key] = kpi.ts_ns
+        tags = {"plant": self.plant_id, "device": kpi.device, "target": kpi.rule, "kind": kpi.kind}
+        rule = self.rules.get((kpi.device, kpi.rule))
+        fields: list[tuple[str, object]] = [("valid", kpi.value is not None), ("window_start", kpi.start_ns)]
+        extra = (("value", kpi.value), ("numerator", kpi.numerator), ("denominator", kpi.denominator))
+        fields += [(k, float(v)) for k, v in extra if v is not None]
+        if rule is not None and rule.limit is not None:
+            fields.append(("limit", float(rule.limit)))
+        return [fields_line(KPI_MEASUREMENT, tags, fields, kpi.ts_ns)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`: stale checks every second; outbox and Grafana calls delivered, with backoff."""
+        delay, next_attempt = RETRY_BACKOFF[0], 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            lines = []
+            for device in self.last_seen:
+                lines += self._stale_check(device)
+            if lines and self.write_lines is not None:
+                self.write_lines(lines)
+            if loop.time() >= next_attempt:
+                ok = await asyncio.to_thread(self._deliver)
+                delay = RETRY_BACKOFF[0] if ok else min(delay * 2, RETRY_BACKOFF[1])
+                next_attempt = loop.time() + (0 if ok else delay)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK)
+        await asyncio.to_thread(self._deliver)  # one last attempt; the rest waits for the next start
+
+    def _deliver(self) -> bool:
+        """Send the outbox and the queued Grafana calls; False when something is left for a retry."""
+        self.email.deliver_pending()
+        ok = self.email.smtp is None or not any(self.email.pending.glob("*.eml"))
+        if self.grafana is not None:
+            for device, rule, annotation in self.grafana.flush(dict(self.alerts)):
+                self._set_annotation(device, rule, annotation)
+            ok = ok and not self.store.grafana_calls()
+        return ok
+
+    def _set_annotation(self, device: str, rule: str, annotation: int) -> None:
+        alert = self.alerts.get((device, rule))
+        if alert is not None:
+            updated = replace(alert, annotation_id=annotation)
+            self.alerts[(device, rule)] = updated
+            self.store.save(updated)
+
+    def close(self) -> None:
+        self.store.close()

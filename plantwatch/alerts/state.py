@@ -1,0 +1,132 @@
+"""Named stores in one SQLite file: alert states, silences, and Grafana calls waiting for a retry."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from plantwatch.alerts.lifecycle import Alert
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    device TEXT NOT NULL, rule TEXT NOT NULL, state TEXT NOT NULL, since_ns INTEGER, fired_ns INTEGER,
+    value REAL, limit_value REAL, severity TEXT, window_start_ns INTEGER, window_end_ns INTEGER,
+    last_sent_ns INTEGER, annotation_id INTEGER, PRIMARY KEY (device, rule));
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, plant TEXT, device TEXT, rule TEXT,
+    ends_ns INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS grafana_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, rule TEXT NOT NULL,
+    call TEXT NOT NULL, body TEXT NOT NULL);
+"""
+_COLUMNS = [f.name if f.name != "limit" else "limit_value" for f in fields(Alert)]
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Mute notifications for matching alerts until `ends_ns`; None matches anything."""
+
+    id: int
+    plant: str | None
+    device: str | None
+    rule: str | None
+    ends_ns: int
+    comment: str
+
+    def matches(self, plant: str, device: str, rule: str, now_ns: int) -> bool:
+        return (
+            now_ns < self.ends_ns
+            and self.plant in (None, plant)
+            and self.device in (None, device)
+            and (self.rule is None or rule == self.rule or rule.startswith(self.rule + ":"))
+        )
+
+
+@dataclass(frozen=True)
+class GrafanaCall:
+    """An annotation call that failed and waits for a retry."""
+
+    id: int
+    device: str
+    rule: str
+    call: str  # "open" or "close"
+    body: dict[str, Any]
+
+
+class StateStore:
+    """The alert service's durable state; every write is committed before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- alerts ---
+
+    def alerts(self) -> dict[tuple[str, str], Alert]:
+        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts").fetchall()
+        return {(row[0], row[1]): Alert(*row) for row in rows}
+
+    def save(self, alert: Alert) -> None:
+        values = list(asdict(alert).values())
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        self.db.execute(
+            f"INSERT OR REPLACE INTO alerts ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
+        )
+
+    # --- silences ---
+
+    def add_silence(
+        self,
+        ends_ns: int,
+        now_ns: int,
+        *,
+        plant: str | None,
+        device: str | None,
+        rule: str | None,
+        comment: str,
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO silences (plant, device, rule, ends_ns, comment, created_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (plant, device, rule, ends_ns, comment, now_ns),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def silences(self, now_ns: int) -> list[Silence]:
+        rows = self.db.execute(
+            "SELECT id, plant, device, rule, ends_ns, comment FROM silences WHERE ends_ns > ? ORDER BY id",
+            (now_ns,),
+        ).fetchall()
+        return [Silence(*row) for row in rows]
+
+    def expire_silence(self, silence_id: int, now_ns: int) -> bool:
+        cursor = self.db.execute(
+            "UPDATE silences SET ends_ns = ? WHERE id = ? AND ends_ns > ?", (now_ns, silence_id, now_ns)
+        )
+        return cursor.rowcount > 0
+
+    # --- Grafana calls to retry ---
+
+    def queue_grafana(self, device: str, rule: str, call: str, body: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO grafana_calls (device, rule, call, body) VALUES (?, ?, ?, ?)",
+            (device, rule, call, json.dumps(body)),
+        )
+
+    def grafana_calls(self) -> list[GrafanaCall]:
+        rows = self.db.execute(
+            "SELECT id, device, rule, call, body FROM grafana_calls ORDER BY id"
+        ).fetchall()
+        return [GrafanaCall(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def done_grafana(self, call_id: int) -> None:
+        self.db.execute("DELETE FROM grafana_calls WHERE id = ?", (call_id,))
