@@ -1,4 +1,4 @@
-"""The `plantwatch` command: validate, probe, simulate, poll, collect and demo."""
+"""The `plantwatch` command: validate, probe, simulate, poll, collect, run, alerts, targets, silence, demo."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from plantwatch.alerts.bus_input import run_alerts
+from plantwatch.alerts.state import StateStore
+from plantwatch.alerts.targets.catalogue import resolve_targets
 from plantwatch.collector.errors import CollectorError
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
@@ -25,11 +28,11 @@ from plantwatch.config.plant import (
     DeviceConfig,
     Plant,
     load_plant_config,
-    parse_duration,
     parse_endpoint,
 )
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
+from plantwatch.config.units import parse_duration
 from plantwatch.config.validate import validate_paths
 from plantwatch.simulator.server import servers_for_plant
 
@@ -217,18 +220,103 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    """Poll devices into the durable buffer and forward it to InfluxDB until SIGINT/SIGTERM."""
+    """Poll devices into the durable buffer and forward it to InfluxDB until SIGINT/SIGTERM;
+    `run` adds the alert service in the same process."""
     path = Path(args.config)
     plant = load_plant_config(path)
     if plant.config.influx is None:
         raise ConfigError(
-            [Problem(str(path), "influx", "required by `plantwatch collect`: where readings go")]
+            [Problem(str(path), "influx", f"required by `plantwatch {args.command}`: where readings go")]
         )
     try:
-        asyncio.run(collect(plant, plant.config.influx, health_interval=args.health_interval))
+        asyncio.run(
+            collect(
+                plant,
+                plant.config.influx,
+                health_interval=args.health_interval,
+                with_alerts=args.command == "run",
+            )
+        )
     except (CollectorError, SecretError) as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """The alert service alone, reading the readings bus over MQTT."""
+    path = Path(args.config)
+    plant = load_plant_config(path)
+    if plant.config.mqtt is None:
+        raise ConfigError(
+            [Problem(str(path), "mqtt", "required by `plantwatch alerts`: the broker of the readings bus")]
+        )
+    try:
+        asyncio.run(run_alerts(plant))
+    except SecretError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    """List the plan targets (with a plant's overrides) and where each comes from."""
+    if args.config:
+        plant = load_plant_config(Path(args.config))
+        targets = resolve_targets(plant.config.alerts, args.config)
+    else:
+        from plantwatch.config.alerts import AlertsConfig
+
+        targets = resolve_targets(AlertsConfig(), "catalogue")
+    if args.json:
+        rows = [{k: v for k, v in t.__dict__.items() if k != "numerator"} for t in targets]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for t in targets:
+        value = "plant must set" if t.value is None else f"{t.comparator} {t.value:g} {t.unit}"
+        print(f"{t.id}  [{t.severity}, {t.source}]")
+        applies = f"{t.sector}/{t.product or '*'}"
+        print(f"    {applies}: {t.indicator}, {value}, window {t.window}, from {t.effective}")
+        print(f"    {t.plan} {t.clause}: {t.quote}")
+    return EXIT_OK
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    """Add, list or end silences in the alert service's state file."""
+    plant = load_plant_config(Path(args.config))
+    base = plant.path.parent if plant.path else Path.cwd()
+    store = StateStore(base / plant.config.alerts.state)
+    now = time.time_ns()
+    try:
+        if args.end is not None:
+            if not store.expire_silence(args.end, now):
+                print(f"no active silence {args.end}", file=sys.stderr)
+                return EXIT_INVALID
+            print(f"silence {args.end} ended")
+        elif args.duration is not None:
+            if not (args.device or args.rule or args.all):
+                print(
+                    "name a --device or a --rule, or pass --all to silence the whole plant", file=sys.stderr
+                )
+                return EXIT_INVALID
+            ends = now + int(args.duration * 1e9)
+            number = store.add_silence(
+                ends,
+                now,
+                plant=plant.config.plant.id,
+                device=args.device,
+                rule=args.rule,
+                comment=args.comment,
+            )
+            print(f"silence {number}: until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ends / 1e9))}")
+        for silence in store.silences(now):
+            until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(silence.ends_ns / 1e9))
+            print(
+                f"{silence.id}: device {silence.device or '*'} rule {silence.rule or '*'} until {until}"
+                f"  {silence.comment}"
+            )
+    finally:
+        store.close()
     return EXIT_OK
 
 
@@ -274,6 +362,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
     p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
     p.set_defaults(func=cmd_collect, log_level_default="INFO")
+
+    p = sub.add_parser("run", help="collect and the alert service in one process")
+    p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
+    p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
+    p.set_defaults(func=cmd_collect, log_level_default="INFO")
+
+    p = sub.add_parser("alerts", help="the alert service alone, on the readings bus over MQTT")
+    p.add_argument("--config", required=True, help="plant.yaml with an `mqtt` section")
+    p.set_defaults(func=cmd_alerts, log_level_default="INFO")
+
+    p = sub.add_parser("targets", help="list the plan targets and their sources")
+    p.add_argument("--config", help="plant.yaml: apply its alerts.targets overrides")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser("silence", help="mute notifications for a device or rule until a time")
+    p.add_argument("--config", required=True, help="plant.yaml")
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--rule", help="only this rule (a target id; its early warning too)")
+    p.add_argument("--all", action="store_true", help="the whole plant")
+    p.add_argument("--for", dest="duration", type=parse_duration, help="how long, e.g. 2h")
+    p.add_argument("--comment", default="", help="why (shown in the list)")
+    p.add_argument("--end", type=int, help="end the silence with this number now")
+    p.set_defaults(func=cmd_silence)
 
     p = sub.add_parser("demo", help="the sample plant against the simulator, in one process")
     _sim_options(p, speed=600.0)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
+from plantwatch.alerts.service import AlertService
 from plantwatch.collector.health import HealthReporter
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.influx.forwarder import Forwarder
@@ -65,8 +66,13 @@ async def mqtt_input(
         sink.flush()  # acknowledge what was received before disconnecting
 
 
-async def collect(plant: Plant, influx: InfluxConfig, *, health_interval: float = 10.0) -> int:
-    """Run until SIGINT/SIGTERM; return the number of lines left in the buffer for the next start."""
+async def collect(
+    plant: Plant, influx: InfluxConfig, *, health_interval: float = 10.0, with_alerts: bool = False
+) -> int:
+    """Run until SIGINT/SIGTERM; return the number of lines left in the buffer for the next start.
+
+    `with_alerts` (`plantwatch run`) adds the alert service, fed in-process by every commit.
+    """
     base = plant.path.parent if plant.path else Path.cwd()
     cfg = plant.config.buffer
     buffer = DurableBuffer(
@@ -100,10 +106,14 @@ async def collect(plant: Plant, influx: InfluxConfig, *, health_interval: float 
         buffer.path,
         buffer.depth,
     )
+    alerts = AlertService(plant, write_lines=buffer.append) if with_alerts else None
+    if alerts is not None:
+        sink.listeners.append(alerts)
     try:
         with gil_switch_interval():
             forwarding = asyncio.create_task(forwarder.run(forwarder_stop))
             reporting = asyncio.create_task(health.run(stop))
+            alerting = asyncio.create_task(alerts.run(stop)) if alerts else None
             async with AsyncExitStack() as stack:
                 if plant.config.mqtt is not None:
                     await stack.enter_async_context(mqtt_input(plant, plant.config.mqtt, sink, base, health))
@@ -114,11 +124,15 @@ async def collect(plant: Plant, influx: InfluxConfig, *, health_interval: float 
             forwarder_stop.set()
             await forwarding
             await reporting
+            if alerting is not None:
+                await alerting
             await forwarder.flush(influx.shutdown_timeout)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         left = buffer.depth
+        if alerts is not None:
+            alerts.close()
         writer.close()
         buffer.close()
     log.info("collect: stopped; %d line(s) left in the buffer for the next start", left)
