@@ -103,7 +103,13 @@ def test_cement_clinker_kgce_per_tonne_by_shanghai_day() -> None:
     closed = []
     for hour in range(49):  # two local days, hourly: 41.6667 t coal, 10 MWh, 276.667 t clinker an hour
         out = kpi.update(
-            result("kiln-1", T0 + hour * HOUR_NS, coal=1000 * hour / 24, kwh=10000 * hour, clinker=6640 * hour / 24)
+            result(
+                "kiln-1",
+                T0 + hour * HOUR_NS,
+                coal=1000 * hour / 24,
+                kwh=10000 * hour,
+                clinker=6640 * hour / 24,
+            )
         )
         closed += [v for v in out if v.kind == "closed"]
     # day 1 began before the first reading (not closed); day 2 is whole:
@@ -129,7 +135,9 @@ def cems(o2_reference: float | None = None) -> DustHourly:
 def feed(kpi: DustHourly, minute: int, dust: float, flag: str = "N", o2: float = 11.0) -> list:
     out = []
     for second in range(0, 60, 10):
-        out += kpi.update(result("stack-1", T0 + minute * MINUTE_NS + second * 10**9, dust=dust, flag=flag, o2=o2))
+        out += kpi.update(
+            result("stack-1", T0 + minute * MINUTE_NS + second * 10**9, dust=dust, flag=flag, o2=o2)
+        )
     return out
 
 

@@ -1,0 +1,144 @@
+"""A local stand-in for Grafana's annotation API that enforces what Grafana enforces.
+
+From ../shared/grafana/API.md (Grafana's docs and pkg/api/annotations.go): Bearer token or 401;
+POST /api/annotations needs a non-empty `text`, integer millisecond `time`/`timeEnd`, string
+`tags`; PATCH updates only what it is given (non-null `tags` replace all tags, empty `text`
+is ignored, `time`/`timeEnd` ignored unless > 0), unknown id 404; GET filters by tags (AND).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+class GrafanaApi:
+    """`start()` on a free loopback port; `annotations` holds what Grafana would store."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.annotations: dict[int, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.down = False  # answer 503 to everything, as a Grafana restarting behind a proxy
+        self._next = 1
+        self._lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> Any:
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length) or b"null")
+
+            def _handle(self, method: str) -> None:
+                path = urlsplit(self.path).path
+                if api.down:
+                    return self._reply(503, {"message": "Service Unavailable"})
+                if path == "/api/health":
+                    return self._reply(200, {"database": "ok", "version": "11.3.0"})
+                if self.headers.get("Authorization") != f"Bearer {api.token}":
+                    return self._reply(401, {"message": "Unauthorized"})
+                try:
+                    body = self._body() if method in ("POST", "PATCH", "PUT") else None
+                except ValueError:
+                    return self._reply(400, {"message": "bad request data"})
+                with api._lock:
+                    api.requests.append((method, path, body))
+                    status, reply = api.route(method, path, body, parse_qs(urlsplit(self.path).query))
+                return self._reply(status, reply)
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_PATCH(self) -> None:
+                self._handle("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @staticmethod
+    def _valid_ms(value: Any) -> bool:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+    def _valid_times(self, body: Any) -> bool:
+        return isinstance(body, dict) and all(self._valid_ms(body.get(k)) for k in ("time", "timeEnd"))
+
+    def route(self, method: str, path: str, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if parts[:2] != ["api", "annotations"]:
+            return 404, {"message": "Not found"}
+        if method == "POST" and len(parts) == 2:
+            if not isinstance(body, dict) or not all(
+                self._valid_ms(body.get(k)) for k in ("time", "timeEnd")
+            ):
+                return 400, {"message": "bad request data"}
+            tags = body.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                return 400, {"message": "bad request data"}
+            if not isinstance(body.get("text"), str) or not body["text"]:
+                return 400, {"message": "Failed to save annotation: text is required"}
+            number, self._next = self._next, self._next + 1
+            self.annotations[number] = {
+                "id": number,
+                "dashboardUID": body.get("dashboardUID") or "",
+                "panelId": body.get("panelId") or 0,
+                "time": body.get("time") or 0,
+                "timeEnd": body.get("timeEnd") or body.get("time") or 0,
+                "text": body["text"],
+                "tags": tags,
+            }
+            return 200, {"message": "Annotation added", "id": number}
+        if method == "GET" and len(parts) == 2:
+            wanted = query.get("tags", [])
+            found = [a for a in self.annotations.values() if all(t in a["tags"] for t in wanted)]
+            return 200, found[: int(query.get("limit", ["100"])[0])]
+        if len(parts) != 3 or not parts[2].isdigit():
+            return 404, {"message": "Not found"}
+        number = int(parts[2])
+        if number not in self.annotations:
+            return 404, {"message": "Annotation not found"}
+        annotation = self.annotations[number]
+        if method == "PATCH":
+            if not isinstance(body, dict) or not all(
+                self._valid_ms(body.get(k)) for k in ("time", "timeEnd")
+            ):
+                return 400, {"message": "bad request data"}
+            if body.get("tags") is not None:
+                annotation["tags"] = list(body["tags"])  # non-null tags replace all of them
+            if body.get("text"):
+                annotation["text"] = body["text"]
+            for key in ("time", "timeEnd"):
+                if (body.get(key) or 0) > 0:
+                    annotation[key] = body[key]
+            return 200, {"message": "Annotation patched"}
+        if method == "DELETE":
+            del self.annotations[number]
+            return 200, {"message": "Annotation deleted"}
+        return 405, {"message": "Method not allowed"}

@@ -1,0 +1,225 @@
+"""The alert service with real parts: aiosmtpd (STARTTLS + AUTH), the Grafana API stand-in, SQLite state."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plantwatch.alerts.service import AlertService
+from plantwatch.config.plant import Plant, load_plant_config
+from tests.alert_helpers import HOUR_NS, T0, result
+from tests.services.grafana_api import GrafanaApi
+from tests.services.smtp import SmtpServer
+
+TOKEN = "glsa_test_token"
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    server = SmtpServer(tmp_path / "smtp", users={"plantwatch": "mail-s3cret"}, starttls=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def grafana() -> Iterator[GrafanaApi]:
+    api = GrafanaApi(TOKEN)
+    api.start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(autouse=True)
+def secrets() -> Iterator[None]:
+    os.environ.update(PW_SMTP_USER="plantwatch", PW_SMTP_PASSWORD="mail-s3cret", PW_GRAFANA_TOKEN=TOKEN)
+    yield
+    for key in ("PW_SMTP_USER", "PW_SMTP_PASSWORD", "PW_GRAFANA_TOKEN"):
+        os.environ.pop(key, None)
+
+
+def plant_file(folder: Path, smtp: SmtpServer, grafana: GrafanaApi, extra: str = "") -> Plant:
+    config = folder / "plant.yaml"
+    config.write_text(
+        f"""
+plant: {{id: works, name: 西宁铁合金厂}}
+devices:
+  - {{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}}
+alerts:
+  smtp: {{host: 127.0.0.1, port: {smtp.port}, security: starttls, ca_file: {smtp.certs["ca"]},
+         username_env: PW_SMTP_USER, password_env: PW_SMTP_PASSWORD, from: alerts@works.example}}
+  recipients:
+    - {{name: 省生态环境厅 值班, email: duty@eco.example, lang: zh}}
+    - {{name: Plant Manager, email: manager@works.example, lang: en, severities: [critical]}}
+  grafana: {{url: "{grafana.url}", token_env: PW_GRAFANA_TOKEN, dashboard_uid: plant-overview}}
+  dashboard_url: http://grafana.works.example/d/plant-overview
+{extra}""",
+        encoding="utf-8",
+    )
+    return load_plant_config(config)
+
+
+def tap(service: AlertService, hour: int, energy: float, taps: int, weight: float) -> None:
+    service.handle(
+        result("saf-1", T0 + hour * HOUR_NS, active_energy=energy, tap_counter=taps, tap_weight=weight)
+    )
+
+
+def test_breach_email_and_region_annotation_then_recovery(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
+) -> None:
+    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    tap(service, 0, 1000, 1, 8)
+    tap(service, 1, 5000, 2, 8)  # first tap boundary
+    tap(service, 3, 65100, 3, 7.5)  # 60100 kWh / 7.5 t = 8013.33 kWh/t: breach
+    assert [t.event for t in service.transitions] == ["firing"]
+    assert service._deliver()
+    [mail] = smtp.inbox.messages  # warning severity: only the zh recipient wants it
+    assert smtp.inbox.envelopes == [("alerts@works.example", ["duty@eco.example"])]
+    assert mail["Subject"] == "【告警】 works saf-1: unit power consumption 8,013.33 kWh/t (目标 <= 7,800)"
+    text = mail.get_content()
+    for expected in (
+        "企业: 西宁铁合金厂 (works)",
+        "当前值: 8,013.33 kWh/t",
+        "目标: <= 7,800 kWh/t",
+        "= 60,100 kWh / 7.5 t",
+        "依据: 铁合金行业兼并重组和结构调整实施方案",
+        "二（一）3: 硅铁单位电耗降至7800度以下",
+        "统计窗口: tap, ",
+        "仪表盘: http://grafana.works.example/d/plant-overview",
+    ):
+        assert expected in text, expected
+    [annotation] = grafana.annotations.values()
+    assert annotation["time"] == (T0 + HOUR_NS) // 10**6  # the breaching tap's window start
+    assert annotation["tags"] == [
+        "plant:works",
+        "device:saf-1",
+        "indicator:ferroalloy-fesi-unit-power",
+        "severity:warning",
+        "sector:ferroalloy",
+    ]
+    assert annotation["dashboardUID"] == "plant-overview"
+
+    tap(service, 5, 122500, 4, 7.5)  # 57400 / 7.5 = 7653.3: inside 7800 but not by the 2 % margin
+    assert [t.event for t in service.transitions] == ["firing"]
+    tap(service, 7, 179500, 5, 7.5)  # 57000 / 7.5 = 7600: resolved
+    assert [t.event for t in service.transitions] == ["firing", "resolved"]
+    assert service._deliver()
+    assert smtp.inbox.messages[1]["Subject"].startswith("【恢复】 works saf-1: unit power consumption 7,600")
+    # the region is closed with timeEnd, and the PATCH did not wipe the tags
+    assert annotation["timeEnd"] == (T0 + 7 * HOUR_NS) // 10**6 and len(annotation["tags"]) == 5
+    assert [m for m, *_ in grafana.requests] == ["POST", "PATCH"]
+    assert grafana.requests[1][2] == {"timeEnd": (T0 + 7 * HOUR_NS) // 10**6}
+    service.close()
+
+
+def test_restart_neither_loses_nor_resends_a_firing_alert(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
+) -> None:
+    plant = plant_file(tmp_path, smtp, grafana)
+    first = AlertService(plant)
+    tap(first, 0, 0, 1, 8)
+    tap(first, 1, 1000, 2, 8)
+    tap(first, 3, 70000, 3, 8)  # 8625 kWh/t
+    first._deliver()
+    first.close()
+    second = AlertService(plant)  # a restart
+    assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].state == "firing"
+    assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].annotation_id == 1
+    tap(second, 4, 1000, 3, 8)  # the tap boundary is learnt again ...
+    tap(second, 5, 2000, 4, 8)
+    tap(second, 6, 70000, 5, 8)  # ... and the next tap breaches again: the same alert, no new mail
+    assert second.transitions == []
+    tap(second, 10, 130000, 6, 8)  # 7500: resolves the alert fired before the restart
+    assert [t.event for t in second.transitions] == ["resolved"]
+    second._deliver()
+    assert [m["Subject"][:4] for m in smtp.inbox.messages] == ["【告警】", "【恢复】"]
+    assert grafana.annotations[1]["timeEnd"] == (T0 + 10 * HOUR_NS) // 10**6
+    second.close()
+
+
+def test_smtp_down_keeps_mail_in_the_outbox_until_it_is_delivered(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    smtp.stop()
+    grafana.down = True
+    tap(service, 0, 0, 1, 8)
+    tap(service, 1, 1000, 2, 8)
+    tap(service, 3, 70000, 3, 8)
+    assert not service._deliver()
+    pending = list((tmp_path / "plantwatch-outbox" / "pending").glob("*.eml"))
+    assert len(pending) == 1
+    assert len(service.store.grafana_calls()) == 1
+    assert "mail-s3cret" not in caplog.text and TOKEN not in caplog.text
+    smtp.start()
+    grafana.down = False
+    assert service._deliver()
+    assert len(smtp.inbox.messages) == 1 and not list((tmp_path / "plantwatch-outbox" / "pending").glob("*"))
+    assert len(list((tmp_path / "plantwatch-outbox" / "sent").glob("*.eml"))) == 1
+    assert len(grafana.annotations) == 1 and service.store.grafana_calls() == []
+    service.close()
+
+
+def test_a_wrong_token_is_refused_and_the_call_kept(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
+) -> None:
+    os.environ["PW_GRAFANA_TOKEN"] = "glsa_wrong"
+    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    tap(service, 0, 0, 1, 8)
+    tap(service, 1, 1000, 2, 8)
+    tap(service, 3, 70000, 3, 8)
+    assert not service._deliver()
+    assert grafana.annotations == {} and len(service.store.grafana_calls()) == 1
+    service.close()
+
+
+def test_names_cannot_inject_headers_and_silences_mute_email(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
+) -> None:
+    extra = """  targets:
+    ferroalloy-fesi-unit-power: {indicator: "power\\r\\nBcc: thief@evil.example"}
+"""
+    service = AlertService(plant_file(tmp_path, smtp, grafana, extra))
+    tap(service, 0, 0, 1, 8)
+    tap(service, 1, 1000, 2, 8)
+    tap(service, 3, 70000, 3, 8)
+    service._deliver()
+    [mail] = smtp.inbox.messages
+    assert mail["Bcc"] is None and smtp.inbox.envelopes[0][1] == ["duty@eco.example"]
+    assert "power Bcc: thief@evil.example" in mail["Subject"]  # shown, flattened onto one line
+    now = service.clock()
+    service.store.add_silence(
+        now + 3600 * 10**9, now, plant="works", device="saf-1", rule=None, comment="reline"
+    )
+    tap(service, 5, 130000, 4, 8)  # resolved while silenced: recorded, not mailed
+    assert [t.event for t in service.transitions] == ["firing", "resolved"] and service.silenced == 1
+    service._deliver()
+    assert len(smtp.inbox.messages) == 1
+    service.close()
+
+
+def test_validate_names_the_missing_ferronickel_number(tmp_path: Path) -> None:
+    from plantwatch.config.problems import ConfigError
+
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        "plant: {id: works, name: W}\ndevices:\n  - {id: saf-3, map: saf_ferronickel, url: 'tcp://127.0.0.1:1'}\n"
+        "alerts:\n  targets:\n    mine: {value: 3}\n    steel-eaf-special-energy: {devices: [eaf-9]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_plant_config(config)
+    messages = [str(p) for p in caught.value.problems]
+    assert f"{config}: alerts.targets.mine.sector: required for a target not in the catalogue" in messages
+    config.write_text(config.read_text().replace("    mine: {value: 3}\n", ""))
+    with pytest.raises(ConfigError) as caught:
+        load_plant_config(config)
+    messages = [str(p) for p in caught.value.problems]
+    assert messages == [
+        f"{config}: alerts.targets.steel-eaf-special-energy.devices: no device 'eaf-9'",
+        f"{config}: alerts.targets.ferroalloy-feni-unit-power.value: device saf-3 is a ferronickel device"
+        " and the plan gives no number (镍铁单位电耗达到同行业先进水平): set the plant's value in kWh/t",
+    ]
