@@ -1,1 +1,1 @@
-"""Alert service: plan targets, KPIs, rule lifecycle and notifiers (issue #5; not built yet)."""
+"""Alert service: plan targets, live KPIs, alert lifecycle, and notifiers (email, Grafana)."""
