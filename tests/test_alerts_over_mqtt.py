@@ -1,0 +1,74 @@
+"""`plantwatch alerts` on the readings bus: a real Mosquitto, the service as a subprocess."""
+
+from __future__ import annotations
+
+import time
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from plantwatch.alerts.bus_input import BusMessageError, result_from_bus
+from plantwatch.collector.mqtt.bus import bus_payload, bus_topic
+from tests.alert_helpers import HOUR_NS, T0, result
+from tests.mqtt_helpers import MqttTestClient
+from tests.services.mosquitto import MosquittoServer
+from tests.services.processes import start_plantwatch, stop
+
+
+def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
+    sent = result("saf-1", T0, active_energy=1000.0, tap_counter=3, tap_weight=7.5)
+    back = result_from_bus(bus_payload("works", sent))
+    assert (back.device, back.started_ns) == ("saf-1", T0)
+    assert [(r.field, r.value, r.quality, r.timestamp_ns) for r in back.readings] == [
+        (r.field, r.value, r.quality, r.timestamp_ns) for r in sent.readings
+    ]
+    for bad in (b"not json", b"[]", b'{"device": "saf-1"}', b'{"device": "x", "ts": 1, "fields": {"a": 1}}'):
+        with pytest.raises(BusMessageError, match="not a readings-bus message"):
+            result_from_bus(bad)
+
+
+def test_alerts_service_reads_the_bus_and_writes_the_breach_email_to_the_outbox(
+    broker: MosquittoServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        f"""
+plant: {{id: works, name: Works}}
+devices:
+  - {{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}}
+mqtt: {{url: "{broker.url}", client_id: alerts-test}}
+alerts:
+  recipients: [{{name: Duty, email: duty@eco.example, lang: en}}]
+"""
+    )
+    service = start_plantwatch("alerts", "--config", str(config), log=tmp_path / "alerts.log")
+    try:
+        deadline = time.monotonic() + 30
+        while "alerts:" not in (tmp_path / "alerts.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # the shared subscription is made right after the log line
+        device = MqttTestClient(broker, "collector-stand-in")
+        device.publish(bus_topic("works", "saf-1"), b"garbage")  # logged, acknowledged, skipped
+        for hour, (energy, taps, weight) in enumerate([(0, 1, 8), (1000, 2, 8), (70000, 3, 8)]):
+            ts = T0 + hour * HOUR_NS
+            message = result("saf-1", ts, active_energy=energy, tap_counter=taps, tap_weight=weight)
+            device.publish(bus_topic("works", "saf-1"), bus_payload("works", message))
+        pending = tmp_path / "plantwatch-outbox" / "pending"
+        deadline = time.monotonic() + 30
+        while not list(pending.glob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        device.close()
+    finally:
+        assert stop(service) == 0
+    [path] = list(pending.glob("*.eml"))
+    mail = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
+    assert (
+        mail["Subject"].strip()
+        == "[FIRING] works saf-1: unit power consumption 8,625 kWh/t (target <= 7,800)"
+    )
+    assert "= 69,000 kWh / 8 t" in mail.get_content()  # type: ignore[attr-defined]
+    log = (tmp_path / "alerts.log").read_text()
+    assert "$share/plantwatch-alerts/plantwatch/v1/works/+" in log
+    assert "not a readings-bus message" in log
