@@ -179,3 +179,24 @@ def test_early_warning_follows_15_valid_minutes_past_80_percent() -> None:
     # minute 19 is still open: the last window is minutes 4-18, one at 30 and fourteen at 42
     assert early[-1].value == pytest.approx((30 + 14 * 42) / 15)  # 41.2: past 0.8 x 50
     assert len(early) == 10  # minutes 9..18 closed with at least ten valid minutes behind them
+
+
+def test_a_unit_the_kpi_cannot_convert_is_named_when_the_calculator_is_built() -> None:
+    with pytest.raises(UnitError, match=r"^energy: unit 'kVAh' is not one of"):
+        PerTonne(
+            "saf-1",
+            target("ferroalloy-fesi-unit-power"),
+            [CounterField("energy", "kVAh", "e", None)],
+            None,
+            "taps",
+            CounterField("weight", "t", "tap_weight", None),
+        )
+    with pytest.raises(UnitError, match=r"^weight: m3 is not a mass unit"):
+        PerTonne(
+            "saf-1",
+            target("ferroalloy-fesi-unit-power"),
+            [CounterField("energy", "kWh", "e", None)],
+            None,
+            "taps",
+            CounterField("weight", "m3", "tap_weight", None),
+        )

@@ -63,6 +63,20 @@ class Transition:
     kpi: KpiValue | None
 
 
+def _fire(alert: Alert, since_ns: int, window_start_ns: int, now_ns: int) -> Alert:
+    """`alert` firing from now: a new episode, sent now, without an annotation yet."""
+    return replace(
+        alert,
+        state="firing",
+        since_ns=since_ns,
+        fired_ns=now_ns,
+        window_start_ns=window_start_ns,
+        window_end_ns=now_ns,
+        last_sent_ns=now_ns,
+        annotation_id=None,
+    )
+
+
 def evaluate(alert: Alert, rule: Rule, kpi: KpiValue) -> tuple[Alert, Transition | None]:
     """The next state of `alert` after one KPI value, and the transition to announce, if any.
 
@@ -84,16 +98,7 @@ def evaluate(alert: Alert, rule: Rule, kpi: KpiValue) -> tuple[Alert, Transition
         return replace(seen, state="normal"), None
     since = alert.since_ns if alert.state == "pending" else ts
     if ts - since >= rule.for_ns:
-        fired = replace(
-            seen,
-            state="firing",
-            since_ns=since,
-            fired_ns=ts,
-            window_start_ns=kpi.start_ns,
-            window_end_ns=ts,
-            last_sent_ns=ts,
-            annotation_id=None,
-        )
+        fired = _fire(seen, since, kpi.start_ns, ts)
         return fired, Transition("firing", fired, rule, kpi)
     return replace(seen, state="pending", since_ns=since), None
 
@@ -104,17 +109,7 @@ def evaluate_stale(
     """The stale-meter rule: firing once no reading came for `stale_ns`, resolved by the next one."""
     stale = now_ns - last_reading_ns >= stale_ns
     if stale and alert.state != "firing":
-        fired = replace(
-            alert,
-            state="firing",
-            since_ns=last_reading_ns,
-            fired_ns=now_ns,
-            severity=rule.severity,
-            window_start_ns=last_reading_ns,
-            window_end_ns=now_ns,
-            last_sent_ns=now_ns,
-            annotation_id=None,
-        )
+        fired = _fire(replace(alert, severity=rule.severity), last_reading_ns, last_reading_ns, now_ns)
         return fired, Transition("firing", fired, rule, None)
     if not stale and alert.state == "firing":
         resolved = replace(alert, state="normal", window_end_ns=last_reading_ns)

@@ -43,7 +43,6 @@ class DustHourly:
         self._hour: int | None = None
         self._hour_minutes: list[float] = []  # valid minute means of the current hour
         self._recent: deque[tuple[int, float]] = deque()  # (minute start, mean) of valid minutes
-        self.excluded = 0  # readings not counted (flag, quality, O2)
 
     def _valid_value(self, values: dict[str, object], qualities: dict[str, str]) -> float | None:
         if qualities.get(self.dust) != "good" or values.get(self.dust) is None:
@@ -72,9 +71,7 @@ class DustHourly:
         if minute < self._minute:
             return out  # a late reading for a closed minute is not re-averaged
         value = self._valid_value(values, qualities)
-        if value is None:
-            self.excluded += 1
-        else:
+        if value is not None:
             self._sum += value
             self._count += 1
         return out

@@ -8,6 +8,7 @@ from typing import Protocol
 from plantwatch.alerts.kpi.dust import DustHourly
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
 from plantwatch.alerts.kpi.potline import PotlineLive
+from plantwatch.alerts.kpi.standard_coal import UnitError
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.targets.catalogue import Target, device_targets
 from plantwatch.collector.reading import PollResult
@@ -41,23 +42,24 @@ class KpiEngine:
 
     def __init__(self, plant: Plant, targets: list[Target]) -> None:
         self.calculators: dict[str, list[Calculator]] = {}
-        self.skipped: list[tuple[str, str, str]] = []  # (device, target, why)
         alerts = plant.config.alerts
         for device_id, watched in device_targets(plant, targets).items():
             roles = field_roles(plant, device_id)
             for target in watched:
                 if target.value is None:
                     continue  # validate reports it; nothing to compare against
-                calculator, why = self._build(
-                    device_id,
-                    target,
-                    roles,
-                    alerts.o2_reference.get(device_id),
-                    alerts.timezone,
-                    alerts.shift_hours,
-                )
+                try:
+                    calculator, why = self._build(
+                        device_id,
+                        target,
+                        roles,
+                        alerts.o2_reference.get(device_id),
+                        alerts.timezone,
+                        alerts.shift_hours,
+                    )
+                except UnitError as exc:  # a map unit the KPI cannot convert: say so once, here
+                    calculator, why = None, str(exc)
                 if calculator is None:
-                    self.skipped.append((device_id, target.id, why))
                     log.warning("KPI %s for %s not computed: %s", target.id, device_id, why)
                 else:
                     self.calculators.setdefault(device_id, []).append(calculator)

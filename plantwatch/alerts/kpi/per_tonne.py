@@ -8,7 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.counters import CounterTracker
-from plantwatch.alerts.kpi.standard_coal import in_kgce, to_base
+from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.targets.catalogue import Target
 from plantwatch.collector.reading import PollResult
@@ -70,19 +70,34 @@ class PerTonne:
         # rolling: minute buckets [start_ns, numerator, production]
         self._buckets: deque[list[float]] = deque()
         self._first_ns: int | None = None
+        # Units are checked once here, not on every reading: UnitError naming the field.
+        checks = [(self._energy, f) for f in numerator]
+        checks += [(self._product, f) for f in (production, tap_weight) if f is not None]
+        for convert, field in checks:
+            try:
+                convert(0.0, field)
+            except UnitError as exc:
+                raise UnitError(f"{field.name}: {exc}") from exc
+
+    def _kpi(self, kind: str, start_ns: int, end_ns: int, numerator: float, production: float) -> KpiValue:
+        """A value over a window: numerator / production, none without production (not infinity)."""
+        value = numerator / production if production > 0 else None
+        return KpiValue(
+            self.device, self.target.id, self.target.id, value, end_ns, start_ns, kind, numerator, production
+        )
 
     def _energy(self, amount: float, field: CounterField) -> float:
         if self.in_kgce:
             return in_kgce(amount, field.unit, field.carrier)
         value, base = to_base(amount, field.unit)
         if base != "kWh":
-            raise ValueError(f"{field.name}: {field.unit} is not an energy unit for {self.target.unit}")
+            raise UnitError(f"{field.unit} is not an energy unit for {self.target.unit}")
         return value
 
     def _product(self, amount: float, field: CounterField) -> float:
         tonnes, base = to_base(amount, field.unit)
         if base != "t":
-            raise ValueError(f"{field.name}: {field.unit} is not a mass unit")
+            raise UnitError(f"{field.unit} is not a mass unit")
         return tonnes * 1000 if self.per_kg else tonnes
 
     def update(self, result: PollResult) -> list[KpiValue]:
@@ -120,20 +135,7 @@ class PerTonne:
         weight = values.get(self.tap_weight.name) if self.tap_weight else None
         if self._tap_energy is not None and weight is not None and self.tap_weight is not None:
             product = self._product(float(weight), self.tap_weight)  # type: ignore[arg-type]
-            value = self._tap_energy / product if product > 0 else None
-            out.append(
-                KpiValue(
-                    self.device,
-                    self.target.id,
-                    self.target.id,
-                    value,
-                    ts,
-                    self._tap_start,
-                    "closed",
-                    self._tap_energy,
-                    product,
-                )
-            )
+            out.append(self._kpi("closed", self._tap_start, ts, self._tap_energy, product))
         self._tap_energy, self._tap_start = 0.0, ts  # a new tap starts accumulating
         return out
 
@@ -153,20 +155,7 @@ class PerTonne:
             return []  # the window is not covered yet: no value rather than a partial one
         num = sum(b[1] for b in self._buckets)
         den = sum(b[2] for b in self._buckets)
-        value = num / den if den > 0 else None
-        return [
-            KpiValue(
-                self.device,
-                self.target.id,
-                self.target.id,
-                value,
-                ts,
-                ts - self.window_ns,
-                "rolling",
-                num,
-                den,
-            )
-        ]
+        return [self._kpi("rolling", ts - self.window_ns, ts, num, den)]
 
     def _calendar_key(self, ts: int) -> tuple[int, ...]:
         local = datetime.fromtimestamp(ts / 1e9, self.zone)
@@ -181,36 +170,11 @@ class PerTonne:
         out = []
         if key != self._key:
             if self._key is not None and self._started_cleanly:
-                value = self._num / self._den if self._den > 0 else None
-                out.append(
-                    KpiValue(
-                        self.device,
-                        self.target.id,
-                        self.target.id,
-                        value,
-                        ts,
-                        self._start,
-                        "closed",
-                        self._num,
-                        self._den,
-                    )
-                )
+                out.append(self._kpi("closed", self._start, ts, self._num, self._den))
             self._started_cleanly = self._key is not None  # the first window began before we did
             self._key, self._start, self._num, self._den = key, ts, 0.0, 0.0
         self._num += energy
         self._den += produced
         if self._den > 0:
-            out.append(
-                KpiValue(
-                    self.device,
-                    self.target.id,
-                    self.target.id,
-                    self._num / self._den,
-                    ts,
-                    self._start,
-                    "to-date",
-                    self._num,
-                    self._den,
-                )
-            )
+            out.append(self._kpi("to-date", self._start, ts, self._num, self._den))
         return out
