@@ -12,6 +12,7 @@ from plantwatch.alerts.service import AlertService
 from plantwatch.config.plant import Plant, load_plant_config
 from tests.alert_helpers import HOUR_NS, T0, result
 from tests.services.grafana_api import GrafanaApi
+from tests.services.influxdb import InfluxDBServer
 from tests.services.smtp import SmtpServer
 
 TOKEN = "glsa_test_token"
@@ -223,3 +224,44 @@ def test_validate_names_the_missing_ferronickel_number(tmp_path: Path) -> None:
         f"{config}: alerts.targets.ferroalloy-feni-unit-power.value: device saf-3 is a ferronickel device"
         " and the plan gives no number (镍铁单位电耗达到同行业先进水平): set the plant's value in kWh/t",
     ]
+
+
+def test_kpi_and_alert_points_reach_influxdb_and_stale_meters_fire_and_resolve(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi, influxdb: InfluxDBServer, influx_db: str
+) -> None:
+    lines: list[str] = []
+    now = [T0 + 20 * HOUR_NS]  # wall clock of the service, moved by the test
+    service = AlertService(
+        plant_file(tmp_path, smtp, grafana), write_lines=lines.extend, clock=lambda: now[0]
+    )
+    service.handle(result("ghost", T0, active_energy=1.0))  # not a device of this plant: ignored
+    assert service.unknown_devices == {"ghost"} and "ghost" not in service.last_seen
+    tap(service, 0, 0, 1, 8)
+    tap(service, 1, 1000, 2, 8)
+    tap(service, 3, 70000, 3, 8)  # 8625 kWh/t
+    now[0] += 5 * 10**9  # saf-1 polls every 1 s: 5 intervals without a reading
+    lines += service._stale_check("saf-1")
+    now[0] += 10**9
+    tap(service, 4, 71000, 3, 8)  # the next reading resolves the stale alert
+    assert [(t.event, t.rule.id) for t in service.transitions] == [
+        ("firing", "ferroalloy-fesi-unit-power"),
+        ("firing", "stale"),
+        ("resolved", "stale"),
+    ]
+    assert influxdb.write("\n".join(lines), influx_db) == 204
+    [kpi] = influxdb.query(
+        'SELECT value, numerator, denominator, "limit", valid, window_start FROM plantwatch_kpi'
+        " WHERE kind = 'closed' GROUP BY device, target",
+        influx_db,
+    )
+    assert kpi["tags"] == {"device": "saf-1", "target": "ferroalloy-fesi-unit-power"}
+    assert kpi["values"] == [[T0 + 3 * HOUR_NS, 8625.0, 69000.0, 8.0, 7800.0, True, T0 + HOUR_NS]]
+    [alerts] = influxdb.query(
+        "SELECT rule, event, firing, value FROM (SELECT * FROM plantwatch_alert) ORDER BY time", influx_db
+    )
+    assert [row[1:] for row in alerts["values"]] == [
+        ["ferroalloy-fesi-unit-power", "firing", 1, 8625.0],
+        ["stale", "firing", 1, None],
+        ["stale", "resolved", 0, None],
+    ]
+    service.close()

@@ -95,6 +95,7 @@ class AlertService:
         self.stale_ns = {d.id: int(d.interval * config.stale_after * 1e9) for d in plant.config.devices}
         self.transitions: list[Transition] = []  # this run's, oldest first (for health and tests)
         self.silenced = 0
+        self.unknown_devices: set[str] = set()
         self._last_point: dict[tuple[str, str, str], int] = {}
         self._wake = asyncio.Event()
 
@@ -105,11 +106,17 @@ class AlertService:
 
     def handle(self, result: PollResult) -> None:
         """One result: KPIs, rule evaluation, transitions."""
+        if result.device not in self.last_seen:  # e.g. on the bus from a device this config lacks
+            if result.device not in self.unknown_devices:
+                log.warning(
+                    "alerts: readings of %s, which is not a device of this plant, are ignored", result.device
+                )
+            self.unknown_devices.add(result.device)
+            return
         self.last_seen[result.device] = self.clock()
-        stale_key = (result.device, STALE)
-        if self.alerts.get(stale_key, Alert(result.device, STALE)).state == "firing":
-            self._stale_check(result.device)
         lines: list[str] = []
+        if self.alerts.get((result.device, STALE), Alert(result.device, STALE)).state == "firing":
+            lines += self._stale_check(result.device)  # this reading resolves it
         for kpi in self.engine.update(result):
             lines += self._kpi_lines(kpi)
             rule = self.rules.get((kpi.device, kpi.rule))
