@@ -22,6 +22,7 @@ from plantwatch.collector.modbus.transport import ModbusBus
 from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.scheduler import Collector
 from plantwatch.collector.service import collect
+from plantwatch.config.alerts import AlertsConfig
 from plantwatch.config.device_map import DeviceMap, load_device_map, map_not_found, resolve_map
 from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.plant import (
@@ -265,8 +266,6 @@ def cmd_targets(args: argparse.Namespace) -> int:
         plant = load_plant_config(Path(args.config))
         targets = resolve_targets(plant.config.alerts, args.config)
     else:
-        from plantwatch.config.alerts import AlertsConfig
-
         targets = resolve_targets(AlertsConfig(), "catalogue")
     if args.json:
         rows = [{k: v for k, v in t.__dict__.items() if k != "numerator"} for t in targets]

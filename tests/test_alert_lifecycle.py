@@ -109,3 +109,22 @@ def test_property_no_flapping(stream: list[float | None]) -> None:
 def test_property_hovering_at_the_target_fires_once_at_most(stream: list[float]) -> None:
     _, events = run(stream, rule(repeat_s=10**6))
     assert events.count("firing") <= 1 and "resolved" not in events
+
+
+def test_early_warning_wording_in_both_languages() -> None:
+    from zoneinfo import ZoneInfo
+
+    from plantwatch.alerts.notifiers.message import body, subject
+
+    dust = target("ferroalloy-dust")
+    early = Rule("ferroalloy-dust:early", dust, 40.0, "warning", 0, 10**12, MARGIN)
+    value = KpiValue("stack-1", dust.id, early.id, 41.2, T0, T0 - 15 * 60 * 10**9, "early")
+    alert, transition = evaluate(Alert("stack-1", early.id), early, value)
+    assert transition is not None and alert.state == "firing"
+    assert subject(transition, "works", "en") == (
+        "[FIRING] works stack-1: flue dust concentration, hourly average (early warning)"
+        " 41.2 mg/m3 (target <= 40)"
+    )
+    assert subject(transition, "works", "zh").startswith("【告警】 works stack-1: flue dust")
+    assert "（预警） 41.2 mg/m3 (目标 <= 40)" in subject(transition, "works", "zh")
+    assert "Target: <= 40 mg/m3 (80% × 50)" in body(transition, "works", "Works", "en", ZoneInfo("UTC"), None)

@@ -11,12 +11,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from plantwatch.alerts.service import AlertService
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.forwarder import Forwarder
-from plantwatch.collector.influx.writers import make_writer
 from plantwatch.collector.mqtt.bus import TOPIC_PREFIX
 from plantwatch.collector.mqtt.client import MqttConnection
 from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.collector.service import influx_output
 from plantwatch.config.plant import Plant
 
 log = logging.getLogger(__name__)
@@ -55,14 +53,7 @@ async def run_alerts(plant: Plant) -> None:
     buffer = forwarder = None
     tasks = []
     if plant.config.influx is not None:
-        buffer = DurableBuffer(base / ALERTS_BUFFER)
-        forwarder = Forwarder(
-            buffer,
-            make_writer(plant.config.influx),
-            batch_size=plant.config.influx.batch_size,
-            flush_interval=plant.config.influx.flush_interval,
-            dead_letter=base / plant.config.buffer.dead_letter,
-        )
+        buffer, forwarder = influx_output(plant, plant.config.influx, ALERTS_BUFFER)
         tasks.append(asyncio.create_task(forwarder.run(stop)))
     service = AlertService(plant, write_lines=buffer.append if buffer else None)
     tasks.append(asyncio.create_task(service.run(stop)))
@@ -100,5 +91,7 @@ async def run_alerts(plant: Plant) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         service.close()
+        if forwarder is not None:
+            forwarder.writer.close()
         if buffer is not None:
             buffer.close()

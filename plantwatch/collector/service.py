@@ -66,6 +66,26 @@ async def mqtt_input(
         sink.flush()  # acknowledge what was received before disconnecting
 
 
+def influx_output(plant: Plant, influx: InfluxConfig, buffer_file: str) -> tuple[DurableBuffer, Forwarder]:
+    """A durable buffer (the plant's `buffer` settings, at `buffer_file`) and its forwarder to InfluxDB.
+
+    The caller closes both: `forwarder.writer.close()` and `buffer.close()`.
+    """
+    base = plant.path.parent if plant.path else Path.cwd()
+    cfg = plant.config.buffer
+    buffer = DurableBuffer(
+        base / buffer_file, max_bytes=cfg.max_size, when_full=cfg.when_full, synchronous=cfg.synchronous
+    )
+    forwarder = Forwarder(
+        buffer,
+        make_writer(influx),
+        batch_size=influx.batch_size,
+        flush_interval=influx.flush_interval,
+        dead_letter=base / cfg.dead_letter,
+    )
+    return buffer, forwarder
+
+
 async def collect(
     plant: Plant, influx: InfluxConfig, *, health_interval: float = 10.0, with_alerts: bool = False
 ) -> int:
@@ -74,18 +94,8 @@ async def collect(
     `with_alerts` (`plantwatch run`) adds the alert service, fed in-process by every commit.
     """
     base = plant.path.parent if plant.path else Path.cwd()
-    cfg = plant.config.buffer
-    buffer = DurableBuffer(
-        base / cfg.path, max_bytes=cfg.max_size, when_full=cfg.when_full, synchronous=cfg.synchronous
-    )
-    writer = make_writer(influx)
-    forwarder = Forwarder(
-        buffer,
-        writer,
-        batch_size=influx.batch_size,
-        flush_interval=influx.flush_interval,
-        dead_letter=base / cfg.dead_letter,
-    )
+    buffer, forwarder = influx_output(plant, influx, plant.config.buffer.path)
+    writer = forwarder.writer
     sink = BufferSink(plant, buffer, forwarder.wakeup, influx.batch_size)
     health = HealthReporter(
         plant.config.plant.id,

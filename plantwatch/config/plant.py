@@ -337,7 +337,8 @@ def parse_plant_config(data: Any, file: str, base_dir: Path) -> Plant:
         schema = problems_from_validation(file, exc)
     cross, maps = _cross_checks(_valid_devices(data), file, base_dir)
     if not schema and not cross and config is not None:
-        from plantwatch.alerts.targets.catalogue import target_problems  # the alerts package needs this one
+        # imported here: the catalogue module imports this one
+        from plantwatch.alerts.targets.catalogue import target_problems
 
         plant = Plant(config=config, maps=maps, path=Path(file))
         alert_problems = target_problems(plant, file)

@@ -28,7 +28,7 @@ LABELS = {
         "severity": "级别",
         "dashboard": "仪表盘",
         "stale": "无数据（仪表停止上报）",
-        "none": "无有效值",
+        "early": "（预警）",
     },
     "en": {
         "plant": "Plant",
@@ -43,7 +43,7 @@ LABELS = {
         "severity": "Severity",
         "dashboard": "Dashboard",
         "stale": "no readings (the meter stopped reporting)",
-        "none": "no valid value",
+        "early": " (early warning)",
     },
 }
 
@@ -70,8 +70,7 @@ def subject(transition: Transition, plant: str, lang: str) -> str:
     if rule.target is None:
         return one_line(f"{tag} {plant} {alert.device}: {LABELS[lang]['stale']}")
     target = rule.target
-    early = " (early warning)" if rule.id.endswith(":early") and lang == "en" else ""
-    early = "（预警）" if rule.id.endswith(":early") and lang == "zh" else early
+    early = LABELS[lang]["early"] if rule.id.endswith(":early") else ""
     return one_line(
         f"{tag} {plant} {alert.device}: {target.indicator}{early} {_number(alert.value)} {target.unit}"
         f" ({'目标' if lang == 'zh' else 'target'} {target.comparator} {_number(rule.limit)})"
