@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_breach_email_and_region_annotation_then_recovery(
     tap(service, 1, 5000, 2, 8)  # first tap boundary
     tap(service, 3, 65100, 3, 7.5)  # 60100 kWh / 7.5 t = 8013.33 kWh/t: breach
     assert [t.event for t in service.transitions] == ["firing"]
-    assert service._deliver()
+    assert asyncio.run(service._deliver())
     [mail] = smtp.inbox.messages  # warning severity: only the zh recipient wants it
     assert smtp.inbox.envelopes == [("alerts@works.example", ["duty@eco.example"])]
     assert mail["Subject"] == "【告警】 works saf-1: unit power consumption 8,013.33 kWh/t (目标 <= 7,800)"
@@ -108,7 +109,7 @@ def test_breach_email_and_region_annotation_then_recovery(
     assert [t.event for t in service.transitions] == ["firing"]
     tap(service, 7, 179500, 5, 7.5)  # 57000 / 7.5 = 7600: resolved
     assert [t.event for t in service.transitions] == ["firing", "resolved"]
-    assert service._deliver()
+    assert asyncio.run(service._deliver())
     assert smtp.inbox.messages[1]["Subject"].startswith("【恢复】 works saf-1: unit power consumption 7,600")
     # the region is closed with timeEnd, and the PATCH did not wipe the tags
     assert annotation["timeEnd"] == (T0 + 7 * HOUR_NS) // 10**6 and len(annotation["tags"]) == 5
@@ -125,7 +126,7 @@ def test_restart_neither_loses_nor_resends_a_firing_alert(
     tap(first, 0, 0, 1, 8)
     tap(first, 1, 1000, 2, 8)
     tap(first, 3, 70000, 3, 8)  # 8625 kWh/t
-    first._deliver()
+    asyncio.run(first._deliver())
     first.close()
     second = AlertService(plant)  # a restart
     assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].state == "firing"
@@ -136,7 +137,7 @@ def test_restart_neither_loses_nor_resends_a_firing_alert(
     assert second.transitions == []
     tap(second, 10, 130000, 6, 8)  # 7500: resolves the alert fired before the restart
     assert [t.event for t in second.transitions] == ["resolved"]
-    second._deliver()
+    asyncio.run(second._deliver())
     assert [m["Subject"][:4] for m in smtp.inbox.messages] == ["【告警】", "【恢复】"]
     assert grafana.annotations[1]["timeEnd"] == (T0 + 10 * HOUR_NS) // 10**6
     second.close()
@@ -151,14 +152,14 @@ def test_smtp_down_keeps_mail_in_the_outbox_until_it_is_delivered(
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)
-    assert not service._deliver()
+    assert not asyncio.run(service._deliver())
     pending = list((tmp_path / "plantwatch-outbox" / "pending").glob("*.eml"))
     assert len(pending) == 1
     assert len(service.store.grafana_calls()) == 1
     assert "mail-s3cret" not in caplog.text and TOKEN not in caplog.text
     smtp.start()
     grafana.down = False
-    assert service._deliver()
+    assert asyncio.run(service._deliver())
     assert len(smtp.inbox.messages) == 1 and not list((tmp_path / "plantwatch-outbox" / "pending").glob("*"))
     assert len(list((tmp_path / "plantwatch-outbox" / "sent").glob("*.eml"))) == 1
     assert len(grafana.annotations) == 1 and service.store.grafana_calls() == []
@@ -173,7 +174,7 @@ def test_a_wrong_token_is_refused_and_the_call_kept(
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)
-    assert not service._deliver()
+    assert not asyncio.run(service._deliver())
     assert grafana.annotations == {} and len(service.store.grafana_calls()) == 1
     service.close()
 
@@ -188,7 +189,7 @@ def test_names_cannot_inject_headers_and_silences_mute_email(
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)
-    service._deliver()
+    asyncio.run(service._deliver())
     [mail] = smtp.inbox.messages
     assert mail["Bcc"] is None and smtp.inbox.envelopes[0][1] == ["duty@eco.example"]
     assert "power Bcc: thief@evil.example" in mail["Subject"]  # shown, flattened onto one line
@@ -198,7 +199,7 @@ def test_names_cannot_inject_headers_and_silences_mute_email(
     )
     tap(service, 5, 130000, 4, 8)  # resolved while silenced: recorded, not mailed
     assert [t.event for t in service.transitions] == ["firing", "resolved"] and service.silenced == 1
-    service._deliver()
+    asyncio.run(service._deliver())
     assert len(smtp.inbox.messages) == 1
     service.close()
 
@@ -265,3 +266,31 @@ def test_kpi_and_alert_points_reach_influxdb_and_stale_meters_fire_and_resolve(
         ["stale", "resolved", 0, None],
     ]
     service.close()
+
+
+def test_the_running_service_delivers_mail_and_annotations_in_the_background(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
+) -> None:
+    plant = plant_file(tmp_path, smtp, grafana)
+
+    async def scenario() -> None:
+        service = AlertService(plant)
+        stop = asyncio.Event()
+        running = asyncio.create_task(service.run(stop))
+        tap(service, 0, 0, 1, 8)
+        tap(service, 1, 1000, 2, 8)
+        tap(service, 3, 70000, 3, 8)  # fires
+        tap(service, 5, 130000, 4, 8)  # 7500: resolves
+        for _ in range(100):
+            if len(smtp.inbox.messages) == 2 and grafana.annotations.get(1, {}).get("timeEnd", 0) > 0:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await running
+        assert service.alerts[("saf-1", "ferroalloy-fesi-unit-power")].annotation_id == 1
+        service.close()
+
+    asyncio.run(scenario())
+    assert [m["Subject"][:4] for m in smtp.inbox.messages] == ["【告警】", "【恢复】"]
+    assert grafana.annotations[1]["timeEnd"] == (T0 + 5 * HOUR_NS) // 10**6
+    assert len(grafana.annotations[1]["tags"]) == 5

@@ -206,23 +206,31 @@ class AlertService:
             if lines and self.write_lines is not None:
                 self.write_lines(lines)
             if loop.time() >= next_attempt:
-                ok = await asyncio.to_thread(self._deliver)
+                ok = await self._deliver()
                 delay = RETRY_BACKOFF[0] if ok else min(delay * 2, RETRY_BACKOFF[1])
                 next_attempt = loop.time() + (0 if ok else delay)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK)
-        await asyncio.to_thread(self._deliver)  # one last attempt; the rest waits for the next start
+        await self._deliver()  # one last attempt; the rest waits for the next start
 
-    def _deliver(self) -> bool:
-        """Send the outbox and the queued Grafana calls; False when something is left for a retry."""
-        self.email.deliver_pending()
+    async def _deliver(self) -> bool:
+        """Send the outbox and the queued Grafana calls; False when something is left for a retry.
+
+        SMTP and HTTP run in worker threads; the state store stays on the event loop's thread.
+        """
+        await asyncio.to_thread(self.email.deliver_pending)
         ok = self.email.smtp is None or not any(self.email.pending.glob("*.eml"))
         if self.grafana is not None:
-            for device, rule, annotation in self.grafana.flush(dict(self.alerts)):
+            opened = await self.grafana.flush(self._annotation_of)
+            for device, rule, annotation in opened:
                 self._set_annotation(device, rule, annotation)
             ok = ok and not self.store.grafana_calls()
         return ok
+
+    def _annotation_of(self, device: str, rule: str) -> int | None:
+        alert = self.alerts.get((device, rule))
+        return alert.annotation_id if alert else None
 
     def _set_annotation(self, device: str, rule: str, annotation: int) -> None:
         alert = self.alerts.get((device, rule))

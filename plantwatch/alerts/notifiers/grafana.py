@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaException
 
-from plantwatch.alerts.lifecycle import Alert, Transition
+from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notifiers.message import subject
-from plantwatch.alerts.state import StateStore
+from plantwatch.alerts.state import GrafanaCall, StateStore
 from plantwatch.collector.outage_log import OutageLog
 from plantwatch.config.alerts import GrafanaConfig
 from plantwatch.config.secrets import secret
@@ -51,32 +53,40 @@ class GrafanaNotifier:
                 alert.device, rule.id, "close", {"timeEnd": alert.window_end_ns // 10**6}
             )
 
-    def flush(self, alerts: dict[tuple[str, str], Alert]) -> list[tuple[str, str, int]]:
-        """Make the queued calls in order; stop at the first failure. Blocking (worker thread).
+    async def flush(self, annotation_of: Callable[[str, str], int | None]) -> list[tuple[str, str, int]]:
+        """Make the queued calls in order; stop at the first failure.
 
-        Returns the annotation ids opened, as (device, rule, id), for the caller to keep.
+        The state store is read and written here, on the event loop (its connection belongs to
+        that thread); only the HTTP calls run in a worker thread. `annotation_of(device, rule)`
+        is the id the alert keeps. Returns the ids opened, as (device, rule, id), to keep.
         """
         opened: list[tuple[str, str, int]] = []
-        ids = {key: alert.annotation_id for key, alert in alerts.items()}
+        ids: dict[tuple[str, str], int | None] = {}
         for call in self.store.grafana_calls():
+            key = (call.device, call.rule)
+            annotation = ids[key] if key in ids else annotation_of(*key)
             try:
-                if call.call == "open":
-                    response = self.api.client.POST("/annotations", json=call.body)
-                    ids[(call.device, call.rule)] = int(response["id"])
-                    opened.append((call.device, call.rule, int(response["id"])))
-                else:
-                    annotation = ids.get((call.device, call.rule))
-                    if annotation is None:
-                        log.warning("Grafana: no annotation to close for %s %s", call.device, call.rule)
-                    else:
-                        # PATCH with only timeEnd: grafana-client's partial_update_annotation sends
-                        # "tags": [] by default, which would wipe the annotation's tags.
-                        self.api.client.PATCH(f"/annotations/{annotation}", json=call.body)
+                made = await asyncio.to_thread(self._send, call, annotation)
             except (GrafanaException, OSError, ValueError) as exc:
                 self.outage.failure(
                     "Grafana %s: %s (%s call kept for a retry)", self.config.url, exc, call.call
                 )
                 break
+            if made is not None:
+                ids[key] = made
+                opened.append((call.device, call.rule, made))
             self.store.done_grafana(call.id)
             self.outage.recovered("Grafana %s reachable again", self.config.url)
         return opened
+
+    def _send(self, call: GrafanaCall, annotation: int | None) -> int | None:
+        """One HTTP call (blocking); the id of an annotation it opened."""
+        if call.call == "open":
+            return int(self.api.client.POST("/annotations", json=call.body)["id"])
+        if annotation is None:
+            log.warning("Grafana: no annotation to close for %s %s", call.device, call.rule)
+        else:
+            # PATCH with only timeEnd: grafana-client's partial_update_annotation sends
+            # "tags": [] by default, which would wipe the annotation's tags.
+            self.api.client.PATCH(f"/annotations/{annotation}", json=call.body)
+        return None
