@@ -118,6 +118,30 @@ def test_breach_email_and_region_annotation_then_recovery(
     service.close()
 
 
+def test_a_new_value_alone_is_not_written_to_the_state_store(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
+) -> None:
+    """A commit per KPI value would be a disk sync per reading; only state changes are saved."""
+    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    tap(service, 0, 0, 1, 8)
+    tap(service, 1, 1000, 2, 8)
+    tap(service, 3, 60000, 3, 8)  # 7375 kWh/t: first value of the rule, saved once
+    writes = service.store.db.total_changes
+    tap(service, 5, 119000, 4, 8)  # 7375 again, then 7250: normal stays normal
+    tap(service, 7, 177000, 5, 8)
+    assert service.store.db.total_changes == writes
+    assert service.alerts[("saf-1", "ferroalloy-fesi-unit-power")].value == 7250  # in memory
+    tap(service, 9, 247000, 6, 8)  # 8750: firing is saved
+    assert service.store.db.total_changes > writes
+    service.close()
+    assert (
+        AlertService(plant_file(tmp_path, smtp, grafana))
+        .alerts[("saf-1", "ferroalloy-fesi-unit-power")]
+        .state
+        == "firing"
+    )
+
+
 def test_restart_neither_loses_nor_resends_a_firing_alert(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
 ) -> None:

@@ -138,8 +138,11 @@ class AlertService:
     def _apply(self, alert: Alert, transition: Transition | None) -> list[str]:
         """Persist the new state first, then announce: a restart neither loses nor repeats it."""
         key = (alert.device, alert.rule)
-        if self.alerts.get(key) != alert:
-            self.alerts[key] = alert
+        before = self.alerts.get(key)
+        self.alerts[key] = alert
+        # The latest value alone is not state: committing it on every KPI value would cost a
+        # disk sync per reading. Anything a restart needs (state, times, annotation) is saved.
+        if before is None or replace(before, value=alert.value, limit=alert.limit) != alert:
             self.store.save(alert)
         if transition is None:
             return []
@@ -200,6 +203,7 @@ class AlertService:
         delay, next_attempt = RETRY_BACKOFF[0], 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
+            self._wake.clear()  # before delivering: a transition during delivery wakes the next turn
             lines = []
             for device in self.last_seen:
                 lines += self._stale_check(device)
@@ -209,7 +213,6 @@ class AlertService:
                 ok = await self._deliver()
                 delay = RETRY_BACKOFF[0] if ok else min(delay * 2, RETRY_BACKOFF[1])
                 next_attempt = loop.time() + (0 if ok else delay)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK)
         await self._deliver()  # one last attempt; the rest waits for the next start
