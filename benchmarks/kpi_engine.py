@@ -27,11 +27,9 @@ from pathlib import Path
 
 from plantwatch.alerts.service import AlertService
 from plantwatch.collector.influx.line_protocol import poll_lines
-from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.sink import plant_series
-from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import Plant, load_plant_config
-from plantwatch.simulator.device import SimulatedDevice
+from plantwatch.simulator.history import history
 
 RESULTS = Path(__file__).parent / "results"
 MAPS = [
@@ -58,24 +56,6 @@ def plant_of(folder: Path, devices: int) -> Plant:
     return load_plant_config(config)
 
 
-def simulated_results(plant: Plant, polls: int) -> list[PollResult]:
-    """Every device's results, poll by poll, from the simulator's signals."""
-    sims = []
-    for index, device in enumerate(plant.config.devices):
-        device_map = plant.maps[device.id]
-        assert isinstance(device_map, DeviceMap)
-        sims.append((device.id, SimulatedDevice(device_map, device.unit, seed=index)))
-    results = []
-    for n in range(polls):
-        ts = T0_NS + n * POLL_S * 10**9
-        for device_id, sim in sims:
-            readings = [
-                Reading(device_id, name, value, ts, "good") for name, value in sim.values(n * POLL_S).items()
-            ]
-            results.append(PollResult(device_id, readings, started_ns=ts, finished_ns=ts))
-    return results
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -87,7 +67,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         plant = plant_of(Path(tmp), args.devices)
         print(f"simulating {args.devices} devices × {args.polls} polls", flush=True)
-        results = simulated_results(plant, args.polls)
+        results = list(history(plant, start_ns=T0_NS, polls=args.polls, step_s=POLL_S))
         readings = sum(len(r.readings) for r in results)
 
         series = plant_series(plant)

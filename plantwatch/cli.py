@@ -1,4 +1,5 @@
-"""The `plantwatch` command: validate, probe, simulate, poll, collect, run, alerts, targets, silence, demo."""
+"""The `plantwatch` command: validate, probe, simulate, poll, collect, run, alerts, targets, silence,
+dashboards, demo."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +37,8 @@ from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
 from plantwatch.config.units import parse_duration
 from plantwatch.config.validate import validate_paths
+from plantwatch.dashboards.files import load_dashboards, stale_dashboards, write_dashboards
+from plantwatch.dashboards.push import PushError, push_dashboards
 from plantwatch.simulator.server import servers_for_plant
 
 log = logging.getLogger("plantwatch")
@@ -319,6 +323,34 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    """Regenerate or check the committed dashboard JSON, or push it to Grafana."""
+    if args.action == "build":
+        if args.check:
+            problems = stale_dashboards()
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            if problems:
+                print("run `plantwatch dashboards build` and commit the result", file=sys.stderr)
+            return EXIT_INVALID if problems else EXIT_OK
+        for path in write_dashboards():
+            print(path)
+        return EXIT_OK
+    token = os.environ.get(args.token_env)
+    if not token:
+        print(
+            f"dashboards push: environment variable {args.token_env} (the Grafana token) is not set",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        push_dashboards(load_dashboards(), args.url, token, folder_uid=args.folder_uid, progress=print)
+    except PushError as exc:
+        print(f"dashboards push: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="plantwatch", description=__doc__)
@@ -385,6 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comment", default="", help="why (shown in the list)")
     p.add_argument("--end", type=int, help="end the silence with this number now")
     p.set_defaults(func=cmd_silence)
+
+    p = sub.add_parser("dashboards", help="regenerate, check or push the Grafana dashboards")
+    p.add_argument("action", choices=["build", "push"], help="build: regenerate the JSON; push: upload it")
+    p.add_argument("--check", action="store_true", help="build: only say whether the JSON is current")
+    p.add_argument("--url", default="http://127.0.0.1:3000", help="push: Grafana's URL")
+    p.add_argument("--token-env", default="GRAFANA_TOKEN", help="push: variable holding the token")
+    p.add_argument("--folder-uid", help="push: the folder to put them in")
+    p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("demo", help="the sample plant against the simulator, in one process")
     _sim_options(p, speed=600.0)

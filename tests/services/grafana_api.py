@@ -1,9 +1,11 @@
-"""A local stand-in for Grafana's annotation API that enforces what Grafana enforces.
+"""A local stand-in for Grafana's annotation and dashboard API that enforces what Grafana enforces.
 
 From ../shared/grafana/API.md (Grafana's docs and pkg/api/annotations.go): Bearer token or 401;
 POST /api/annotations needs a non-empty `text`, integer millisecond `time`/`timeEnd`, string
 `tags`; PATCH updates only what it is given (non-null `tags` replace all tags, empty `text`
 is ignored, `time`/`timeEnd` ignored unless > 0), unknown id 404; GET filters by tags (AND).
+POST /api/dashboards/db upserts by uid and answers 412 to a version conflict without
+`overwrite`; GET /api/dashboards/uid/{uid} or 404.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class GrafanaApi:
     def __init__(self, token: str) -> None:
         self.token = token
         self.annotations: dict[int, dict[str, Any]] = {}
+        self.dashboards: dict[str, dict[str, Any]] = {}  # uid -> stored model
+        self.dashboard_folders: dict[str, str] = {}
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.down = False  # answer 503 to everything, as a Grafana restarting behind a proxy
         self._next = 1
@@ -48,7 +52,7 @@ class GrafanaApi:
                 if api.down:
                     return self._reply(503, {"message": "Service Unavailable"})
                 if path == "/api/health":
-                    return self._reply(200, {"database": "ok", "version": "11.3.0"})
+                    return self._reply(200, {"database": "ok", "version": "11.6.0"})
                 if self.headers.get("Authorization") != f"Bearer {api.token}":
                     return self._reply(401, {"message": "Unauthorized"})
                 try:
@@ -92,6 +96,8 @@ class GrafanaApi:
 
     def route(self, method: str, path: str, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "dashboards"]:
+            return self._dashboards(method, parts[2:], body)
         if parts[:2] != ["api", "annotations"]:
             return 404, {"message": "Not found"}
         if method == "POST" and len(parts) == 2:
@@ -142,3 +148,30 @@ class GrafanaApi:
             del self.annotations[number]
             return 200, {"message": "Annotation deleted"}
         return 405, {"message": "Method not allowed"}
+
+    def _dashboards(self, method: str, parts: list[str], body: Any) -> tuple[int, Any]:
+        """POST /api/dashboards/db (upsert by uid; 412 on a version conflict without overwrite)
+        and GET /api/dashboards/uid/{uid}."""
+        if method == "POST" and parts == ["db"]:
+            model = body.get("dashboard") if isinstance(body, dict) else None
+            if not isinstance(model, dict) or not model.get("title"):
+                return 400, {"message": "Dashboard title cannot be empty"}
+            uid = model.get("uid") or f"generated-{len(self.dashboards) + 1}"
+            current = self.dashboards.get(uid)
+            if current and not body.get("overwrite") and model.get("version") != current["version"]:
+                return 412, {"status": "version-mismatch", "message": "The dashboard has been changed"}
+            version = current["version"] + 1 if current else 1
+            self.dashboards[uid] = {**model, "uid": uid, "version": version, "id": len(self.dashboards) + 1}
+            self.dashboard_folders[uid] = body.get("folderUid", "")
+            return 200, {
+                "id": self.dashboards[uid]["id"],
+                "uid": uid,
+                "url": f"/d/{uid}/{model['title'].lower().replace(' ', '-')}",
+                "status": "success",
+                "version": version,
+            }
+        if method == "GET" and len(parts) == 2 and parts[0] == "uid":
+            if parts[1] not in self.dashboards:
+                return 404, {"message": "Dashboard not found"}
+            return 200, {"dashboard": self.dashboards[parts[1]], "meta": {"folderUid": ""}}
+        return 404, {"message": "Not found"}

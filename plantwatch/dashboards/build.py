@@ -1,0 +1,496 @@
+"""The six plantwatch dashboards, built with grafana-foundation-sdk from the data contract.
+
+Every query is raw InfluxQL, so the same JSON works on InfluxDB 1.x, 2.x (DBRP mapping) and 3.
+Measurement, tag and field names come from the code that writes them; the measurements of
+device data and the target ids come from the shipped maps and the target catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableRefresh,
+)
+
+from plantwatch.alerts.service import ALERT_MEASUREMENT, KPI_MEASUREMENT
+from plantwatch.alerts.targets.catalogue import load_catalogue
+from plantwatch.collector.influx.line_protocol import (
+    COLLECTOR_MEASUREMENT,
+    DEVICE_HEALTH_MEASUREMENT,
+    POLL_MEASUREMENT,
+    QUALITY_MEASUREMENT,
+)
+from plantwatch.config.device_map import AnyDeviceMap, load_device_map, shipped_maps_dir, shipped_models
+from plantwatch.dashboards.influxql import DATASOURCE_UID, InfluxQL
+
+REFRESH = "30s"
+PLANT = '"plant" =~ /^$plant$/'
+DEVICE = '"device" =~ /^$device$/'
+DS = DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
+
+
+def _regex(names: list[str]) -> str:
+    return "/^(" + "|".join(sorted(names)) + ")$/"
+
+
+def _device_measurements(predicate: Callable[[AnyDeviceMap], bool] = lambda m: True) -> str:
+    """Regex of the measurements the shipped maps write (the map's measurement, else its sector)."""
+    maps = [load_device_map(shipped_maps_dir() / f"{model}.yaml") for model in shipped_models()]
+    maps = [m for m in maps if predicate(m)]
+    return _regex(sorted({m.measurement or m.sector for m in maps}))
+
+
+def _targets(kpi: str) -> str:
+    ids = [tid for tid, t in load_catalogue().items() if t.kpi == kpi]
+    if not ids:
+        raise ValueError(f"no target in the catalogue computes kpi {kpi!r}")
+    return _regex(ids)
+
+
+def _plant_variable() -> dashboard.QueryVariable:
+    return (
+        dashboard.QueryVariable("plant")
+        .label("Plant")
+        .datasource(DS)
+        .query(f'SHOW TAG VALUES FROM "{POLL_MEASUREMENT}" WITH KEY = "plant"')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
+def _device_variable(*, multi: bool = True) -> dashboard.QueryVariable:
+    variable = (
+        dashboard.QueryVariable("device")
+        .label("Device")
+        .datasource(DS)
+        .query(f'SHOW TAG VALUES FROM "{POLL_MEASUREMENT}" WITH KEY = "device" WHERE {PLANT}')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .multi(multi)
+        .include_all(multi)
+    )
+    return variable.all_value(".*") if multi else variable
+
+
+def _thresholds(limit: float | None, color: str = "red") -> dashboard.ThresholdsConfig:
+    steps = [Threshold(value=None, color="green")]
+    if limit is not None:
+        steps.append(Threshold(value=limit, color=color))
+    return dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def _series(
+    title: str, *queries: InfluxQL, unit: str = "", height: int = 8, width: int = 12
+) -> timeseries.Panel:
+    panel = timeseries.Panel().title(title).datasource(DS).height(height).span(width).unit(unit)
+    return panel.targets(list(queries)).span_nulls(True)
+
+
+def _table(title: str, query: InfluxQL, *, height: int = 8, width: int = 24) -> table.Panel:
+    return table.Panel().title(title).datasource(DS).height(height).span(width).with_target(query)
+
+
+def _timeline(title: str, query: InfluxQL, *, height: int = 8, width: int = 24) -> statetimeline.Panel:
+    return (
+        statetimeline.Panel()
+        .title(title)
+        .datasource(DS)
+        .height(height)
+        .span(width)
+        .with_target(query)
+        .thresholds(_thresholds(1))
+    )
+
+
+def _board(uid: str, title: str, description: str, tags: list[str]) -> dashboard.Dashboard:
+    return (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["plantwatch", *tags])
+        .refresh(REFRESH)
+        .time("now-24h", "now")
+        .timezone("browser")
+        .editable()
+        .with_variable(_plant_variable())
+    )
+
+
+def plant_overview() -> dashboard.Dashboard:
+    """Every device's latest KPI against its target, and which alerts are firing."""
+    return (
+        _board(
+            "plant-overview",
+            "Plant overview",
+            "Every device's KPIs against the plan targets, and the alert state. Breach regions are "
+            "annotations written by the alert service.",
+            ["overview"],
+        )
+        .with_panel(
+            _table(
+                "Latest KPI vs target",
+                InfluxQL(
+                    f'SELECT last("value") AS "value", last("limit") AS "target" FROM "{KPI_MEASUREMENT}" '
+                    f"WHERE {PLANT} AND \"kind\" = 'closed' AND $timeFilter "
+                    'GROUP BY "plant", "device", "target"',
+                    result_format="table",
+                ),
+                width=14,
+            )
+        )
+        .with_panel(
+            stat.Panel()
+            .title("Alerts firing")
+            .datasource(DS)
+            .height(8)
+            .span(10)
+            .with_target(
+                InfluxQL(
+                    f'SELECT last("firing") FROM "{ALERT_MEASUREMENT}" WHERE {PLANT} AND $timeFilter '
+                    'GROUP BY "device", "rule"',
+                    alias="$tag_device $tag_rule",
+                )
+            )
+            .thresholds(_thresholds(1))
+        )
+        .with_panel(
+            _series(
+                "KPI per closed window (tap, hour, day) against the target",
+                InfluxQL(
+                    f'SELECT mean("value") FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND "kind" = \'closed\' '
+                    'AND $timeFilter GROUP BY time($__interval), "device", "target" fill(none)',
+                    alias="$tag_device $tag_target",
+                ),
+                InfluxQL(
+                    f'SELECT last("limit") FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND "kind" = \'closed\' '
+                    'AND $timeFilter GROUP BY time($__interval), "target" fill(previous)',
+                    ref_id="B",
+                    alias="target $tag_target",
+                ),
+                width=24,
+            )
+        )
+    )
+
+
+def device_detail() -> dashboard.Dashboard:
+    """One furnace, kiln or pot line: power, energy, production, per-tap KPI against the target, dust."""
+    data = _device_measurements(lambda m: m.sector != "emissions")
+    return (
+        _board(
+            "device-detail",
+            "Furnace, kiln and pot line detail",
+            "Power, energy, production and taps of one device, its per-tap or per-window KPI "
+            "against the plan target, and the plant's stack dust.",
+            ["detail"],
+        )
+        .with_variable(_device_variable(multi=False))
+        .with_panel(
+            _series(
+                "Active power",
+                InfluxQL(
+                    f'SELECT mean("active_power") FROM {data} WHERE {DEVICE} AND $timeFilter '
+                    "GROUP BY time($__interval) fill(none)",
+                    alias="$device",
+                ),
+                unit="kwatt",
+            )
+        )
+        .with_panel(
+            _series(
+                "Energy per interval",
+                InfluxQL(
+                    f'SELECT non_negative_difference(last("active_energy")) FROM {data} WHERE {DEVICE} '
+                    "AND $timeFilter GROUP BY time($__interval) fill(none)",
+                    alias="$device",
+                ),
+                unit="kwatth",
+            )
+        )
+        .with_panel(
+            _series(
+                "Taps and heats (weight)",
+                InfluxQL(
+                    f'SELECT last("tap_weight") AS "tap", last("heat_weight") AS "heat", '
+                    f'last("batch_weight") AS "batch" FROM {data} WHERE {DEVICE} AND $timeFilter '
+                    "GROUP BY time($__interval) fill(none)",
+                ),
+            )
+        )
+        .with_panel(
+            _series(
+                "Per-tap / per-window KPI against the target",
+                InfluxQL(
+                    f'SELECT "value" FROM "{KPI_MEASUREMENT}" WHERE {DEVICE} AND "kind" = \'closed\' '
+                    'AND $timeFilter GROUP BY "target"',
+                    alias="$tag_target",
+                ),
+                InfluxQL(
+                    f'SELECT "limit" FROM "{KPI_MEASUREMENT}" WHERE {DEVICE} AND "kind" = \'closed\' '
+                    'AND $timeFilter GROUP BY "target"',
+                    ref_id="B",
+                    alias="target $tag_target",
+                ),
+            )
+        )
+        .with_panel(
+            _series(
+                "Stack dust (minute means)",
+                InfluxQL(
+                    f'SELECT mean("dust") FROM {_device_measurements(lambda m: m.sector == "emissions")} '
+                    f'WHERE {PLANT} AND $timeFilter GROUP BY time(1m), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+                unit="conmgm3",
+                width=24,
+            )
+        )
+    )
+
+
+def sector_compliance() -> dashboard.Dashboard:
+    """All plants' month-to-date per-tonne KPIs against the plan targets."""
+    per_tonne = _targets("per_tonne")
+    return (
+        _board(
+            "sector-compliance",
+            "Sector compliance: month to date",
+            "Month-to-date energy per tonne of every plant and device: the sum of energy over the "
+            "sum of production of the closed windows since the start of the month, against the "
+            "plan target.",
+            ["compliance"],
+        )
+        .time("now/M", "now")
+        .with_panel(
+            _table(
+                "Month to date vs plan target",
+                InfluxQL(
+                    f'SELECT sum("numerator") / sum("denominator") AS "month_to_date", last("limit") AS '
+                    f'"target", count("value") AS "windows" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND '
+                    f'"kind" = \'closed\' AND "target" =~ {per_tonne} AND $timeFilter '
+                    'GROUP BY "plant", "device", "target"',
+                    result_format="table",
+                ),
+            )
+        )
+        .with_panel(
+            _series(
+                "Daily energy per tonne",
+                InfluxQL(
+                    f'SELECT sum("numerator") / sum("denominator") FROM "{KPI_MEASUREMENT}" WHERE {PLANT} '
+                    f'AND "kind" = \'closed\' AND "target" =~ {per_tonne} AND $timeFilter '
+                    'GROUP BY time(1d), "plant", "target" fill(none)',
+                    alias="$tag_plant $tag_target",
+                ),
+                width=24,
+            )
+        )
+    )
+
+
+def emissions() -> dashboard.Dashboard:
+    """Valid hourly dust averages (HJ 75) against 50 mg/m³, the early warning and the data flags."""
+    dust = _targets("dust_hourly")
+    cems = _device_measurements(lambda m: m.sector == "emissions")
+    limit = load_catalogue()["ferroalloy-dust"].value
+    return (
+        _board(
+            "emissions",
+            "Emissions: stack dust",
+            "Valid hourly dust averages (HJ 75: at least 45 valid minutes, flagged minutes excluded, "
+            "O2-corrected when configured) against the limit, the 15-minute early warning, and the "
+            "CEMS data flags.",
+            ["emissions"],
+        )
+        .with_panel(
+            _series(
+                "Valid hourly average vs limit",
+                InfluxQL(
+                    f'SELECT "value" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND "target" =~ {dust} '
+                    'AND "kind" = \'closed\' AND $timeFilter GROUP BY "device"',
+                    alias="$tag_device hourly",
+                ),
+                InfluxQL(
+                    f'SELECT "value" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND "kind" = \'early\' '
+                    'AND $timeFilter GROUP BY "device"',
+                    ref_id="B",
+                    alias="$tag_device 15-min",
+                ),
+                unit="conmgm3",
+                width=24,
+            ).thresholds(_thresholds(limit))
+        )
+        .with_panel(
+            _table(
+                "Hours without a valid average",
+                InfluxQL(
+                    f'SELECT "numerator" AS "valid_minutes" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} '
+                    f'AND "target" =~ {dust} AND "kind" = \'closed\' AND "valid" = false AND $timeFilter '
+                    'GROUP BY "device"',
+                    result_format="table",
+                ),
+                width=12,
+            )
+        )
+        .with_panel(
+            _table(
+                "Data flags (N normal; M maintenance, C calibration, F stopped, D fault)",
+                InfluxQL(
+                    f'SELECT "data_flag" FROM {cems} WHERE {PLANT} AND "data_flag" != \'N\' AND $timeFilter '
+                    'GROUP BY "device"',
+                    result_format="table",
+                ),
+                width=12,
+            )
+        )
+    )
+
+
+def alerts() -> dashboard.Dashboard:
+    """The state of every alert over time, its transitions, and the breach regions."""
+    return (
+        _board(
+            "alerts",
+            "Alerts",
+            "Which alerts fired when (1 = firing), every transition the alert service announced, and "
+            "the breach regions as annotations.",
+            ["alerts"],
+        )
+        .annotation(
+            dashboard.AnnotationQuery()
+            .name("Breaches")
+            .datasource(DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+            .enable(True)
+            .icon_color("red")
+            .target(
+                dashboard.AnnotationTarget().type("tags").tags(["plant:$plant"]).match_any(False).limit(500)
+            )
+        )
+        .with_panel(
+            _timeline(
+                "Alert state",
+                InfluxQL(
+                    f'SELECT last("firing") FROM "{ALERT_MEASUREMENT}" WHERE {PLANT} AND $timeFilter '
+                    'GROUP BY time($__interval), "device", "rule" fill(previous)',
+                    alias="$tag_device $tag_rule",
+                ),
+            )
+        )
+        .with_panel(
+            _table(
+                "Transitions",
+                InfluxQL(
+                    f'SELECT "event", "device", "rule", "severity", "value", "limit", "silenced" FROM '
+                    f'"{ALERT_MEASUREMENT}" WHERE {PLANT} AND $timeFilter ORDER BY time DESC LIMIT 500',
+                    result_format="table",
+                ),
+                height=10,
+            )
+        )
+    )
+
+
+def collector_health() -> dashboard.Dashboard:
+    """The collector's buffer, InfluxDB backlog, and errors per device."""
+    return (
+        _board(
+            "collector-health",
+            "Collector health",
+            "Durable buffer depth and the age of its oldest unsent line (a growing age means "
+            "InfluxDB is not taking writes), refused readings, and errors per device.",
+            ["health"],
+        )
+        .with_panel(
+            _series(
+                "Buffer depth (lines)",
+                InfluxQL(
+                    f'SELECT last("buffer_depth") FROM "{COLLECTOR_MEASUREMENT}" WHERE {PLANT} AND '
+                    '$timeFilter GROUP BY time($__interval), "host" fill(none)',
+                    alias="$tag_host",
+                ),
+            )
+        )
+        .with_panel(
+            _series(
+                "Oldest unsent line",
+                InfluxQL(
+                    f'SELECT last("oldest_unsent_s") FROM "{COLLECTOR_MEASUREMENT}" WHERE {PLANT} AND '
+                    '$timeFilter GROUP BY time($__interval), "host" fill(none)',
+                    alias="$tag_host",
+                ),
+                unit="s",
+            ).thresholds(_thresholds(60, "orange"))
+        )
+        .with_panel(
+            _series(
+                "Readings/s, refused and dropped",
+                InfluxQL(
+                    f'SELECT last("readings_per_s") AS "readings/s", last("refused") AS "refused", '
+                    f'last("dropped") AS "dropped", last("write_errors") AS "write errors" FROM '
+                    f'"{COLLECTOR_MEASUREMENT}" WHERE {PLANT} AND $timeFilter GROUP BY time($__interval) '
+                    "fill(none)",
+                ),
+            )
+        )
+        .with_panel(
+            _series(
+                "Seconds since the last fully good poll",
+                InfluxQL(
+                    f'SELECT last("last_success_age_s") FROM "{DEVICE_HEALTH_MEASUREMENT}" WHERE {PLANT} '
+                    'AND $timeFilter GROUP BY time($__interval), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+                unit="s",
+            )
+        )
+        .with_panel(
+            _table(
+                "Bad values per device and field",
+                InfluxQL(
+                    f'SELECT count("reason") AS "bad values" FROM "{QUALITY_MEASUREMENT}" WHERE {PLANT} '
+                    'AND $timeFilter GROUP BY "device", "field"',
+                    result_format="table",
+                ),
+                width=12,
+            )
+        )
+        .with_panel(
+            _series(
+                "Bad values per poll",
+                InfluxQL(
+                    f'SELECT sum("bad") FROM "{POLL_MEASUREMENT}" WHERE {PLANT} AND $timeFilter '
+                    'GROUP BY time($__interval), "device" fill(none)',
+                    alias="$tag_device",
+                ),
+            )
+        )
+    )
+
+
+DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
+    "plant-overview": plant_overview,
+    "device-detail": device_detail,
+    "sector-compliance": sector_compliance,
+    "emissions": emissions,
+    "alerts": alerts,
+    "collector-health": collector_health,
+}
+
+
+def build_all() -> dict[str, dict[str, Any]]:
+    """uid → dashboard JSON (as Grafana stores it), in a fixed order."""
+    out = {}
+    for uid, make in DASHBOARDS.items():
+        model = json.loads(json.dumps(make().build(), cls=JSONEncoder))
+        assert model["uid"] == uid, (uid, model["uid"])
+        out[uid] = model
+    return out

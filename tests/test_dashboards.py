@@ -1,0 +1,247 @@
+"""Dashboards as code: the committed JSON is what the code builds, the provisioning matches it, and
+every query runs against a real InfluxDB holding simulator data and returns rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from plantwatch.alerts.service import AlertService
+from plantwatch.collector.influx.line_protocol import poll_lines
+from plantwatch.collector.sink import plant_series
+from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.dashboards.build import build_all
+from plantwatch.dashboards.files import (
+    dashboards_dir,
+    load_dashboards,
+    provisioning_dir,
+    stale_dashboards,
+    write_dashboards,
+)
+from plantwatch.dashboards.influxql import DATASOURCE_UID
+from plantwatch.dashboards.push import PushError, push_dashboards
+from plantwatch.simulator.history import history
+from tests.conftest import free_port
+from tests.services.grafana_api import GrafanaApi
+from tests.services.influxdb import InfluxDBServer
+from tests.services.processes import start_plantwatch, stop, wait_for_port
+from tests.test_cli import plantwatch
+
+REPO = Path(__file__).parent.parent
+SAMPLE = REPO / "plantwatch" / "collector" / "modbus" / "sample.plant.yaml"
+UIDS = {"plant-overview", "device-detail", "sector-compliance", "emissions", "alerts", "collector-health"}
+
+
+def targets(model: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for panel in model["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target
+
+
+def test_committed_json_is_what_the_code_builds(tmp_path: Path) -> None:
+    assert stale_dashboards() == []
+    assert set(load_dashboards()) == UIDS
+    copy = tmp_path / "json"
+    shutil.copytree(dashboards_dir(), copy)
+    model = json.loads((copy / "alerts.json").read_text())
+    model["title"] = "edited by hand"
+    (copy / "alerts.json").write_text(json.dumps(model))
+    (copy / "old.json").write_text("{}")
+    assert stale_dashboards(copy) == [
+        f"{copy / 'alerts.json'}: differs from what plantwatch/dashboards/build.py makes",
+        f"{copy / 'old.json'}: no dashboard in build.py has uid 'old'",
+    ]
+    write_dashboards(copy)
+    (copy / "old.json").unlink()
+    assert stale_dashboards(copy) == []
+
+
+def test_every_panel_queries_the_provisioned_datasource_with_influxql() -> None:
+    datasources = yaml.safe_load(
+        (provisioning_dir() / "datasources" / "plantwatch-influxdb.yaml").read_text()
+    )
+    [source] = datasources["datasources"]
+    assert (source["uid"], source["type"], source["jsonData"]["httpHeaderName1"]) == (
+        DATASOURCE_UID,
+        "influxdb",
+        "Authorization",
+    )
+    assert source["secureJsonData"]["httpHeaderValue1"] == "Token ${INFLUX_TOKEN}"
+    providers = yaml.safe_load((provisioning_dir() / "dashboards" / "plantwatch.yaml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/plantwatch"
+    for uid, model in load_dashboards().items():
+        assert model["uid"] == uid and model["panels"], uid
+        for title, target in targets(model):
+            assert target["datasource"] == {"type": "influxdb", "uid": DATASOURCE_UID}, (uid, title)
+            assert target["rawQuery"] is True and target["query"].startswith(("SELECT", "SHOW")), title
+            assert "from(bucket" not in target["query"]  # InfluxQL only, never Flux
+
+
+@pytest.fixture(scope="module")
+def plant_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InfluxDBServer, str]]:
+    """A real InfluxDB with 30 simulated hours of the sample plant (every sector), passed through the
+    alert service, plus a few seconds of `plantwatch run` for the collector's own health points."""
+    folder = tmp_path_factory.mktemp("dashboards")
+    server = InfluxDBServer(folder / "influxdb")
+    server.start()
+    server.create_database("plant")
+    try:
+        plant = history_plant(folder)
+        write_history(server, plant, hours=30)
+        run_collector_briefly(server, folder)
+        yield server, "plant"
+    finally:
+        server.stop()
+
+
+def history_plant(folder: Path) -> Plant:
+    config = folder / "plant.yaml"
+    shutil.copy(SAMPLE, config)
+    return load_plant_config(config)
+
+
+def write_history(server: InfluxDBServer, plant: Plant, hours: int) -> None:
+    lines: list[str] = []
+    series = plant_series(plant)
+    service = AlertService(plant, write_lines=lines.extend)
+    end_ns = time.time_ns() - 60 * 10**9
+    polls = hours * 60
+    for result in history(plant, start_ns=end_ns - polls * 60 * 10**9, polls=polls):
+        lines += poll_lines(series[result.device], result)
+        service.handle(result)
+        if len(lines) > 20_000:
+            assert server.write("\n".join(lines), "plant") == 204
+            lines.clear()
+    assert server.write("\n".join(lines), "plant") == 204
+    service.close()
+
+
+def run_collector_briefly(server: InfluxDBServer, folder: Path) -> None:
+    """`plantwatch run` with a simulated furnace and a meter that never answers (errors to show)."""
+    live, dead = free_port(), free_port()
+    url = f"tcp://127.0.0.1:{live}"
+    furnace = f'{{id: saf-9, map: saf_ferrosilicon, url: "{url}", interval: 200ms, timeout: 150ms}}'
+    simulated, config = folder / "simulated.yaml", folder / "live.yaml"
+    simulated.write_text(f"plant: {{id: live-works, name: Live}}\ndevices: [{furnace}]\n", encoding="utf-8")
+    config.write_text(
+        f"""plant: {{id: live-works, name: Live}}
+devices:
+  - {furnace}
+  - {{id: saf-dead, map: saf_ferrosilicon, url: "tcp://127.0.0.1:{dead}", interval: 1s, timeout: 200ms}}
+influx: {{url: "{server.url}", api: v1, database: plant, flush_interval: 200ms}}
+buffer: {{path: buffer.sqlite}}
+""",
+        encoding="utf-8",
+    )
+    simulator = start_plantwatch("simulate", "--config", str(simulated), "--speed", "60")
+    wait_for_port(live)
+    run = start_plantwatch("run", "--config", str(config), "--health-interval", "1s")
+    try:
+        deadline = time.monotonic() + 30
+        while not server.query('SELECT count("buffer_depth") FROM "plantwatch_collector"', "plant"):
+            assert time.monotonic() < deadline, "no health points from plantwatch run"
+            time.sleep(0.5)
+        time.sleep(2)
+    finally:
+        assert stop(run) == 0
+        stop(simulator)
+
+
+def interpolate(query: str) -> str:
+    """What Grafana sends for the default variable values (All plants; the furnace saf-1)."""
+    return (
+        query.replace("$timeFilter", "time > now() - 2d")
+        .replace("$__interval", "10m")
+        .replace("$plant", ".*")
+        .replace("$device", "saf-1")
+    )
+
+
+@pytest.mark.parametrize("uid", sorted(UIDS))
+def test_every_query_returns_rows_from_simulator_data(
+    uid: str, plant_data: tuple[InfluxDBServer, str]
+) -> None:
+    server, db = plant_data
+    model = load_dashboards()[uid]
+    variables = [v["query"] for v in model["templating"]["list"]]
+    for title, query in [("variable", q) for q in variables] + [
+        (title, t["query"]) for title, t in targets(model)
+    ]:
+        sent = interpolate(query)
+        assert not re.search(r"\$\w", sent), sent  # every variable replaced
+        series = server.query(sent, db)
+        assert series and any(s["values"] for s in series), f"{uid}: {title}: no rows for {sent}"
+
+
+def test_sector_compliance_is_energy_over_production_of_the_month(
+    plant_data: tuple[InfluxDBServer, str],
+) -> None:
+    """The month-to-date figure is Σ energy / Σ production, not a mean of per-tap values."""
+    server, db = plant_data
+    (query,) = [
+        t["query"] for _, t in targets(load_dashboards()["sector-compliance"]) if "windows" in t["query"]
+    ]
+    rows = {
+        (s["tags"]["device"], s["tags"]["target"]): s["values"][0]
+        for s in server.query(interpolate(query), db)
+    }
+    _, month_to_date, limit, windows = rows[("saf-1", "ferroalloy-fesi-unit-power")]
+    [kpis] = server.query(
+        'SELECT "numerator", "denominator" FROM "plantwatch_kpi" WHERE "device" = \'saf-1\' AND '
+        "\"kind\" = 'closed' AND \"target\" = 'ferroalloy-fesi-unit-power' AND time > now() - 2d",
+        db,
+    )
+    energy = sum(v[1] for v in kpis["values"])
+    produced = sum(v[2] for v in kpis["values"])
+    assert windows == len(kpis["values"]) >= 10  # a tap every 2 simulated hours over 30 hours
+    assert month_to_date == pytest.approx(energy / produced)
+    assert limit == 7800
+    assert 7000 < month_to_date < 8200
+
+
+def test_push_uploads_every_dashboard_and_names_what_grafana_refused(tmp_path: Path) -> None:
+    api = GrafanaApi("glsa_push")
+    api.start()
+    try:
+        lines: list[str] = []
+        urls = push_dashboards(
+            load_dashboards(), api.url, "glsa_push", folder_uid="plants", progress=lines.append
+        )
+        assert set(api.dashboards) == UIDS and len(urls) == 6
+        assert api.dashboards["alerts"]["title"] == build_all()["alerts"]["title"]
+        assert set(api.dashboard_folders.values()) == {"plants"}
+        assert lines[0] == "[1/6] alerts: version 1 /d/alerts/alerts"  # in file name order
+        push_dashboards(load_dashboards(), api.url, "glsa_push")  # again: overwritten, version 2
+        assert {d["version"] for d in api.dashboards.values()} == {2}
+
+        with pytest.raises(PushError, match=r"dashboard 'alerts': 401 .*Unauthorized"):
+            push_dashboards(load_dashboards(), api.url, "wrong-token")
+        with pytest.raises(PushError, match=r"dashboard 'plant-overview': 400 .*title cannot be empty"):
+            push_dashboards({"plant-overview": {"uid": "plant-overview"}}, api.url, "glsa_push")
+    finally:
+        api.stop()
+    nobody = free_port()
+    with pytest.raises(PushError, match=rf"^http://127.0.0.1:{nobody}: dashboard 'alerts': "):
+        push_dashboards(load_dashboards(), f"http://127.0.0.1:{nobody}", "t", timeout=2)
+
+
+def test_cli_build_check_and_push_without_a_token(tmp_path: Path) -> None:
+    ok = plantwatch("dashboards", "build", "--check")
+    assert ok.returncode == 0, ok.stderr
+    env_before = os.environ.pop("GRAFANA_TOKEN", None)
+    try:
+        missing = plantwatch("dashboards", "push", "--url", "http://127.0.0.1:1")
+    finally:
+        if env_before is not None:
+            os.environ["GRAFANA_TOKEN"] = env_before
+    assert missing.returncode == 1
+    assert re.search(r"GRAFANA_TOKEN \(the Grafana token\) is not set", missing.stderr)
