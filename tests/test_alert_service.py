@@ -203,6 +203,42 @@ def test_a_wrong_token_is_refused_and_the_call_kept(
     service.close()
 
 
+def test_basic_auth_for_a_demo_grafana(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`username_env`/`password_env` instead of a token: the compose stack's admin user."""
+    api = GrafanaApi("glsa_unused", users={"admin": "grafana-pw"})
+    api.start()
+    try:
+        monkeypatch.setenv("PW_GRAFANA_USER", "admin")
+        monkeypatch.setenv("PW_GRAFANA_PASSWORD", "not-it")
+        grafana_block = (
+            f'grafana: {{url: "{api.url}", username_env: PW_GRAFANA_USER, password_env: PW_GRAFANA_PASSWORD}}'
+        )
+        config = tmp_path / "plant.yaml"
+        config.write_text(
+            "plant: {id: works, name: Works}\n"
+            'devices: [{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}]\n'
+            f"alerts:\n  {grafana_block}\n",
+            encoding="utf-8",
+        )
+        service = AlertService(load_plant_config(config))
+        tap(service, 0, 0, 1, 8)
+        tap(service, 1, 1000, 2, 8)
+        tap(service, 3, 70000, 3, 8)
+        assert not asyncio.run(service._deliver())  # wrong password: 401, the call is kept
+        assert api.annotations == {} and len(service.store.grafana_calls()) == 1
+        service.close()
+        monkeypatch.setenv("PW_GRAFANA_PASSWORD", "grafana-pw")
+        service = AlertService(load_plant_config(config))  # restarted with the right one
+        assert asyncio.run(service._deliver())
+        [annotation] = api.annotations.values()
+        assert "device:saf-1" in annotation["tags"]
+        service.close()
+    finally:
+        api.stop()
+
+
 def test_names_cannot_inject_headers_and_silences_mute_email(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
 ) -> None:

@@ -53,7 +53,9 @@ async def run_alerts(plant: Plant) -> None:
     buffer = forwarder = None
     tasks = []
     if plant.config.influx is not None:
-        buffer, forwarder = influx_output(plant, plant.config.influx, ALERTS_BUFFER)
+        # beside the collector's buffer (a writable folder), never the same file
+        own_buffer = str(Path(plant.config.buffer.path).with_name(ALERTS_BUFFER))
+        buffer, forwarder = influx_output(plant, plant.config.influx, own_buffer)
         tasks.append(asyncio.create_task(forwarder.run(stop)))
     service = AlertService(plant, write_lines=buffer.append if buffer else None)
     tasks.append(asyncio.create_task(service.run(stop)))

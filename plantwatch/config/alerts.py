@@ -78,10 +78,13 @@ class Recipient(Strict):
 
 
 class GrafanaConfig(Strict):
-    """Where breach annotations go (a Grafana service-account token, from the environment)."""
+    """Where breach annotations go: a service-account token, or a user's basic auth (both from the
+    environment; basic auth when `username_env` is set, e.g. the admin of a local demo Grafana)."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$")
     token_env: str = "GRAFANA_TOKEN"
+    username_env: str | None = None
+    password_env: str | None = None
     dashboard_uid: str | None = None
     timeout: Duration = 10.0
 

@@ -1,6 +1,7 @@
 """A local stand-in for Grafana's annotation and dashboard API that enforces what Grafana enforces.
 
-From ../shared/grafana/API.md (Grafana's docs and pkg/api/annotations.go): Bearer token or 401;
+From ../shared/grafana/API.md (Grafana's docs and pkg/api/annotations.go): a Bearer token or a
+user's basic auth, else 401;
 POST /api/annotations needs a non-empty `text`, integer millisecond `time`/`timeEnd`, string
 `tags`; PATCH updates only what it is given (non-null `tags` replace all tags, empty `text`
 is ignored, `time`/`timeEnd` ignored unless > 0), unknown id 404; GET filters by tags (AND).
@@ -10,6 +11,7 @@ POST /api/dashboards/db upserts by uid and answers 412 to a version conflict wit
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 class GrafanaApi:
     """`start()` on a free loopback port; `annotations` holds what Grafana would store."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, users: dict[str, str] | None = None) -> None:
         self.token = token
+        self.users = users or {}  # basic auth, as Grafana accepts for its users
         self.annotations: dict[int, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}  # uid -> stored model
         self.dashboard_folders: dict[str, str] = {}
@@ -53,7 +56,7 @@ class GrafanaApi:
                     return self._reply(503, {"message": "Service Unavailable"})
                 if path == "/api/health":
                     return self._reply(200, {"database": "ok", "version": "11.6.0"})
-                if self.headers.get("Authorization") != f"Bearer {api.token}":
+                if self.headers.get("Authorization") not in api.credentials():
                     return self._reply(401, {"message": "Unauthorized"})
                 try:
                     body = self._body() if method in ("POST", "PATCH", "PUT") else None
@@ -86,6 +89,14 @@ class GrafanaApi:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def credentials(self) -> set[str]:
+        """Authorization headers Grafana would accept."""
+        basic = {
+            "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            for user, password in self.users.items()
+        }
+        return {f"Bearer {self.token}", *basic}
 
     @staticmethod
     def _valid_ms(value: Any) -> bool:

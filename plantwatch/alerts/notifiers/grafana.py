@@ -25,8 +25,12 @@ class GrafanaNotifier:
 
     def __init__(self, config: GrafanaConfig, store: StateStore, plant: str) -> None:
         self.config, self.store, self.plant = config, store, plant
-        token = secret(config.token_env)
-        self.api = GrafanaApi.from_url(config.url, credential=token, timeout=config.timeout)
+        credential: str | tuple[str, str] | None
+        if config.username_env:
+            credential = (secret(config.username_env) or "", secret(config.password_env) or "")
+        else:
+            credential = secret(config.token_env)
+        self.api = GrafanaApi.from_url(config.url, credential=credential, timeout=config.timeout)
         self.outage = OutageLog(log)
 
     def enqueue(self, transition: Transition) -> None:

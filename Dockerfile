@@ -1,0 +1,13 @@
+# plantwatch: one image for the collector, the alert service and the simulator
+# (docker-compose.yml picks the command). Data (buffers, alert state, outbox) goes to /data.
+FROM python:3.11-slim
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY plantwatch ./plantwatch
+RUN pip install --no-cache-dir . && useradd --system --create-home plantwatch \
+    && mkdir -p /data && chown plantwatch /data
+USER plantwatch
+VOLUME ["/data"]
+ENTRYPOINT ["plantwatch"]
+CMD ["--help"]
