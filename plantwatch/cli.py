@@ -39,6 +39,7 @@ from plantwatch.config.units import parse_duration
 from plantwatch.config.validate import validate_paths
 from plantwatch.dashboards.files import load_dashboards, stale_dashboards, write_dashboards
 from plantwatch.dashboards.push import PushError, push_dashboards
+from plantwatch.demo import DemoOptions, run_demo, sectors_in_buffer
 from plantwatch.simulator.server import servers_for_plant
 
 log = logging.getLogger("plantwatch")
@@ -204,23 +205,26 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _demo(plant: Plant, seed: int, speed: float, duration: float) -> Collector:
-    async with contextlib.AsyncExitStack() as stack:
-        servers = [
-            await stack.enter_async_context(s) for s in servers_for_plant(plant, seed=seed, speed=speed)
-        ]
-        devices = sum(len(s.devices) for s in servers)
-        print(f"simulator: {devices} device(s) on {len(servers)} port(s), speed x{speed:g}")
-        return await _poll(plant, duration, as_json=False)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the sample plant against the simulator in one process."""
-    plant = load_plant_config(sample_plant_path())
-    started = time.monotonic()
-    with contextlib.suppress(KeyboardInterrupt):
-        collector = asyncio.run(_demo(plant, args.seed, args.speed, args.duration))
-        print(_summary(collector, time.monotonic() - started))
+    """Every sector simulated, collected and alerted on in one process, with a live view."""
+    options = DemoOptions(
+        data_dir=Path(args.data_dir),
+        seed=args.seed,
+        speed=args.speed,
+        duration=args.duration,
+        refresh=args.refresh,
+        influx_url=args.influx_url,
+        influx_database=args.influx_database,
+        mqtt_url=args.mqtt_url,
+        smtp=args.smtp,
+    )
+    summary = asyncio.run(run_demo(options))
+    sectors = sectors_in_buffer(options.data_dir / "plantwatch-buffer.sqlite")
+    print(f"readings waiting in the buffer per sector: {dict(sorted(sectors.items())) or 'none'}")
+    print(
+        f"mail: {summary['mails_in_outbox']} in the outbox, {summary['mails_sent']} sent "
+        f"({summary['outbox']}); {summary['lines_in_buffer']} line(s) buffered for InfluxDB"
+    )
     return EXIT_OK
 
 
@@ -426,10 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder-uid", help="push: the folder to put them in")
     p.set_defaults(func=cmd_dashboards)
 
-    p = sub.add_parser("demo", help="the sample plant against the simulator, in one process")
+    p = sub.add_parser("demo", help="every sector simulated, collected and alerted on, with a live view")
     _sim_options(p, speed=600.0)
-    p.add_argument("--duration", type=parse_duration, default=10.0, help="default 10s")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument(
+        "--duration", type=parse_duration, default=None, help="stop after this long (default: Ctrl-C)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default="plantwatch-demo",
+        help="buffer, alert state, outbox (default ./plantwatch-demo)",
+    )
+    p.add_argument("--refresh", type=parse_duration, default=2.0, help="live view refresh, default 2s")
+    p.add_argument("--influx-url", help="write to this InfluxDB (v1 /write API) instead of only buffering")
+    p.add_argument("--influx-database", default="plant", help="with --influx-url, default plant")
+    p.add_argument("--mqtt-url", help="publish the readings bus to this broker, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--smtp", help="HOST:PORT of a mail catcher (no TLS); default: mail stays in the outbox")
+    p.set_defaults(func=cmd_demo, log_level_default="WARNING")
     return parser
 
 

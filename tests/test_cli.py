@@ -150,14 +150,3 @@ def test_probe_with_bad_arguments_names_the_problem() -> None:
     result = plantwatch("probe", "--map", "dust_cems", "--url", "udp://127.0.0.1:1")
     assert result.returncode == 1
     assert result.stderr == "--url: 'udp://127.0.0.1:1': scheme must be tcp://, rtu+tcp:// or serial://\n"
-
-
-def test_demo_runs_the_sample_plant() -> None:
-    result = plantwatch("demo", "--duration", "3s", timeout=60)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "simulator: 10 device(s) on 8 port(s), speed x600"
-    polled = {line.split()[0] for line in lines[1:-1]}
-    assert {"saf-1", "saf-2", "saf-3", "kiln-1", "potline-1", "eaf-1", "stack-1"} <= polled
-    assert all(line.endswith("[ok]") for line in lines[1:-1])
-    assert lines[-1].endswith("0 skipped")

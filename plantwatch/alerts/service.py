@@ -97,6 +97,7 @@ class AlertService:
         self.silenced = 0
         self.unknown_devices: set[str] = set()
         self._last_point: dict[tuple[str, str, str], int] = {}
+        self.latest: dict[tuple[str, str], KpiValue] = {}  # (device, rule) -> newest KPI value
         self._wake = asyncio.Event()
 
     def __call__(self, results: list[PollResult]) -> None:
@@ -118,6 +119,7 @@ class AlertService:
         if self.alerts.get((result.device, STALE), Alert(result.device, STALE)).state == "firing":
             lines += self._stale_check(result.device)  # this reading resolves it
         for kpi in self.engine.update(result):
+            self.latest[(kpi.device, kpi.rule)] = kpi
             lines += self._kpi_lines(kpi)
             rule = self.rules.get((kpi.device, kpi.rule))
             if rule is not None:

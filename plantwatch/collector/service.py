@@ -6,14 +6,14 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 from plantwatch.alerts.service import AlertService
 from plantwatch.collector.health import HealthReporter
 from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.forwarder import Forwarder
+from plantwatch.collector.influx.forwarder import Forwarder, ForwarderStats
 from plantwatch.collector.influx.writers import make_writer
 from plantwatch.collector.mqtt.bus import ReadingsBus
 from plantwatch.collector.mqtt.client import MqttConnection
@@ -87,32 +87,47 @@ def influx_output(plant: Plant, influx: InfluxConfig, buffer_file: str) -> tuple
 
 
 async def collect(
-    plant: Plant, influx: InfluxConfig, *, health_interval: float = 10.0, with_alerts: bool = False
+    plant: Plant,
+    influx: InfluxConfig | None,
+    *,
+    health_interval: float = 10.0,
+    with_alerts: bool = False,
+    stop: asyncio.Event | None = None,
+    view: Callable[[AlertService | None, asyncio.Event], Awaitable[None]] | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM; return the number of lines left in the buffer for the next start.
+    """Run until SIGINT/SIGTERM (or `stop`); return the number of lines left in the buffer.
 
     `with_alerts` (`plantwatch run`) adds the alert service, fed in-process by every commit.
+    Without `influx` (`plantwatch demo`), lines wait in the buffer for a later `collect`.
+    `view`, when given, runs beside the service until it stops (the demo's live view).
     """
     base = plant.path.parent if plant.path else Path.cwd()
-    buffer, forwarder = influx_output(plant, influx, plant.config.buffer.path)
-    writer = forwarder.writer
-    sink = BufferSink(plant, buffer, forwarder.wakeup, influx.batch_size)
+    if influx is not None:
+        buffer, forwarder = influx_output(plant, influx, plant.config.buffer.path)
+        wakeup, stats, target = forwarder.wakeup, forwarder.stats, forwarder.writer.target
+    else:
+        cfg = plant.config.buffer
+        buffer = DurableBuffer(
+            base / cfg.path, max_bytes=cfg.max_size, when_full=cfg.when_full, synchronous=cfg.synchronous
+        )
+        forwarder, wakeup, stats, target = None, asyncio.Event(), ForwarderStats(), "the buffer only"
+    sink = BufferSink(plant, buffer, wakeup, influx.batch_size if influx else 5000)
     health = HealthReporter(
         plant.config.plant.id,
         [d.id for d in plant.config.devices],
         buffer,
         sink.stats,
-        forwarder.stats,
+        stats,
         interval=health_interval,
     )
-    stop, forwarder_stop = asyncio.Event(), asyncio.Event()
+    stop, forwarder_stop = stop or asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info(
         "collect: %d device(s) -> %s, buffer %s (%d line(s) waiting)",
         len(plant.config.devices),
-        writer.target,
+        target,
         buffer.path,
         buffer.depth,
     )
@@ -121,29 +136,35 @@ async def collect(
         sink.listeners.append(alerts)
     try:
         with gil_switch_interval():
-            forwarding = asyncio.create_task(forwarder.run(forwarder_stop))
-            reporting = asyncio.create_task(health.run(stop))
-            alerting = asyncio.create_task(alerts.run(stop)) if alerts else None
+            tasks = [asyncio.create_task(health.run(stop))]
+            forwarding = asyncio.create_task(forwarder.run(forwarder_stop)) if forwarder else None
+            if alerts is not None:
+                tasks.append(asyncio.create_task(alerts.run(stop)))
+            if view is not None:
+                tasks.append(asyncio.create_task(view(alerts, stop)))
             async with AsyncExitStack() as stack:
                 if plant.config.mqtt is not None:
                     await stack.enter_async_context(mqtt_input(plant, plant.config.mqtt, sink, base, health))
                 await stack.enter_async_context(Collector(plant, sink))
                 await stop.wait()
             sink.flush()
-            log.info("collect: stopping; polls drained, flushing for up to %.0fs", influx.shutdown_timeout)
             forwarder_stop.set()
-            await forwarding
-            await reporting
-            if alerting is not None:
-                await alerting
-            await forwarder.flush(influx.shutdown_timeout)
+            for task in tasks:
+                await task
+            if forwarder is not None and forwarding is not None and influx is not None:
+                log.info(
+                    "collect: stopping; polls drained, flushing for up to %.0fs", influx.shutdown_timeout
+                )
+                await forwarding
+                await forwarder.flush(influx.shutdown_timeout)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         left = buffer.depth
         if alerts is not None:
             alerts.close()
-        writer.close()
+        if forwarder is not None:
+            forwarder.writer.close()
         buffer.close()
     log.info("collect: stopped; %d line(s) left in the buffer for the next start", left)
     return left
