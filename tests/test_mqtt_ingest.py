@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.mqtt_helpers import MqttTestClient, mqtt_plant
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
-from tests.services.processes import start_plantwatch, stop
+from tests.services.processes import start_plantwatch, stop, wait_for_log
 
 BASE_MS = 1_764_000_000_000
 
@@ -42,7 +42,8 @@ def test_json_messages_reach_influxdb_and_the_readings_bus(
     collect = start_plantwatch(
         "collect", "--config", str(config), "--health-interval", "1s", log=tmp_path / "c.log"
     )
-    time.sleep(2)
+    wait_for_log(tmp_path / "c.log", "MQTT connected")  # subscribed
+    time.sleep(0.3)
     device = MqttTestClient(broker, "cems-logger")
     for seq in range(50):
         device.publish("plants/works/north/cems/stack-1/data", cems_message(seq))
@@ -109,7 +110,8 @@ def test_username_password_from_the_environment(tmp_path: Path, influx: InfluxDB
         os.environ.update(env)
         try:
             collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
-            time.sleep(2)
+            wait_for_log(tmp_path / "c.log", "MQTT connected")  # subscribed
+            time.sleep(0.3)
             device = MqttTestClient(broker, "cems-logger", user=("logger", "pw2"))
             for seq in range(5):
                 device.publish("plants/works/north/cems/stack-1/data", cems_message(seq))
@@ -142,7 +144,8 @@ def test_tls_with_the_fixtures_own_ca(tmp_path: Path, influx: InfluxDBServer) ->
             )
         )
         collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
-        time.sleep(2)
+        wait_for_log(tmp_path / "c.log", "MQTT connected")  # subscribed
+        time.sleep(0.3)
         device = MqttTestClient(broker, "cems-logger")
         for seq in range(5):
             device.publish("plants/works/north/cems/stack-1/data", cems_message(seq))
@@ -161,7 +164,8 @@ def test_broker_and_collector_restarts_lose_no_accepted_message(
     config = mqtt_plant(tmp_path, broker.url, influx.url)
     topic = "plants/works/north/cems/stack-1/data"
     collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c1.log")
-    time.sleep(2)
+    wait_for_log(tmp_path / "c1.log", "MQTT connected")  # subscribed
+    time.sleep(0.3)
     device = MqttTestClient(broker, "cems-logger")
     sent = 0
 

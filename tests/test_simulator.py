@@ -51,6 +51,18 @@ def test_taps_add_weight_every_period_and_sit_near_the_plan_target(
     assert any(v > 7_800 for v in per_tonne) and any(v < 7_800 for v in per_tonne)  # some breach, most don't
 
 
+def test_devices_of_one_model_with_different_seeds_keep_their_own_totals(
+    shipped_maps: dict[str, DeviceMap],
+) -> None:
+    """The profile is shared by the model's devices; a total must follow its own seed's taps."""
+    one, two = (SimulatedDevice(shipped_maps["saf_ferrosilicon"], 1, seed=s) for s in (11, 12))
+    for sim in (one, two, one):  # interleaved, as a plant's poller reads them
+        total, weights = sim.values(5 * 7200 + 1)["alloy_produced"], 0.0
+        for n in range(1, 6):
+            weights += sim.values(n * 7200 + 1)["tap_weight"]
+        assert total - sim.values(1.0)["alloy_produced"] == pytest.approx(weights)
+
+
 def test_dust_has_excursions_over_the_limit_and_a_maintenance_flag(
     shipped_maps: dict[str, DeviceMap],
 ) -> None:

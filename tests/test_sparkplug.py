@@ -13,7 +13,7 @@ from plantwatch.collector.mqtt.sparkplug import REBIRTH_METRIC, Payload, Sparkpl
 from tests.mqtt_helpers import MqttTestClient, mqtt_plant
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
-from tests.services.processes import start_plantwatch, stop
+from tests.services.processes import start_plantwatch, stop, wait_for_log
 
 DOUBLE, INT64, UINT64, INT8 = 10, 4, 8, 1
 
@@ -87,7 +87,8 @@ def test_sparkplug_end_to_end(broker: MosquittoServer, influxdb: InfluxDBServer,
     edge = MqttTestClient(broker, "edge-gw1")
     edge.subscribe("spBv1.0/works/NCMD/gw1")
     collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
-    time.sleep(2)
+    wait_for_log(tmp_path / "c.log", "MQTT connected")  # subscribed
+    time.sleep(0.3)
     base = "spBv1.0/works/{}/gw1"
     edge.publish(base.format("NBIRTH"), payload(0, []))
     edge.publish(base.format("DBIRTH") + "/saf9", payload(1, BIRTH, timestamp=1_764_000_000_000))

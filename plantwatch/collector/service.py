@@ -66,22 +66,28 @@ async def mqtt_input(
         sink.flush()  # acknowledge what was received before disconnecting
 
 
+def open_buffer(plant: Plant, buffer_file: str) -> DurableBuffer:
+    """The durable buffer at `buffer_file` (relative to the plant file), with the plant's settings."""
+    base = plant.path.parent if plant.path else Path.cwd()
+    cfg = plant.config.buffer
+    return DurableBuffer(
+        base / buffer_file, max_bytes=cfg.max_size, when_full=cfg.when_full, synchronous=cfg.synchronous
+    )
+
+
 def influx_output(plant: Plant, influx: InfluxConfig, buffer_file: str) -> tuple[DurableBuffer, Forwarder]:
     """A durable buffer (the plant's `buffer` settings, at `buffer_file`) and its forwarder to InfluxDB.
 
     The caller closes both: `forwarder.writer.close()` and `buffer.close()`.
     """
     base = plant.path.parent if plant.path else Path.cwd()
-    cfg = plant.config.buffer
-    buffer = DurableBuffer(
-        base / buffer_file, max_bytes=cfg.max_size, when_full=cfg.when_full, synchronous=cfg.synchronous
-    )
+    buffer = open_buffer(plant, buffer_file)
     forwarder = Forwarder(
         buffer,
         make_writer(influx),
         batch_size=influx.batch_size,
         flush_interval=influx.flush_interval,
-        dead_letter=base / cfg.dead_letter,
+        dead_letter=base / plant.config.buffer.dead_letter,
     )
     return buffer, forwarder
 
@@ -106,10 +112,7 @@ async def collect(
         buffer, forwarder = influx_output(plant, influx, plant.config.buffer.path)
         wakeup, stats, target = forwarder.wakeup, forwarder.stats, forwarder.writer.target
     else:
-        cfg = plant.config.buffer
-        buffer = DurableBuffer(
-            base / cfg.path, max_bytes=cfg.max_size, when_full=cfg.when_full, synchronous=cfg.synchronous
-        )
+        buffer = open_buffer(plant, plant.config.buffer.path)
         forwarder, wakeup, stats, target = None, asyncio.Event(), ForwarderStats(), "the buffer only"
     sink = BufferSink(plant, buffer, wakeup, influx.batch_size if influx else 5000)
     health = HealthReporter(

@@ -78,7 +78,8 @@ class Taps:
     spread: float = 0.05
     output: str = "weight"
     start_total: float = 0.0
-    _totals: list[float] = field(default_factory=lambda: [0.0], compare=False, repr=False)
+    # running totals per seed: the profile is shared by every simulated device of a model
+    _totals: dict[int, list[float]] = field(default_factory=dict, compare=False, repr=False)
 
     def weight(self, n: int, seed: int) -> float:
         """Weight of tap number n (1-based)."""
@@ -91,10 +92,10 @@ class Taps:
             return float(n)
         if self.output == "weight":
             return self.weight(n, seed) if n > 0 else 0.0
-        while len(self._totals) <= n:
-            k = len(self._totals)
-            self._totals.append(self._totals[-1] + self.weight(k, seed))
-        return self.start_total + self._totals[n]
+        totals = self._totals.setdefault(seed, [0.0])
+        while len(totals) <= n:
+            totals.append(totals[-1] + self.weight(len(totals), seed))
+        return self.start_total + totals[n]
 
 
 @dataclass(frozen=True)

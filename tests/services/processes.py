@@ -29,3 +29,13 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
     """SIGTERM and wait for a clean exit; return the exit code."""
     proc.terminate()
     return proc.wait(timeout)
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 30) -> None:
+    """Until `text` appears in the log file `path` (a process announcing it is ready)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{text!r} not in {path} after {timeout}s")
