@@ -119,7 +119,7 @@ def drive_plantwatch(publisher: mqtt.Client, inbox: TimedInbox, breaches: int, o
     deadline = time.monotonic() + 60  # the first boundary: repeat until the collector is subscribed
     while not inbox.accepted:
         tap(7000)
-        t0 = tap(9000)
+        tap(9000)
         if time.monotonic() > deadline:
             raise TimeoutError("plantwatch never mailed the warm-up breach")
         time.sleep(0.5)

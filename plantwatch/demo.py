@@ -37,7 +37,7 @@ class DemoOptions:
     data_dir: Path
     seed: int = 0
     speed: float = 600.0
-    duration: float | None = 60.0
+    duration: float | None = None  # None: until Ctrl-C
     refresh: float = 2.0
     influx_url: str | None = None
     influx_database: str = "plant"

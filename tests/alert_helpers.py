@@ -1,6 +1,10 @@
-"""Shared pieces of the alert tests: targets by id, and results built from plain values."""
+"""Shared pieces of the alert tests: targets by id, results built from plain values, taps recomputed
+from raw readings, numbers as the mail prints them."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
 
 from plantwatch.alerts.targets.catalogue import Target, resolve_targets
 from plantwatch.collector.reading import PollResult, Reading
@@ -25,3 +29,16 @@ def result(device: str, ts_ns: int, quality: dict[str, str] | None = None, **val
         for name, value in values.items()
     ]
     return PollResult(device, readings, started_ns=ts_ns, finished_ns=ts_ns)
+
+
+def number(value: float) -> str:
+    """As the mail prints it: thousands separators, at most two decimals."""
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def closed_taps(rows: Sequence[tuple[int, float, float, float]]) -> list[tuple[int, float, float]]:
+    """From raw readings (time, energy counter, tap counter, tap weight) in time order: every tap
+    closed after the first boundary seen, as (boundary time, energy since the previous boundary,
+    weight). Recomputed independently of plantwatch's KPI code."""
+    boundaries = [b for a, b in pairwise(rows) if b[2] != a[2]]
+    return [(b[0], b[1] - a[1], b[3]) for a, b in pairwise(boundaries)]

@@ -1,4 +1,5 @@
-"""Shared fixtures: free ports, live register-bank servers, shipped maps."""
+"""Shared fixtures: free ports, live register-bank servers, shipped maps, InfluxDB, Mosquitto, an SMTP
+server with STARTTLS and AUTH, and the Grafana API stand-in."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 from plantwatch.config.device_map import DeviceMap, load_device_map, shipped_maps_dir
 from plantwatch.simulator.server import SimulatorServer
 from tests.modbus_bank import LoopThread, RegisterBank
+from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
+from tests.services.smtp import SmtpServer
+
+GRAFANA_TOKEN = "glsa_test_token"  # what the `grafana` stand-in accepts
 
 
 def free_port() -> int:
@@ -113,3 +118,21 @@ def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) requiring STARTTLS, then AUTH as plantwatch / mail-s3cret."""
+    server = SmtpServer(tmp_path / "smtp", users={"plantwatch": "mail-s3cret"}, starttls=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def grafana() -> Iterator[GrafanaApi]:
+    """The Grafana API stand-in, accepting GRAFANA_TOKEN."""
+    api = GrafanaApi(GRAFANA_TOKEN)
+    api.start()
+    yield api
+    api.stop()

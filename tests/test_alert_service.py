@@ -12,27 +12,10 @@ import pytest
 from plantwatch.alerts.service import AlertService
 from plantwatch.config.plant import Plant, load_plant_config
 from tests.alert_helpers import HOUR_NS, T0, result
+from tests.conftest import GRAFANA_TOKEN as TOKEN
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.smtp import SmtpServer
-
-TOKEN = "glsa_test_token"
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path / "smtp", users={"plantwatch": "mail-s3cret"}, starttls=True)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def grafana() -> Iterator[GrafanaApi]:
-    api = GrafanaApi(TOKEN)
-    api.start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture(autouse=True)

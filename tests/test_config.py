@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from plantwatch.config.device_map import DeviceMap, parse_device_map
 from plantwatch.config.plant import parse_endpoint
 from plantwatch.config.problems import ConfigError
+from plantwatch.config.roles import Sector
 from plantwatch.config.units import parse_duration
 from plantwatch.config.validate import validate_paths
 
@@ -19,14 +21,7 @@ def test_every_shipped_map_is_valid_and_every_sector_is_covered(shipped_maps: di
     files, problems = validate_paths([REPO / "device_maps"])
     assert problems == []
     assert len(files) == 12  # 10 Modbus, 2 MQTT
-    assert {m.sector for m in shipped_maps.values()} == {
-        "ferroalloy",
-        "cement",
-        "aluminium",
-        "steel",
-        "polysilicon",
-        "emissions",
-    }
+    assert {m.sector for m in shipped_maps.values()} == set(get_args(Sector))
     assert {m.product for m in shipped_maps.values() if m.sector == "ferroalloy"} == {
         "ferrosilicon",
         "ferrochrome",

@@ -5,24 +5,21 @@ from __future__ import annotations
 import re
 from email import policy
 from email.parser import BytesParser
-from itertools import pairwise
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.config.roles import Sector
 from plantwatch.demo import sectors_in_buffer
+from tests.alert_helpers import closed_taps, number
 from tests.test_cli import plantwatch
 
-SECTORS = {"ferroalloy", "cement", "aluminium", "steel", "polysilicon", "emissions"}
 
-
-def number(value: float) -> str:
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def closed_taps(data_dir: Path, device: str) -> list[tuple[str, str]]:
-    """(energy, weight) of every closed tap of `device`, from the raw readings in the buffer."""
+def taps_in_buffer(data_dir: Path, device: str) -> list[tuple[str, str]]:
+    """(energy, weight) of every closed tap of `device`, from the raw readings in the buffer, as
+    the mail prints them."""
     buffer = DurableBuffer(data_dir / "plantwatch-buffer.sqlite")
     batch = buffer.read(10**9)
     buffer.close()
@@ -32,13 +29,14 @@ def closed_taps(data_dir: Path, device: str) -> list[tuple[str, str]]:
         series, _, rest = line.partition(" ")
         if not series.startswith("saf,") or f",device={device}," not in series + ",":
             continue
-        fields = dict(f.split("=", 1) for f in rest.rsplit(" ", 1)[0].split(","))
+        field_set, _, ts = rest.rpartition(" ")
+        fields = dict(f.split("=", 1) for f in field_set.split(","))
         if {"active_energy", "tap_counter", "tap_weight"} <= fields.keys():
-            rows.append(
-                tuple(float(fields[k].rstrip("i")) for k in ("active_energy", "tap_counter", "tap_weight"))
+            energy, count, weight = (
+                float(fields[k].rstrip("i")) for k in ("active_energy", "tap_counter", "tap_weight")
             )
-    boundaries = [b for a, b in pairwise(rows) if b[1] != a[1]]
-    return [(number(b[0] - a[0]), number(b[2])) for a, b in pairwise(boundaries)]
+            rows.append((int(ts), energy, count, weight))
+    return [(number(energy), number(weight)) for _, energy, weight in closed_taps(rows)]
 
 
 def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numbers(tmp_path: Path) -> None:
@@ -59,7 +57,7 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
     assert "Traceback" not in result.stderr
     assert result.stdout.startswith("simulator: 10 device(s), speed x1200")
     assert "latest transitions:" in result.stdout and "FIRING" in result.stdout  # the live view
-    assert set(sectors_in_buffer(data / "plantwatch-buffer.sqlite")) == SECTORS
+    assert set(sectors_in_buffer(data / "plantwatch-buffer.sqlite")) == set(get_args(Sector))
 
     firing = []
     for path in sorted((data / "plantwatch-outbox" / "pending").glob("*.eml")):
@@ -74,7 +72,7 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
         text = mail.get_content()  # type: ignore[attr-defined]
         energy, weight = re.search(r"^= ([\d,.]+) kWh / ([\d,.]+) t", text, re.MULTILINE).groups()  # type: ignore[union-attr]
         device = re.search(r"^Device: (\S+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
-        assert (energy, weight) in closed_taps(data, device), (subject, energy, weight)
+        assert (energy, weight) in taps_in_buffer(data, device), (subject, energy, weight)
         ratio = float(energy.replace(",", "")) / float(weight.replace(",", ""))
         assert ratio == pytest.approx(float(value.replace(",", "")), rel=1e-3)  # both sides rounded
     assert "mail: " in result.stdout and " in the outbox" in result.stdout

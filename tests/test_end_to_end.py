@@ -9,40 +9,23 @@ are recomputed here from the raw readings InfluxDB holds, not taken from plantwa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
-from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from plantwatch.alerts.targets.catalogue import load_catalogue
+from tests.alert_helpers import closed_taps, number
+from tests.conftest import GRAFANA_TOKEN as TOKEN
 from tests.conftest import free_port
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.processes import start_plantwatch, stop, wait_for_port
 from tests.services.smtp import SmtpServer
 
-TOKEN = "glsa_e2e_token"
 SPEED = 1200  # a 2-hour tap every 6 s
 # Seed 1 makes tap 2 light (7.43 t, ~8,075 kWh/t: a breach) and tap 4 heavy (8.29 t, ~7,240 kWh/t).
 SEED = 1
-
-
-@pytest.fixture
-def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path / "smtp", users={"plantwatch": "mail-s3cret"}, starttls=True)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def grafana() -> Iterator[GrafanaApi]:
-    api = GrafanaApi(TOKEN)
-    api.start()
-    yield api
-    api.stop()
 
 
 def taps_from_influx(influxdb: InfluxDBServer, db: str) -> list[tuple[int, float, float]]:
@@ -51,13 +34,7 @@ def taps_from_influx(influxdb: InfluxDBServer, db: str) -> list[tuple[int, float
         "SELECT active_energy, tap_counter, tap_weight FROM saf WHERE device = 'saf-1'", db
     )
     rows = [(int(t), e, c, w) for t, e, c, w in series["values"] if None not in (e, c, w)]
-    boundaries = [b for a, b in pairwise(rows) if b[2] != a[2]]
-    return [(b[0] // 10**6, b[1] - a[1], b[3]) for a, b in pairwise(boundaries)]
-
-
-def number(value: float) -> str:
-    """As the mail prints it: thousands separators, at most two decimals."""
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return [(ts // 10**6, energy, weight) for ts, energy, weight in closed_taps(rows)]
 
 
 def wait_until(check: object, seconds: float) -> None:

@@ -12,10 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from plantwatch.collector.decoding import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
 from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
-from plantwatch.config.roles import Role
+from plantwatch.config.roles import Role, Sector
 
 Table = Literal["holding", "input", "coil", "discrete"]
-Sector = Literal["ferroalloy", "cement", "aluminium", "steel", "polysilicon", "emissions"]
 BIT_TABLES = frozenset({"coil", "discrete"})
 # Most registers / bits one read request may carry (Modbus application protocol 1.1b3, 6.1-6.4).
 MAX_REGISTERS_PER_READ = 125

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plantwatch.config.roles import Role
+from plantwatch.config.roles import Role, Sector
 
 PayloadFormat = Literal["json", "value", "sparkplug_b"]
 FieldType = Literal["float", "int", "bool", "string"]
@@ -58,7 +58,7 @@ class MqttDeviceMap(_Strict):
 
     model: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     description: str
-    sector: Literal["ferroalloy", "cement", "aluminium", "steel", "polysilicon", "emissions"]
+    sector: Sector
     product: str | None = None
     protocol: Literal["mqtt"]
     source: str | None = None

@@ -1,8 +1,12 @@
-"""The closed vocabulary of register roles: what the alert service uses each value for."""
+"""The closed vocabularies of maps: register roles (what the alert service uses each value for)
+and sectors."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
+
+Sector = Literal["ferroalloy", "cement", "aluminium", "steel", "polysilicon", "emissions"]
 
 
 class Role(StrEnum):
