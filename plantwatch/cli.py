@@ -443,7 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=parse_duration, default=2.0, help="live view refresh, default 2s")
     p.add_argument("--influx-url", help="write to this InfluxDB (v1 /write API) instead of only buffering")
     p.add_argument("--influx-database", default="plant", help="with --influx-url, default plant")
-    p.add_argument("--mqtt-url", help="publish the readings bus to this broker, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument(
+        "--mqtt-url",
+        help="publish the readings bus to this MQTT 5 broker, e.g. mqtt://127.0.0.1:1883 "
+        "(default: an embedded amqtt broker on a free port)",
+    )
     p.add_argument("--smtp", help="HOST:PORT of a mail catcher (no TLS); default: mail stays in the outbox")
     p.set_defaults(func=cmd_demo, log_level_default="WARNING")
     return parser

@@ -1,5 +1,6 @@
-"""`plantwatch demo`: the sample plant (every sector) against the simulator, collector and alert
-service in one process, with a live view of every device's KPI against its target."""
+"""`plantwatch demo`: the sample plant (every sector) against the simulator, an MQTT broker, the
+collector and the alert service in one process, with a live view of every device's KPI against
+its target."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ import yaml
 
 from plantwatch.alerts.service import AlertService
 from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.collector.mqtt.bus import TOPIC_PREFIX
 from plantwatch.collector.service import collect
 from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.embedded_broker import PROTOCOL_VERSION, EmbeddedBroker
 from plantwatch.simulator.server import servers_for_plant
 
 SAMPLE = Path(__file__).parent / "collector" / "modbus" / "sample.plant.yaml"
@@ -41,7 +44,7 @@ class DemoOptions:
     refresh: float = 2.0
     influx_url: str | None = None
     influx_database: str = "plant"
-    mqtt_url: str | None = None
+    mqtt_url: str | None = None  # None: an embedded broker on a free loopback port
     smtp: str | None = None  # host:port, no TLS (a local mail catcher)
 
 
@@ -63,8 +66,10 @@ def demo_config(options: DemoOptions) -> dict[str, Any]:
     config["buffer"] = {"path": "plantwatch-buffer.sqlite"}
     if options.influx_url:
         config["influx"] = {"url": options.influx_url, "api": "v1", "database": options.influx_database}
-    if options.mqtt_url:
-        config["mqtt"] = {"url": options.mqtt_url, "client_id": f"plantwatch-demo-{os.getpid()}"}
+    config["mqtt"] = {"url": options.mqtt_url, "client_id": f"plantwatch-demo-{os.getpid()}"}
+    if not options.mqtt_url:
+        config["mqtt"]["url"] = f"mqtt://127.0.0.1:{_free_port()}"
+        config["mqtt"]["protocol_version"] = PROTOCOL_VERSION
     alerts = config.setdefault("alerts", {})
     alerts.setdefault("recipients", RECIPIENTS)
     if options.smtp:
@@ -144,6 +149,16 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, 
             f"simulator: {sum(len(s.devices) for s in servers)} device(s), speed x{options.speed:g}; "
             f"data in {options.data_dir}\n"
         )
+        mqtt = plant.config.mqtt
+        assert mqtt is not None
+        broker = "broker"
+        if not options.mqtt_url:
+            url = urlsplit(mqtt.url)
+            assert url.hostname is not None and url.port is not None
+            await stack.enter_async_context(EmbeddedBroker(url.hostname, url.port))
+            broker = f"embedded broker (amqtt, MQTT {PROTOCOL_VERSION})"
+        out.write(f"mqtt: {broker} at {mqtt.url}; readings bus on {TOPIC_PREFIX}/{plant.config.plant.id}/+\n")
+        out.flush()
         if options.duration is not None:
             asyncio.get_running_loop().call_later(options.duration, stop.set)
 

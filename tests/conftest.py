@@ -1,4 +1,4 @@
-"""Shared fixtures: free ports, live register-bank servers, shipped maps, InfluxDB, Mosquitto, an SMTP
+"""Shared fixtures: free ports, live register-bank servers, shipped maps, InfluxDB, Mosquitto, amqtt, an SMTP
 server with STARTTLS and AUTH, and the Grafana API stand-in."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 from plantwatch.config.device_map import DeviceMap, load_device_map, shipped_maps_dir
 from plantwatch.simulator.server import SimulatorServer
 from tests.modbus_bank import LoopThread, RegisterBank
+from tests.services.amqtt_broker import AmqttServer
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
@@ -115,6 +116,15 @@ def influx(tmp_path: Path) -> Iterator[InfluxDBServer]:
 def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
     """A Mosquitto of the test's own, on a free port with its own persistence directory."""
     server = MosquittoServer(tmp_path / "mosquitto")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def amqtt_broker() -> Iterator[AmqttServer]:
+    """plantwatch's embedded amqtt broker (MQTT 3.1.1) on a free port."""
+    server = AmqttServer()
     server.start()
     yield server
     server.stop()

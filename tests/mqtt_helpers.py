@@ -9,6 +9,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.services.amqtt_broker import AmqttServer
 from tests.services.mosquitto import MosquittoServer
 
 
@@ -16,7 +17,7 @@ class MqttTestClient:
     """A paho client for tests: QoS 1 publishes that wait for PUBACK, and a message log."""
 
     def __init__(
-        self, broker: MosquittoServer, client_id: str, *, user: tuple[str, str] | None = None
+        self, broker: MosquittoServer | AmqttServer, client_id: str, *, user: tuple[str, str] | None = None
     ) -> None:
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
         if user:
@@ -102,7 +103,7 @@ devices:
 {devices}influx: {{url: "{influx_url}", api: v1, database: plant, flush_interval: 200ms,
          shutdown_timeout: 20s}}
 buffer: {{path: buffer.sqlite, dead_letter: dead.jsonl}}
-mqtt: {{url: "{broker_url}", client_id: pw-test}}
+mqtt: {{url: "{broker_url}", client_id: pw-test{mqtt_extra}}}
 """
     )
     return config

@@ -1,4 +1,5 @@
-"""`plantwatch alerts` on the readings bus: a real Mosquitto, the service as a subprocess."""
+"""`plantwatch alerts` on the readings bus: a real Mosquitto (MQTT 5) or the embedded amqtt broker
+(MQTT 3.1.1), the service as a subprocess."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from plantwatch.alerts.bus_input import BusMessageError, result_from_bus
 from plantwatch.collector.mqtt.bus import bus_payload, bus_topic
 from tests.alert_helpers import HOUR_NS, T0, result
 from tests.mqtt_helpers import MqttTestClient
+from tests.services.amqtt_broker import AmqttServer
 from tests.services.mosquitto import MosquittoServer
 from tests.services.processes import start_plantwatch, stop
 
@@ -29,16 +31,24 @@ def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
             result_from_bus(bad)
 
 
+@pytest.mark.parametrize(
+    ("server", "version", "subscription"),
+    [
+        ("broker", "5", "reading $share/plantwatch-alerts/plantwatch/v1/works/+"),  # Mosquitto
+        ("amqtt_broker", "3.1.1", "reading plantwatch/v1/works/+"),  # no shared subscriptions
+    ],
+)
 def test_alerts_service_reads_the_bus_and_writes_the_breach_email_to_the_outbox(
-    broker: MosquittoServer, tmp_path: Path
+    server: str, version: str, subscription: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    broker: MosquittoServer | AmqttServer = request.getfixturevalue(server)
     config = tmp_path / "plant.yaml"
     config.write_text(
         f"""
 plant: {{id: works, name: Works}}
 devices:
   - {{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}}
-mqtt: {{url: "{broker.url}", client_id: alerts-test}}
+mqtt: {{url: "{broker.url}", client_id: alerts-test, protocol_version: "{version}"}}
 alerts:
   recipients: [{{name: Duty, email: duty@eco.example, lang: en}}]
 """
@@ -70,5 +80,5 @@ alerts:
     )
     assert "= 69,000 kWh / 8 t" in mail.get_content()  # type: ignore[attr-defined]
     log = (tmp_path / "alerts.log").read_text()
-    assert "$share/plantwatch-alerts/plantwatch/v1/works/+" in log
+    assert subscription in log and f"(MQTT {version}, new session)" in log
     assert "not a readings-bus message" in log

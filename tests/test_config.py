@@ -229,3 +229,16 @@ def test_mqtt_readme_embeds_its_sample_and_the_sample_is_valid() -> None:
     plant = parse_plant_config(data, "plant.yaml", REPO)
     assert plant.config.mqtt is not None and plant.config.mqtt.session_expiry == 86400
     assert [plant.maps[d.id].model for d in plant.config.devices] == ["cems_json", "furnace_sparkplug"]
+
+
+@pytest.mark.parametrize(
+    ("written", "version"), [("", "5"), ("protocol_version: 5", "5"), ("protocol_version: 3.1.1", "3.1.1")]
+)
+def test_mqtt_protocol_version_as_yaml_writes_it(written: str, version: str) -> None:
+    import yaml
+
+    from plantwatch.config.plant import parse_plant_config
+
+    text = f"plant: {{id: works, name: Works}}\nmqtt:\n  url: mqtt://127.0.0.1:1883\n  {written}\n"
+    plant = parse_plant_config(yaml.safe_load(text), "plant.yaml", REPO)
+    assert plant.config.mqtt is not None and plant.config.mqtt.protocol_version == version

@@ -1,63 +1,119 @@
-"""`plantwatch demo` headless, as a newcomer runs it: every sector, a breach mailed, a clean exit."""
+"""`plantwatch demo` headless, as a newcomer runs it: every sector, the readings bus on the embedded
+broker, a breach mailed, a clean exit."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import get_args
+from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from plantwatch.alerts.bus_input import result_from_bus
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.config.roles import Sector
 from plantwatch.demo import sectors_in_buffer
 from tests.alert_helpers import closed_taps, number
-from tests.test_cli import plantwatch
+from tests.services.processes import wait_for_log
 
 
-def taps_in_buffer(data_dir: Path, device: str) -> list[tuple[str, str]]:
-    """(energy, weight) of every closed tap of `device`, from the raw readings in the buffer, as
-    the mail prints them."""
+def device_points(data_dir: Path) -> dict[tuple[str, int], dict[str, str]]:
+    """Field values as line protocol wrote them, per (device, timestamp), from the demo's buffer
+    (plantwatch's own measurements left out)."""
     buffer = DurableBuffer(data_dir / "plantwatch-buffer.sqlite")
     batch = buffer.read(10**9)
     buffer.close()
     assert batch is not None
-    rows = []
+    points: dict[tuple[str, int], dict[str, str]] = {}
     for line in batch.lines:
         series, _, rest = line.partition(" ")
-        if not series.startswith("saf,") or f",device={device}," not in series + ",":
+        tags = dict(t.split("=", 1) for t in series.split(",")[1:])
+        if series.startswith("plantwatch_") or "device" not in tags:
             continue
         field_set, _, ts = rest.rpartition(" ")
         fields = dict(f.split("=", 1) for f in field_set.split(","))
-        if {"active_energy", "tap_counter", "tap_weight"} <= fields.keys():
+        points.setdefault((tags["device"], int(ts)), {}).update(fields)
+    return points
+
+
+def taps_in_buffer(points: dict[tuple[str, int], dict[str, str]], device: str) -> list[tuple[str, str]]:
+    """(energy, weight) of every closed tap of `device`, from the raw readings, as the mail prints them."""
+    rows = []
+    for (name, ts), fields in sorted(points.items()):
+        if name == device and {"active_energy", "tap_counter", "tap_weight"} <= fields.keys():
             energy, count, weight = (
                 float(fields[k].rstrip("i")) for k in ("active_energy", "tap_counter", "tap_weight")
             )
-            rows.append((int(ts), energy, count, weight))
+            rows.append((ts, energy, count, weight))
     return [(number(energy), number(weight)) for _, energy, weight in closed_taps(rows)]
+
+
+class BusListener:
+    """A paho MQTT 3.1.1 subscriber on the demo's embedded broker, keeping every message."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="demo-bus-test")
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic, qos=1)
+        address = urlsplit(url)
+        assert address.hostname == "127.0.0.1" and address.port is not None
+        self.client.connect(address.hostname, address.port)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numbers(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    result = plantwatch(
-        "demo",
-        "--duration",
-        "40s",
-        "--speed",
-        "1200",
-        "--refresh",
-        "5s",
-        "--data-dir",
-        str(data),
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout.startswith("simulator: 10 device(s), speed x1200")
-    assert "latest transitions:" in result.stdout and "FIRING" in result.stdout  # the live view
+    stdout, stderr = tmp_path / "demo.out", tmp_path / "demo.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        command = ["demo", "--duration", "40s", "--speed", "1200", "--refresh", "5s", "--data-dir", str(data)]
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "plantwatch", *command],
+            stdout=out,
+            stderr=err,
+        )
+    try:
+        wait_for_log(stdout, "readings bus on")
+        broker = re.search(
+            r"^mqtt: embedded broker \(amqtt, MQTT 3\.1\.1\) at (\S+);", stdout.read_text(), re.M
+        )
+        assert broker, stdout.read_text()
+        bus = BusListener(broker.group(1), "plantwatch/v1/demo-works/+")
+        returncode = demo.wait(120)
+        bus.close()
+    finally:
+        demo.kill()
+    out_text, err_text = stdout.read_text(), stderr.read_text()
+    assert returncode == 0, err_text
+    assert "Traceback" not in err_text
+    assert out_text.startswith("simulator: 10 device(s), speed x1200")
+    assert "latest transitions:" in out_text and "FIRING" in out_text  # the live view
     assert set(sectors_in_buffer(data / "plantwatch-buffer.sqlite")) == set(get_args(Sector))
+
+    # the readings bus went through the embedded broker: every device, values as committed
+    points = device_points(data)
+    devices = {topic.rsplit("/", 1)[1] for topic, _ in bus.messages}
+    assert devices == {device for device, _ in points} and len(devices) == 10
+    compared = 0
+    for _, payload in bus.messages:
+        message = result_from_bus(payload)
+        for reading in message.readings:
+            if reading.quality == "good" and isinstance(reading.value, float):
+                line_value = points[(message.device, reading.timestamp_ns)][reading.field]
+                assert float(line_value) == reading.value, (message.device, reading.field)
+                compared += 1
+    assert compared > 1000
 
     firing = []
     for path in sorted((data / "plantwatch-outbox" / "pending").glob("*.eml")):
@@ -72,7 +128,7 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
         text = mail.get_content()  # type: ignore[attr-defined]
         energy, weight = re.search(r"^= ([\d,.]+) kWh / ([\d,.]+) t", text, re.MULTILINE).groups()  # type: ignore[union-attr]
         device = re.search(r"^Device: (\S+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
-        assert (energy, weight) in taps_in_buffer(data, device), (subject, energy, weight)
+        assert (energy, weight) in taps_in_buffer(points, device), (subject, energy, weight)
         ratio = float(energy.replace(",", "")) / float(weight.replace(",", ""))
         assert ratio == pytest.approx(float(value.replace(",", "")), rel=1e-3)  # both sides rounded
-    assert "mail: " in result.stdout and " in the outbox" in result.stdout
+    assert "mail: " in out_text and " in the outbox" in out_text

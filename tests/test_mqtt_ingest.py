@@ -8,12 +8,16 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.mqtt_helpers import MqttTestClient, mqtt_plant
+from tests.services.amqtt_broker import AmqttServer
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
 from tests.services.processes import start_plantwatch, stop, wait_for_log
 
 BASE_MS = 1_764_000_000_000
+MQTT_3_1_1 = ", protocol_version: '3.1.1'"  # mqtt_plant(mqtt_extra=...)
 
 
 def cems_message(seq: int, dust: object = 31.5) -> str:
@@ -207,3 +211,71 @@ def test_broker_and_collector_restarts_lose_no_accepted_message(
     assert seqs == list(range(sent))  # every message the broker accepted, none twice (same time, same point)
     assert sent == 700
     assert "resumed session" in (tmp_path / "c2.log").read_text()
+
+
+def test_mqtt_3_1_1_on_the_embedded_amqtt_broker_reaches_influxdb_and_the_readings_bus(
+    amqtt_broker: AmqttServer, influx: InfluxDBServer, tmp_path: Path
+) -> None:
+    config = mqtt_plant(tmp_path, amqtt_broker.url, influx.url, mqtt_extra=MQTT_3_1_1)
+    listener = MqttTestClient(amqtt_broker, "bus-listener")
+    listener.subscribe("plantwatch/v1/works/#")
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
+    wait_for_log(tmp_path / "c.log", "MQTT connected")
+    time.sleep(0.3)
+    device = MqttTestClient(amqtt_broker, "cems-logger")
+    for seq in range(30):
+        device.publish("plants/works/north/cems/stack-1/data", cems_message(seq, dust=20.0 + seq))
+    bus = listener.wait_for(30, timeout=20)
+    wait_until(lambda: len(dust_points(influx, "stack-1")) >= 30, timeout=20)
+    assert stop(collect) == 0
+    device.close()
+    listener.close()
+
+    points = dust_points(influx, "stack-1")
+    assert [(p[1], p[2]) for p in points] == [(20.0 + seq, seq) for seq in range(30)]
+    bus_dust = [json.loads(m.payload)["fields"]["dust"]["value"] for m in bus]
+    assert bus_dust == [20.0 + seq for seq in range(30)]
+    connected = f"MQTT connected to 127.0.0.1:{amqtt_broker.port} (MQTT 3.1.1, new session)"
+    assert connected in (tmp_path / "c.log").read_text()
+
+
+@pytest.mark.parametrize(("clean_start", "kept"), [(False, 40), (True, 20)])
+def test_mqtt_3_1_1_session_keeps_what_arrives_while_the_collector_is_away_unless_clean(
+    clean_start: bool, kept: int, broker: MosquittoServer, influx: InfluxDBServer, tmp_path: Path
+) -> None:
+    """3.1.1 has no session expiry: `clean_start` becomes the CONNECT's clean-session flag."""
+    extra = MQTT_3_1_1 + (", clean_start: true" if clean_start else "")
+    config = mqtt_plant(tmp_path, broker.url, influx.url, mqtt_extra=extra)
+    topic = "plants/works/north/cems/stack-1/data"
+    device = MqttTestClient(broker, "cems-logger")
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c1.log")
+    wait_for_log(tmp_path / "c1.log", "MQTT connected")
+    time.sleep(0.3)
+    for seq in range(20):
+        device.publish(topic, cems_message(seq))
+    wait_until(lambda: len(dust_points(influx, "stack-1")) >= 20, timeout=20)
+    assert stop(collect) == 0
+    for seq in range(20, 40):  # nobody subscribed: only a kept session queues these
+        device.publish(topic, cems_message(seq))
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c2.log")
+    wait_for_log(tmp_path / "c2.log", "MQTT connected")
+    wait_until(lambda: len(dust_points(influx, "stack-1")) >= kept, timeout=20)
+    time.sleep(1)  # and nothing more comes
+    assert stop(collect) == 0
+    device.close()
+    assert [p[2] for p in dust_points(influx, "stack-1")] == list(range(kept))
+    session = "new session" if clean_start else "resumed session"
+    assert f"(MQTT 3.1.1, {session})" in (tmp_path / "c2.log").read_text()
+
+
+def test_an_mqtt_5_collector_on_a_3_1_1_only_broker_says_what_to_set(
+    amqtt_broker: AmqttServer, influx: InfluxDBServer, tmp_path: Path
+) -> None:
+    config = mqtt_plant(tmp_path, amqtt_broker.url, influx.url)  # protocol_version defaults to 5
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
+    wait_for_log(tmp_path / "c.log", "needs `mqtt.protocol_version: 3.1.1`", timeout=30)
+    assert collect.poll() is None  # still running, still retrying
+    assert stop(collect) == 0
+    log = (tmp_path / "c.log").read_text()
+    assert f"MQTT 127.0.0.1:{amqtt_broker.port} gave no answer to CONNECT" in log
+    assert "MQTT connected" not in log

@@ -1,4 +1,4 @@
-"""`plantwatch alerts`: the alert service fed by the readings bus over MQTT (shared subscription)."""
+"""`plantwatch alerts`: the alert service fed by the readings bus over MQTT (shared subscription on v5)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ async def run_alerts(plant: Plant) -> None:
     service = AlertService(plant, write_lines=buffer.append if buffer else None)
     tasks.append(asyncio.create_task(service.run(stop)))
     plant_id = plant.config.plant.id
-    share = f"$share/{plant.config.alerts.share_group}/{TOPIC_PREFIX}/{plant_id}/+"
+    topic = f"{TOPIC_PREFIX}/{plant_id}/+"
+    if mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no shared groups
+        topic = f"$share/{plant.config.alerts.share_group}/{topic}"
     connection: MqttConnection
 
     def on_message(message: mqtt.MQTTMessage) -> None:
@@ -74,14 +76,14 @@ async def run_alerts(plant: Plant) -> None:
         mqtt_config,
         client_id=f"{mqtt_config.client_id or f'plantwatch-{plant_id}'}-alerts",
         base_dir=base,
-        subscriptions=[share],
+        subscriptions=[topic],
         on_message=on_message,
     )
     log.info(
         "alerts: %d rule(s) on %d device(s), reading %s",
         len(service.rules),
         len(service.engine.calculators),
-        share,
+        topic,
     )
     try:
         async with connection:

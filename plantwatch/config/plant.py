@@ -203,10 +203,18 @@ class MqttConfig(Strict):
     cert_file: str | None = None
     key_file: str | None = None
     qos: Literal[0, 1] = 1
+    # 5, or 3.1.1 for brokers without MQTT 5 (amqtt, older gateways): no session expiry (the
+    # broker keeps a persistent session as long as it likes) and no shared subscriptions
+    protocol_version: Literal["5", "3.1.1"] = "5"
     clean_start: bool = False  # keep the session: the broker queues messages while we are down
-    session_expiry: Duration = 86400.0
+    session_expiry: Duration = 86400.0  # MQTT 5 only
     max_payload: Size = 262_144
     publish_readings: bool = True  # republish every reading to plantwatch/v1/<plant>/<device>
+
+    @field_validator("protocol_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value  # `protocol_version: 5` in YAML
 
     @model_validator(mode="after")
     def _check_tls(self) -> MqttConfig:

@@ -1,4 +1,5 @@
-"""One paho-mqtt 2.x connection run on the asyncio event loop: MQTT 5, persistent session, manual acks."""
+"""One paho-mqtt 2.x connection run on the asyncio event loop: MQTT 5 (or 3.1.1), persistent session,
+manual acks."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = (1.0, 30.0)  # seconds: first retry, cap (doubling in between)
 KEEPALIVE = 30  # seconds
+CONNACK_TIMEOUT = 10.0  # seconds from the TCP connect to the broker's answer to CONNECT
 READS_PER_WAKEUP = 64  # packets read per readable event before yielding to the loop
 
 
@@ -36,8 +38,8 @@ class MqttConnection:
     paho's own thread: messages, acks and publishes then never cross threads, which doubled
     the rate a manually acknowledging subscriber keeps up with (docs/performance.md).
     Subscriptions are (re)made on every connect. With `clean_start: false` and a session expiry
-    the broker keeps our subscriptions and queues QoS 1 messages while we are away; each
-    message is acknowledged only by `ack()`.
+    (MQTT 5), or `clean_session=False` (3.1.1), the broker keeps our subscriptions and queues
+    QoS 1 messages while we are away; each message is acknowledged only by `ack()`.
     """
 
     def __init__(
@@ -61,11 +63,20 @@ class MqttConnection:
             parts.hostname or "127.0.0.1",
             parts.port or (8883 if parts.scheme == "mqtts" else 1883),
         )
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
+        self.mqtt5 = config.protocol_version == "5"
+        if self.mqtt5:  # the session is chosen per connect (clean_start, expiry)
+            self.client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=MQTTProtocolVersion.MQTTv5,
+            )
+        else:  # 3.1.1: the session is chosen once, per client
+            self.client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=MQTTProtocolVersion.MQTTv311,
+                clean_session=config.clean_start,
+            )
         self.client.manual_ack_set(True)
         user = secret(config.username_env)
         if user is not None:
@@ -85,6 +96,8 @@ class MqttConnection:
         self.client.on_socket_unregister_write = self._on_unregister_write
         self._was_connected = False
         self._closing = False
+        self._outage = OutageLog(log)
+        self._answered = asyncio.Event()  # this attempt got a CONNACK, accepting or refusing
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- socket plumbing: paho calls these from the loop, or from the connect worker thread ---
@@ -134,34 +147,55 @@ class MqttConnection:
 
     async def _connect_forever(self) -> None:
         """Connect; after every disconnection reconnect, backing off from 1 s to 30 s."""
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = int(self.config.session_expiry)
-        delay, outage = RECONNECT_DELAY[0], OutageLog(log)
+        session: dict[str, Any] = {}
+        if self.mqtt5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = int(self.config.session_expiry)
+            session = {"clean_start": self.config.clean_start, "properties": properties}
+        delay = RECONNECT_DELAY[0]
         while not self._closing:
             self._disconnected.clear()
+            self._answered.clear()
             try:
                 await self._loop.run_in_executor(
                     None,
-                    lambda: self.client.connect(
-                        self.host,
-                        self.port,
-                        keepalive=KEEPALIVE,
-                        clean_start=self.config.clean_start,
-                        properties=properties,
-                    ),
+                    lambda: self.client.connect(self.host, self.port, keepalive=KEEPALIVE, **session),
                 )
             except (OSError, ValueError) as exc:
-                outage.failure("MQTT %s:%d not reachable (%s); retrying", self.host, self.port, exc)
+                self._outage.failure("MQTT %s:%d not reachable (%s); retrying", self.host, self.port, exc)
             else:
-                outage.recovered("MQTT %s:%d reachable again", self.host, self.port)
+                if not await self._answer_or_close():
+                    self.client.disconnect()  # a silent broker: close the socket and try again
                 await self._disconnected.wait()
                 if self.connected.is_set():
                     delay = RECONNECT_DELAY[0]  # it was up: start the backoff again
+                elif not self._answered.is_set() and not self._closing:
+                    self._outage.failure(
+                        "MQTT %s:%d gave no answer to CONNECT%s; retrying",
+                        self.host,
+                        self.port,
+                        " (a broker that speaks only MQTT 3.1.1 needs `mqtt.protocol_version: 3.1.1`)"
+                        if self.mqtt5
+                        else "",
+                    )
                 self.connected.clear()
             if self._closing:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_DELAY[1])
+
+    async def _answer_or_close(self) -> bool:
+        """Wait for the CONNACK or the socket's close; False if neither came within CONNACK_TIMEOUT."""
+        waits = [
+            asyncio.ensure_future(self._answered.wait()),
+            asyncio.ensure_future(self._disconnected.wait()),
+        ]
+        done, pending = await asyncio.wait(
+            waits, timeout=CONNACK_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        for wait in pending:
+            wait.cancel()
+        return bool(done)
 
     # --- MQTT events, all on the event loop ---
 
@@ -174,16 +208,19 @@ class MqttConnection:
             log.exception("MQTT: failed to handle a message on %s; it stays unacknowledged", message.topic)
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
+        self._answered.set()
         if reason.is_failure:
-            log.error("MQTT %s:%d refused the connection: %s", self.host, self.port, reason)
+            self._outage.failure("MQTT %s:%d refused the connection: %s", self.host, self.port, reason)
             return
+        self._outage.recovered("MQTT %s:%d accepts the connection again", self.host, self.port)
         if self.subscriptions:
             client.subscribe([(topic, self.config.qos) for topic in self.subscriptions])
         resumed = getattr(flags, "session_present", False)
         log.info(
-            "MQTT connected to %s:%d (%s session), %d subscription(s)",
+            "MQTT connected to %s:%d (MQTT %s, %s session), %d subscription(s)",
             self.host,
             self.port,
+            self.config.protocol_version,
             "resumed" if resumed else "new",
             len(self.subscriptions),
         )
