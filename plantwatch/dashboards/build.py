@@ -20,6 +20,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableRefresh,
 )
 
+from plantwatch.alerts.notifiers.grafana import plant_tag
 from plantwatch.alerts.service import ALERT_MEASUREMENT, KPI_MEASUREMENT
 from plantwatch.alerts.targets.catalogue import load_catalogue
 from plantwatch.collector.influx.line_protocol import (
@@ -372,7 +373,11 @@ def alerts() -> dashboard.Dashboard:
             .enable(True)
             .icon_color("red")
             .target(
-                dashboard.AnnotationTarget().type("tags").tags(["plant:$plant"]).match_any(False).limit(500)
+                dashboard.AnnotationTarget()
+                .type("tags")
+                .tags([plant_tag("$plant")])
+                .match_any(False)
+                .limit(500)
             )
         )
         .with_panel(

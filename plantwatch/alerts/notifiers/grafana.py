@@ -20,6 +20,11 @@ from plantwatch.config.secrets import secret
 log = logging.getLogger(__name__)
 
 
+def plant_tag(plant: str) -> str:
+    """The annotation tag naming the plant; the alerts dashboard filters on it (with `$plant`)."""
+    return f"plant:{plant}"
+
+
 class GrafanaNotifier:
     """Annotation calls go through grafana-client; failed ones wait in the state store."""
 
@@ -42,7 +47,7 @@ class GrafanaNotifier:
                 "time": alert.window_start_ns // 10**6,
                 "text": subject(transition, self.plant, "en"),
                 "tags": [
-                    f"plant:{self.plant}",
+                    plant_tag(self.plant),
                     f"device:{alert.device}",
                     f"indicator:{rule.id}",
                     f"severity:{alert.severity}",
