@@ -66,10 +66,12 @@ def demo_config(options: DemoOptions) -> dict[str, Any]:
     config["buffer"] = {"path": "plantwatch-buffer.sqlite"}
     if options.influx_url:
         config["influx"] = {"url": options.influx_url, "api": "v1", "database": options.influx_database}
-    config["mqtt"] = {"url": options.mqtt_url, "client_id": f"plantwatch-demo-{os.getpid()}"}
+    config["mqtt"] = {
+        "url": options.mqtt_url or f"mqtt://127.0.0.1:{_free_port()}",
+        "client_id": f"plantwatch-demo-{os.getpid()}",
+    }
     if not options.mqtt_url:
-        config["mqtt"]["url"] = f"mqtt://127.0.0.1:{_free_port()}"
-        config["mqtt"]["protocol_version"] = PROTOCOL_VERSION
+        config["mqtt"]["protocol_version"] = PROTOCOL_VERSION  # the embedded broker's
     alerts = config.setdefault("alerts", {})
     alerts.setdefault("recipients", RECIPIENTS)
     if options.smtp:
