@@ -3,7 +3,6 @@ server with STARTTLS and AUTH, and the Grafana API stand-in."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +18,6 @@ from tests.services.mosquitto import MosquittoServer
 from tests.services.smtp import SmtpServer
 
 GRAFANA_TOKEN = "glsa_test_token"  # what the `grafana` stand-in accepts
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

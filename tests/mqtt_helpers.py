@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.services.amqtt_broker import AmqttServer
-from tests.services.mosquitto import MosquittoServer
+
+class Broker(Protocol):
+    """What a test client needs of a broker (MosquittoServer, AmqttServer): its loopback port, and
+    its CA when it speaks TLS."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def certs(self) -> Mapping[str, Path]: ...
 
 
 class MqttTestClient:
     """A paho client for tests: QoS 1 publishes that wait for PUBACK, and a message log."""
 
-    def __init__(
-        self, broker: MosquittoServer | AmqttServer, client_id: str, *, user: tuple[str, str] | None = None
-    ) -> None:
+    def __init__(self, broker: Broker, client_id: str, *, user: tuple[str, str] | None = None) -> None:
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
         if user:
             self.client.username_pw_set(*user)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.services.processes import wait_for_port
+from tests.services.processes import free_port, wait_for_port
 
 REPO = Path(__file__).parent.parent
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.services.influx_proxy import InfluxProxy
 from tests.services.influxdb import InfluxDBServer
-from tests.services.processes import start_plantwatch, stop, wait_for_port
+from tests.services.processes import free_port, start_plantwatch, stop, wait_for_port
 
 DEVICES = [("saf-1", "saf_ferrosilicon", "active_power"), ("stack-1", "dust_cems", "dust")]
 

@@ -30,10 +30,9 @@ from plantwatch.dashboards.files import (
 from plantwatch.dashboards.influxql import DATASOURCE_UID
 from plantwatch.dashboards.push import PushError, push_dashboards
 from plantwatch.simulator.history import history
-from tests.conftest import free_port
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
-from tests.services.processes import start_plantwatch, stop, wait_for_port
+from tests.services.processes import free_port, start_plantwatch, stop, wait_for_port
 from tests.test_cli import plantwatch
 
 REPO = Path(__file__).parent.parent

@@ -6,21 +6,22 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import get_args
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from plantwatch.alerts.bus_input import result_from_bus
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.config.roles import Sector
 from plantwatch.demo import sectors_in_buffer
 from tests.alert_helpers import closed_taps, number
+from tests.mqtt_helpers import MqttTestClient
 from tests.services.processes import wait_for_log
 
 
@@ -55,22 +56,12 @@ def taps_in_buffer(points: dict[tuple[str, int], dict[str, str]], device: str) -
     return [(number(energy), number(weight)) for _, energy, weight in closed_taps(rows)]
 
 
-class BusListener:
-    """A paho MQTT 3.1.1 subscriber on the demo's embedded broker, keeping every message."""
+@dataclass(frozen=True)
+class PrintedBroker:
+    """The demo's embedded broker, at the address the demo printed (no TLS)."""
 
-    def __init__(self, url: str, topic: str) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="demo-bus-test")
-        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
-        self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic, qos=1)
-        address = urlsplit(url)
-        assert address.hostname == "127.0.0.1" and address.port is not None
-        self.client.connect(address.hostname, address.port)
-        self.client.loop_start()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    port: int
+    certs: Mapping[str, Path] = field(default_factory=dict)
 
 
 def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numbers(tmp_path: Path) -> None:
@@ -89,7 +80,10 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
             r"^mqtt: embedded broker \(amqtt, MQTT 3\.1\.1\) at (\S+);", stdout.read_text(), re.M
         )
         assert broker, stdout.read_text()
-        bus = BusListener(broker.group(1), "plantwatch/v1/demo-works/+")
+        address = urlsplit(broker.group(1))
+        assert address.hostname == "127.0.0.1" and address.port is not None
+        bus = MqttTestClient(PrintedBroker(address.port), "demo-bus-test")
+        bus.subscribe("plantwatch/v1/demo-works/+")
         returncode = demo.wait(120)
         bus.close()
     finally:
@@ -103,11 +97,11 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
 
     # the readings bus went through the embedded broker: every device, values as committed
     points = device_points(data)
-    devices = {topic.rsplit("/", 1)[1] for topic, _ in bus.messages}
+    devices = {message.topic.rsplit("/", 1)[1] for message in bus.received}
     assert devices == {device for device, _ in points} and len(devices) == 10
     compared = 0
-    for _, payload in bus.messages:
-        message = result_from_bus(payload)
+    for received in bus.received:
+        message = result_from_bus(received.payload)
         for reading in message.readings:
             if reading.quality == "good" and isinstance(reading.value, float):
                 line_value = points[(message.device, reading.timestamp_ns)][reading.field]

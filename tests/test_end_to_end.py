@@ -17,10 +17,9 @@ import pytest
 from plantwatch.alerts.targets.catalogue import load_catalogue
 from tests.alert_helpers import closed_taps, number
 from tests.conftest import GRAFANA_TOKEN as TOKEN
-from tests.conftest import free_port
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
-from tests.services.processes import start_plantwatch, stop, wait_for_port
+from tests.services.processes import free_port, start_plantwatch, stop, wait_for_port
 from tests.services.smtp import SmtpServer
 
 SPEED = 1200  # a 2-hour tap every 6 s

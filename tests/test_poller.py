@@ -17,7 +17,8 @@ from plantwatch.config.plant import DeviceConfig
 from plantwatch.simulator.device import SimulatedDevice
 from plantwatch.simulator.server import SimulatorServer
 from plantwatch.simulator.signals import Integral, Level
-from tests.conftest import BankServer, free_port
+from tests.conftest import BankServer
+from tests.services.processes import free_port
 from tests.test_modbus_types import one_register_map, poll
 
 

@@ -8,8 +8,9 @@ from collections import defaultdict
 from plantwatch.collector.reading import PollResult
 from plantwatch.collector.scheduler import Collector, build_pollers
 from plantwatch.config.plant import Plant, parse_plant_config
-from tests.conftest import BankServer, free_port
+from tests.conftest import BankServer
 from tests.modbus_bank import LoopThread
+from tests.services.processes import free_port
 
 
 def plant_from(devices: list[dict[str, object]]) -> Plant:

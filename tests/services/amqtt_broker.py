@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import socket
+from pathlib import Path
 
 from plantwatch.embedded_broker import EmbeddedBroker
 from tests.modbus_bank import LoopThread
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.services.processes import free_port
 
 
 class AmqttServer:
@@ -19,8 +14,8 @@ class AmqttServer:
     either; no TLS, no users, and nothing kept across a restart."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
-        self.certs: dict[str, object] = {}
+        self.port = free_port()
+        self.certs: dict[str, Path] = {}  # no TLS
         self._broker = EmbeddedBroker("127.0.0.1", self.port)
         self._loop: LoopThread | None = None
 

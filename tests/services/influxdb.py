@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -12,11 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.services.processes import free_port
 
 
 class InfluxDBServer:
@@ -28,8 +23,8 @@ class InfluxDBServer:
             raise RuntimeError("influxd not found: apt-get install influxdb (.ci/run does)")
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.http_port = _free_port()
-        self.rpc_port = _free_port()
+        self.http_port = free_port()
+        self.rpc_port = free_port()
         self.config = root / "influxdb.conf"
         self.config.write_text(
             f"""reporting-enabled = false

@@ -13,11 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.services.processes import free_port
 
 
 def make_certificates(folder: Path) -> dict[str, Path]:
@@ -92,7 +88,7 @@ class MosquittoServer:
             raise RuntimeError("mosquitto not found: apt-get install mosquitto (.ci/run does)")
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         lines = [
             f"listener {self.port} 127.0.0.1",
             "persistence true",

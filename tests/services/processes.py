@@ -9,6 +9,13 @@ import time
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_for_port(port: int, deadline: float = 15) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:

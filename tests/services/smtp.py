@@ -11,7 +11,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.services.mosquitto import _free_port, make_certificates
+from tests.services.mosquitto import make_certificates
+from tests.services.processes import free_port
 
 
 class Inbox:
@@ -34,7 +35,7 @@ class SmtpServer:
         self.root = root
         self.users = users
         self.inbox = Inbox()
-        self.port = _free_port()
+        self.port = free_port()
         self.certs = make_certificates(root / "certs") if starttls else {}
         self.controller: Controller | None = None
 
