@@ -3,9 +3,11 @@
 FROM python:3.11-slim
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-run.lock ./
 COPY plantwatch ./plantwatch
-RUN pip install --no-cache-dir . && useradd --system --create-home plantwatch \
+# The versions the suite ran with (scripts/lock), then plantwatch itself.
+RUN pip install --no-cache-dir --no-deps -r requirements-run.lock . && pip check \
+    && useradd --system --create-home plantwatch \
     && mkdir -p /data && chown plantwatch /data
 USER plantwatch
 VOLUME ["/data"]

@@ -14,37 +14,22 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from plantwatch.alerts.bus_input import run_alerts
-from plantwatch.alerts.state import StateStore
-from plantwatch.alerts.targets.catalogue import resolve_targets
-from plantwatch.collector.errors import CollectorError
-from plantwatch.collector.modbus.poller import ModbusDevicePoller
-from plantwatch.collector.modbus.transport import ModbusBus
-from plantwatch.collector.reading import PollResult, Reading
-from plantwatch.collector.scheduler import Collector
-from plantwatch.collector.service import collect
-from plantwatch.config.alerts import AlertsConfig
-from plantwatch.config.device_map import DeviceMap, load_device_map, map_not_found, resolve_map
-from plantwatch.config.mqtt_map import MqttDeviceMap
-from plantwatch.config.plant import (
-    DeviceConfig,
-    Plant,
-    load_plant_config,
-    parse_endpoint,
-)
-from plantwatch.config.problems import ConfigError, Problem
-from plantwatch.config.secrets import SecretError
 from plantwatch.config.units import parse_duration
-from plantwatch.config.validate import validate_paths
-from plantwatch.dashboards.files import load_dashboards, stale_dashboards, write_dashboards
-from plantwatch.dashboards.push import PushError, push_dashboards
-from plantwatch.demo import DemoOptions, run_demo, sectors_in_buffer
-from plantwatch.simulator.server import servers_for_plant
+
+if TYPE_CHECKING:  # each command imports what it needs when it runs, so `--help` starts fast
+    from plantwatch.collector.reading import PollResult, Reading
+    from plantwatch.collector.scheduler import Collector
+    from plantwatch.config.device_map import DeviceMap
+    from plantwatch.config.plant import Plant
 
 log = logging.getLogger("plantwatch")
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_VALUES = 0, 1, 3
+EXIT_BROKEN_PIPE = 128 + 13  # as a process killed by SIGPIPE
+# The long-running services log at INFO by default; every other command at WARNING.
+SERVICES = {"collect": "INFO", "run": "INFO", "alerts": "INFO"}
 
 
 def sample_plant_path() -> Path:
@@ -73,17 +58,23 @@ def readings_table(readings: Sequence[Reading]) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate maps and plant configs; one line per problem."""
+    from plantwatch.config.validate import validate_paths
+
     files, problems = validate_paths([Path(p) for p in args.paths])
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} problem(s) in {len(files)} file(s)", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {len(files)} file(s)")
         return EXIT_INVALID
-    print(f"{len(files)} file(s) valid", file=sys.stderr)
+    print(f"{len(files)} file(s) valid")
     return EXIT_OK
 
 
 async def _probe(args: argparse.Namespace, device_map: DeviceMap) -> PollResult:
+    from plantwatch.collector.modbus.poller import ModbusDevicePoller
+    from plantwatch.collector.modbus.transport import ModbusBus
+    from plantwatch.config.plant import DeviceConfig
+
     device = DeviceConfig(
         id="probe",
         map=device_map.model,
@@ -101,6 +92,9 @@ async def _probe(args: argparse.Namespace, device_map: DeviceMap) -> PollResult:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """Read every register of a map once from one device."""
+    from plantwatch.config.device_map import DeviceMap, load_device_map, map_not_found, resolve_map
+    from plantwatch.config.plant import parse_endpoint
+
     try:
         parse_endpoint(args.url)
     except ValueError as exc:
@@ -133,6 +127,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 async def _serve(plant: Plant, seed: int, speed: float, duration: float | None) -> None:
+
+    from plantwatch.simulator.server import servers_for_plant
+
     async with contextlib.AsyncExitStack() as stack:
         for server in servers_for_plant(plant, seed=seed, speed=speed):
             await stack.enter_async_context(server)
@@ -145,6 +142,8 @@ async def _serve(plant: Plant, seed: int, speed: float, duration: float | None) 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve every TCP device of a plant config from the simulator."""
+    from plantwatch.config.plant import load_plant_config
+
     plant = load_plant_config(Path(args.config))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(plant, args.seed, args.speed, args.duration))
@@ -178,6 +177,9 @@ def _print_result(result: PollResult, as_json: bool) -> None:
 
 
 async def _poll(plant: Plant, duration: float | None, as_json: bool) -> Collector:
+
+    from plantwatch.collector.scheduler import Collector
+
     async with Collector(plant, lambda result: _print_result(result, as_json)) as collector:
         await asyncio.sleep(duration if duration is not None else float("inf"))
     return collector
@@ -191,6 +193,9 @@ def _summary(collector: Collector, elapsed: float) -> str:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     """Poll every device of a plant config on its interval and print the readings."""
+    from plantwatch.config.mqtt_map import MqttDeviceMap
+    from plantwatch.config.plant import load_plant_config
+
     plant = load_plant_config(Path(args.config))
     mqtt_devices = [d.id for d in plant.devices_of(MqttDeviceMap)]
     if mqtt_devices:
@@ -207,6 +212,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Every sector simulated, collected and alerted on in one process, with a live view."""
+    from plantwatch.demo import DemoOptions, run_demo, sectors_in_buffer
+
     options = DemoOptions(
         data_dir=Path(args.data_dir),
         seed=args.seed,
@@ -231,6 +238,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     """Poll devices into the durable buffer and forward it to InfluxDB until SIGINT/SIGTERM;
     `run` adds the alert service in the same process."""
+    from plantwatch.collector.errors import CollectorError
+    from plantwatch.collector.service import collect
+    from plantwatch.config.plant import load_plant_config
+    from plantwatch.config.problems import ConfigError, Problem
+    from plantwatch.config.secrets import SecretError
+
     path = Path(args.config)
     plant = load_plant_config(path)
     if plant.config.influx is None:
@@ -254,6 +267,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """The alert service alone, reading the readings bus over MQTT."""
+    from plantwatch.alerts.bus_input import run_alerts
+    from plantwatch.config.plant import load_plant_config
+    from plantwatch.config.problems import ConfigError, Problem
+    from plantwatch.config.secrets import SecretError
+
     path = Path(args.config)
     plant = load_plant_config(path)
     if plant.config.mqtt is None:
@@ -270,14 +288,17 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def cmd_targets(args: argparse.Namespace) -> int:
     """List the plan targets (with a plant's overrides) and where each comes from."""
+    from plantwatch.alerts.targets.catalogue import resolve_targets
+    from plantwatch.config.alerts import AlertsConfig
+    from plantwatch.config.plant import load_plant_config
+
     if args.config:
         plant = load_plant_config(Path(args.config))
         targets = resolve_targets(plant.config.alerts, args.config)
     else:
         targets = resolve_targets(AlertsConfig(), "catalogue")
     if args.json:
-        rows = [{k: v for k, v in t.__dict__.items() if k != "numerator"} for t in targets]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json.dumps([t.as_json() for t in targets], ensure_ascii=False, indent=2))
         return EXIT_OK
     for t in targets:
         value = "plant must set" if t.value is None else f"{t.comparator} {t.value:g} {t.unit}"
@@ -290,6 +311,9 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def cmd_silence(args: argparse.Namespace) -> int:
     """Add, list or end silences in the alert service's state file."""
+    from plantwatch.alerts.state import StateStore
+    from plantwatch.config.plant import load_plant_config
+
     plant = load_plant_config(Path(args.config))
     base = plant.path.parent if plant.path else Path.cwd()
     store = StateStore(base / plant.config.alerts.state)
@@ -329,6 +353,9 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
     """Regenerate or check the committed dashboard JSON, or push it to Grafana."""
+    from plantwatch.dashboards.files import load_dashboards, stale_dashboards, write_dashboards
+    from plantwatch.dashboards.push import PushError, push_dashboards
+
     if args.action == "build":
         if args.check:
             problems = stale_dashboards()
@@ -361,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default=None,
-        help="DEBUG, INFO, WARNING or ERROR (default: INFO for collect, else WARNING)",
+        help=f"DEBUG, INFO, WARNING or ERROR (default: INFO for {', '.join(SERVICES)}; WARNING otherwise)",
     )
+    parser.set_defaults(log_level_default="WARNING")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check device maps and plant configs")
@@ -396,16 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="poll devices into InfluxDB through the durable buffer")
     p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
     p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
-    p.set_defaults(func=cmd_collect, log_level_default="INFO")
+    p.set_defaults(func=cmd_collect, log_level_default=SERVICES["collect"])
 
     p = sub.add_parser("run", help="collect and the alert service in one process")
     p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
     p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
-    p.set_defaults(func=cmd_collect, log_level_default="INFO")
+    p.set_defaults(func=cmd_collect, log_level_default=SERVICES["run"])
 
     p = sub.add_parser("alerts", help="the alert service alone, on the readings bus over MQTT")
     p.add_argument("--config", required=True, help="plant.yaml with an `mqtt` section")
-    p.set_defaults(func=cmd_alerts, log_level_default="INFO")
+    p.set_defaults(func=cmd_alerts, log_level_default=SERVICES["alerts"])
 
     p = sub.add_parser("targets", help="list the plan targets and their sources")
     p.add_argument("--config", help="plant.yaml: apply its alerts.targets overrides")
@@ -449,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: an embedded amqtt broker on a free port)",
     )
     p.add_argument("--smtp", help="HOST:PORT of a mail catcher (no TLS); default: mail stays in the outbox")
-    p.set_defaults(func=cmd_demo, log_level_default="WARNING")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -463,13 +491,20 @@ def _sim_options(p: argparse.ArgumentParser, speed: float = 1.0) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `plantwatch` console script."""
     args = build_parser().parse_args(argv)
-    level = (args.log_level or getattr(args, "log_level_default", "WARNING")).upper()
+    level = (args.log_level or args.log_level_default).upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("pymodbus", "apscheduler"):  # they log every request / job run at INFO
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from plantwatch.config.problems import ConfigError
+
     try:
         return args.func(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # The reader went away (`plantwatch targets | head -1`): stop quietly, as Unix tools do.
+        # Python would complain again when it flushes stdout at exit, so point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

@@ -95,6 +95,14 @@ def influx_db(influxdb: InfluxDBServer, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def plant_influx(influxdb: InfluxDBServer) -> InfluxDBServer:
+    """The session's InfluxDB with database `plant` emptied, for tests that never stop InfluxDB."""
+    influxdb.query('DROP DATABASE "plant"')
+    influxdb.create_database("plant")
+    return influxdb
+
+
+@pytest.fixture
 def influx(tmp_path: Path) -> Iterator[InfluxDBServer]:
     """An InfluxDB of the test's own (with database `plant`), for tests that stop and start it."""
     server = InfluxDBServer(tmp_path / "influxdb")

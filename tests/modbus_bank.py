@@ -8,8 +8,11 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import pytest
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
+
+from plantwatch.collector.reading import Reading
 
 T = TypeVar("T")
 SIZE = 2048  # registers (and bits) per table
@@ -105,3 +108,14 @@ class LoopThread:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+
+
+def assert_values_match(readings: list[Reading], expected: dict[str, object]) -> None:
+    """Each reading has the value the simulator computed: numbers within register rounding
+    (scale 0.1 → 0.05), everything else (strings such as a CEMS data flag, booleans) exactly."""
+    for reading in readings:
+        want = expected[reading.field]
+        if isinstance(want, int | float) and not isinstance(want, bool):
+            assert reading.value == pytest.approx(want, rel=1e-6, abs=0.05), reading.field
+        else:
+            assert reading.value == want, reading.field

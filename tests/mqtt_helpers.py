@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.waiting import wait_until
+
+SUBSCRIBED = "MQTT subscribed to"  # a plantwatch log line: the broker acknowledged its subscriptions
 
 
 class Broker(Protocol):
@@ -27,6 +30,7 @@ class MqttTestClient:
     """A paho client for tests: QoS 1 publishes that wait for PUBACK, and a message log."""
 
     def __init__(self, broker: Broker, client_id: str, *, user: tuple[str, str] | None = None) -> None:
+        self.client_id = client_id
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
         if user:
             self.client.username_pw_set(*user)
@@ -34,7 +38,9 @@ class MqttTestClient:
             self.client.tls_set(ca_certs=str(broker.certs["ca"]))
         self.received: list[mqtt.MQTTMessage] = []
         self._lock = threading.Lock()
+        self._subscribed: set[int] = set()  # message ids of SUBSCRIBEs the broker acknowledged
         self.client.on_message = lambda _c, _u, m: self._store(m)
+        self.client.on_subscribe = lambda _c, _u, mid, _r, _p: self._subscribed.add(mid)
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
@@ -44,23 +50,25 @@ class MqttTestClient:
             self.received.append(message)
 
     def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)
-        time.sleep(0.3)
+        """Subscribe and wait for the broker's SUBACK: from then on, nothing on `topic` is missed."""
+        wait_until(self.client.is_connected, 30, f"{self.client_id} connected")
+        _, mid = self.client.subscribe(topic, qos=1)
+        wait_until(lambda: mid in self._subscribed, 30, f"SUBACK for {topic}")
 
     def publish(self, topic: str, payload: bytes | str, *, wait: bool = True) -> None:
         info = self.client.publish(topic, payload, qos=1)
         if wait:
             info.wait_for_publish(timeout=30)
 
-    def wait_for(self, count: int, timeout: float = 30) -> list[mqtt.MQTTMessage]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.received) >= count:
-                    return list(self.received)
-            time.sleep(0.05)
+    def messages(self) -> list[mqtt.MQTTMessage]:
+        """Every message received so far."""
         with self._lock:
             return list(self.received)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[mqtt.MQTTMessage]:
+        """Until at least `count` messages arrived; all of them."""
+        wait_until(lambda: len(self.messages()) >= count, timeout, f"{count} message(s) for {self.client_id}")
+        return self.messages()
 
     def close(self) -> None:
         self.client.disconnect()

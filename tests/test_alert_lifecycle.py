@@ -12,9 +12,11 @@ from tests.alert_helpers import HOUR_NS, T0, target
 MARGIN = 0.02
 
 
+FESI = target("ferroalloy-fesi-unit-power")  # read once: the property tests build rules by the hundred
+
+
 def rule(for_s: float = 0, repeat_s: float = 4 * 3600) -> Rule:
-    t = target("ferroalloy-fesi-unit-power")
-    return Rule(t.id, t, 7800.0, "warning", int(for_s * 1e9), int(repeat_s * 1e9), MARGIN)
+    return Rule(FESI.id, FESI, 7800.0, "warning", int(for_s * 1e9), int(repeat_s * 1e9), MARGIN)
 
 
 def kpi(value: float | None, hour: int, kind: str = "closed") -> KpiValue:

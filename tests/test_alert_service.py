@@ -16,6 +16,7 @@ from tests.conftest import GRAFANA_TOKEN as TOKEN
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.smtp import SmtpServer
+from tests.waiting import wait_until_async
 
 
 @pytest.fixture(autouse=True)
@@ -324,10 +325,11 @@ def test_the_running_service_delivers_mail_and_annotations_in_the_background(
         tap(service, 1, 1000, 2, 8)
         tap(service, 3, 70000, 3, 8)  # fires
         tap(service, 5, 130000, 4, 8)  # 7500: resolves
-        for _ in range(100):
-            if len(smtp.inbox.messages) == 2 and grafana.annotations.get(1, {}).get("timeEnd", 0) > 0:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_async(
+            lambda: len(smtp.inbox.messages) == 2 and grafana.annotations.get(1, {}).get("timeEnd", 0) > 0,
+            10,
+            "both mails sent and the annotation closed",
+        )
         stop.set()
         await running
         assert service.alerts[("saf-1", "ferroalloy-fesi-unit-power")].annotation_id == 1

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -13,10 +12,11 @@ import pytest
 from plantwatch.alerts.bus_input import BusMessageError, result_from_bus
 from plantwatch.collector.mqtt.bus import bus_payload, bus_topic
 from tests.alert_helpers import HOUR_NS, T0, result
-from tests.mqtt_helpers import MqttTestClient
+from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.amqtt_broker import AmqttServer
 from tests.services.mosquitto import MosquittoServer
-from tests.services.processes import start_plantwatch, stop
+from tests.services.processes import start_plantwatch, stop, wait_for_log
+from tests.waiting import wait_until
 
 
 def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
@@ -55,10 +55,7 @@ alerts:
     )
     service = start_plantwatch("alerts", "--config", str(config), log=tmp_path / "alerts.log")
     try:
-        deadline = time.monotonic() + 30
-        while "alerts:" not in (tmp_path / "alerts.log").read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)  # the shared subscription is made right after the log line
+        wait_for_log(tmp_path / "alerts.log", SUBSCRIBED)
         device = MqttTestClient(broker, "collector-stand-in")
         device.publish(bus_topic("works", "saf-1"), b"garbage")  # logged, acknowledged, skipped
         for hour, (energy, taps, weight) in enumerate([(0, 1, 8), (1000, 2, 8), (70000, 3, 8)]):
@@ -66,9 +63,8 @@ alerts:
             message = result("saf-1", ts, active_energy=energy, tap_counter=taps, tap_weight=weight)
             device.publish(bus_topic("works", "saf-1"), bus_payload("works", message))
         pending = tmp_path / "plantwatch-outbox" / "pending"
-        deadline = time.monotonic() + 30
-        while not list(pending.glob("*.eml")) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: list(pending.glob("*.eml")), 30, "a mail in the outbox")
+        wait_for_log(tmp_path / "alerts.log", "not a readings-bus message")
         device.close()
     finally:
         assert stop(service) == 0

@@ -63,8 +63,8 @@ devices:
 def test_validate_ok_and_broken(tmp_path: Path) -> None:
     ok = plantwatch("validate", str(REPO / "device_maps"), str(REPO / "tests" / "cases" / "valid_plant"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout == ""
-    assert "14 file(s) valid" in ok.stderr  # 12 shipped maps, a plant and its local map
+    assert ok.stdout == "14 file(s) valid\n"  # 12 shipped maps, a plant and its local map
+    assert ok.stderr == ""
 
     broken = tmp_path / "saf.yaml"
     broken.write_text(
@@ -77,8 +77,33 @@ def test_validate_ok_and_broken(tmp_path: Path) -> None:
     assert bad.stdout.splitlines() == [
         f"{broken}: registers.0: 'p': `bit` is only legal with type bool in a register table, "
         "not type float32 in table holding",
+        "1 problem(s) in 1 file(s)",
     ]
-    assert "1 problem(s) in 1 file(s)" in bad.stderr
+
+
+def test_targets_json_speaks_the_config_keys_and_a_closed_pipe_is_not_an_error() -> None:
+    listed = plantwatch("targets", "--json")
+    assert listed.returncode == 0, listed.stderr
+    fesi = next(t for t in json.loads(listed.stdout) if t["id"] == "ferroalloy-fesi-unit-power")
+    assert "for" in fesi and "for_" not in fesi  # as `alerts.targets.<id>` spells it
+    assert fesi["numerator"] == [{"role": "energy_counter", "carrier": "electricity"}]
+
+    # `plantwatch targets | head -1` where head has gone: no reader at all, so the first write fails
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plantwatch", "targets"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 141 and err == ""  # as a Unix tool killed by SIGPIPE, without a traceback
+
+
+def test_help_says_which_commands_log_at_info() -> None:
+    from plantwatch.cli import SERVICES
+
+    text = " ".join(plantwatch("--help").stdout.split())
+    assert f"default: INFO for {', '.join(SERVICES)}; WARNING otherwise" in text
+    assert set(SERVICES) == {"collect", "run", "alerts"}  # the long-running services
 
 
 def test_probe_json_reads_scaled_values_with_quality(simulated_plant: tuple[int, int]) -> None:

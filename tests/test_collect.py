@@ -6,11 +6,12 @@ poll of a device writes one point per request, so per device the two counts must
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,8 @@ import pytest
 
 from tests.services.influx_proxy import InfluxProxy
 from tests.services.influxdb import InfluxDBServer
-from tests.services.processes import free_port, start_plantwatch, stop, wait_for_port
+from tests.services.processes import free_port, log_count, start_plantwatch, stop, wait_for_port
+from tests.waiting import wait_until
 
 DEVICES = [("saf-1", "saf_ferrosilicon", "active_power"), ("stack-1", "dust_cems", "dust")]
 
@@ -75,17 +77,45 @@ def last_health_polls(influx: InfluxDBServer) -> int:
     return series["values"][0][1]
 
 
-def run_collect(config: Path, log: Path, *extra: str) -> object:
+def run_collect(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return start_plantwatch("collect", "--config", str(config), "--health-interval", "1s", *extra, log=log)
 
 
+def wait_for_polls(influx: InfluxDBServer, at_least: int, timeout: float = 30) -> None:
+    """Until InfluxDB holds `at_least` polls of every device."""
+    wait_until(
+        lambda: all(polls >= at_least for polls, _ in counts(influx).values()),
+        timeout,
+        f"{at_least} polls of every device in InfluxDB",
+    )
+
+
+def buffered_polls(buffer: Path) -> set[tuple[str, int]]:
+    """(device, time) of every plantwatch_poll line waiting in a buffer file (read-only; the
+    collector may be writing it)."""
+    with contextlib.closing(sqlite3.connect(f"file:{buffer}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT data FROM chunks ORDER BY id").fetchall()
+    lines = [line for (data,) in rows for line in data.split("\n") if line.startswith("plantwatch_poll,")]
+    return {(line.split(",device=")[1].split(",")[0], int(line.rsplit(" ", 1)[1])) for line in lines}
+
+
+def stored_polls(influx: InfluxDBServer) -> set[tuple[str, int]]:
+    """(device, time) of every plantwatch_poll point in InfluxDB."""
+    stored = set()
+    for device, _, _ in DEVICES:
+        for series in influx.query(f"SELECT good FROM plantwatch_poll WHERE device = '{device}'", "plant"):
+            stored |= {(device, row[0]) for row in series["values"]}
+    return stored
+
+
 def test_collect_writes_every_poll_with_tags_and_health(
-    simulator: int, influx: InfluxDBServer, tmp_path: Path
+    simulator: int, plant_influx: InfluxDBServer, tmp_path: Path
 ) -> None:
+    influx = plant_influx
     config = plant_yaml(tmp_path, simulator, influx.url)
     proc = run_collect(config, tmp_path / "collect.log")
-    time.sleep(4)
-    assert stop(proc) == 0  # type: ignore[arg-type]
+    wait_for_polls(influx, 10)
+    assert stop(proc) == 0
     log = (tmp_path / "collect.log").read_text()
     assert "collect: stopped; 0 line(s) left in the buffer" in log
     per_device = counts(influx)
@@ -102,20 +132,29 @@ def test_collect_writes_every_poll_with_tags_and_health(
     assert coil["values"][0][1] is True
 
 
+@pytest.mark.slow
 def test_influxdb_down_for_60_seconds_loses_nothing_and_keeps_order(
     simulator: int, influx: InfluxDBServer, tmp_path: Path
 ) -> None:
     with InfluxProxy(influx.url) as proxy:
         config = plant_yaml(tmp_path, simulator, proxy.url)
         proc = run_collect(config, tmp_path / "collect.log")
-        time.sleep(3)
+        wait_for_polls(influx, 1)
         influx.stop()
-        time.sleep(60)
+        down_since = time.monotonic()
+        wait_until(
+            lambda: (
+                log_count(tmp_path / "collect.log", "InfluxDB is unavailable (503)")
+                or log_count(tmp_path / "collect.log", "cannot reach InfluxDB")
+            ),
+            30,
+            "the collector noticing the outage",
+        )
+        time.sleep(max(0.0, 60 - (time.monotonic() - down_since)))  # the test is about a 60 s outage
         influx.start()
-        time.sleep(5)
-        assert stop(proc) == 0  # type: ignore[arg-type]
+        wait_for_polls(influx, 300, timeout=60)  # 65 s at 200 ms per device, drained
+        assert stop(proc) == 0
     log = (tmp_path / "collect.log").read_text()
-    assert "InfluxDB is unavailable (503)" in log or "cannot reach InfluxDB" in log
     assert "collect: stopped; 0 line(s) left in the buffer" in log
     per_device = counts(influx)
     for polls, data in per_device.values():
@@ -136,35 +175,21 @@ def test_kill_9_then_restart_loses_nothing_accepted(
 ) -> None:
     config = plant_yaml(tmp_path, simulator, influx.url)
     proc = run_collect(config, tmp_path / "collect.log")
-    time.sleep(2)
+    wait_for_polls(influx, 1)
     influx.stop()  # let a backlog build up in the buffer
-    time.sleep(3)
-    os.kill(proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
-    proc.wait(10)  # type: ignore[attr-defined]
-    snapshot = tmp_path / "snapshot.sqlite"
-    shutil.copy(tmp_path / "buffer.sqlite", snapshot)
-    for suffix in ("-wal", "-shm"):
-        if (tmp_path / f"buffer.sqlite{suffix}").exists():
-            shutil.copy(tmp_path / f"buffer.sqlite{suffix}", f"{snapshot}{suffix}")
-    rows = sqlite3.connect(snapshot).execute("SELECT data FROM chunks ORDER BY id")
-    pending = [line for (data,) in rows for line in data.split("\n")]
-    poll_lines = [line for line in pending if line.startswith("plantwatch_poll,")]
-    pending_polls = {
-        (line.split(",device=")[1].split(",")[0], int(line.rsplit(" ", 1)[1])) for line in poll_lines
-    }
-    assert len(pending_polls) >= 20  # a real backlog was accepted but not yet sent
+    buffer = tmp_path / "buffer.sqlite"
+    wait_until(lambda: len(buffered_polls(buffer)) >= 20, 30, "a backlog of 20 polls in the buffer")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    pending_polls = buffered_polls(buffer)  # accepted but not yet sent when the collector died
+    assert len(pending_polls) >= 20
 
     influx.start()
     proc = run_collect(config, tmp_path / "collect2.log")
-    time.sleep(4)
-    assert stop(proc) == 0  # type: ignore[arg-type]
+    wait_until(lambda: pending_polls <= stored_polls(influx), 30, "the backlog in InfluxDB")
+    assert stop(proc) == 0
     log = (tmp_path / "collect2.log").read_text()
     assert "recovered" in log and "unsent line(s) from a previous run" in log
-    stored = set()
-    for device, _, _ in DEVICES:
-        (series,) = influx.query(f"SELECT good FROM plantwatch_poll WHERE device = '{device}'", "plant")
-        stored |= {(device, row[0]) for row in series["values"]}
-    assert pending_polls <= stored
     for polls, data in counts(influx).values():
         assert polls == data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import get_args
 
@@ -9,7 +10,7 @@ import pytest
 
 from plantwatch.config.device_map import DeviceMap, parse_device_map
 from plantwatch.config.plant import parse_endpoint
-from plantwatch.config.problems import ConfigError
+from plantwatch.config.problems import MAX_YAML_BYTES, ConfigError, read_yaml
 from plantwatch.config.roles import Sector
 from plantwatch.config.units import parse_duration
 from plantwatch.config.validate import validate_paths
@@ -242,3 +243,40 @@ def test_mqtt_protocol_version_as_yaml_writes_it(written: str, version: str) -> 
     text = f"plant: {{id: works, name: Works}}\nmqtt:\n  url: mqtt://127.0.0.1:1883\n  {written}\n"
     plant = parse_plant_config(yaml.safe_load(text), "plant.yaml", REPO)
     assert plant.config.mqtt is not None and plant.config.mqtt.protocol_version == version
+
+
+def test_an_alias_bomb_is_rejected_at_once_and_plain_aliases_still_work(tmp_path: Path) -> None:
+    """600 bytes of nested aliases expand to 9**12 values: counted on the composed graph, never built."""
+    levels = ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+    levels += [
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]" for i in range(11)
+    ]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(levels) + "\n", encoding="utf-8")
+    assert bomb.stat().st_size < 700
+    started = time.monotonic()
+    _, problems = validate_paths([bomb])
+    assert time.monotonic() - started < 2  # minutes and gigabytes before the bound
+    assert [p.message.split(" (")[0] for p in problems] == [
+        "expands to more than 200,000 values through anchors and aliases"
+    ]
+
+    shared = tmp_path / "m.yaml"  # anchors as integrators use them: a few, reused
+    shared.write_text(
+        "model: m\ndescription: d\nsector: ferroalloy\nprotocol: modbus\n"
+        "registers:\n  - &power {name: p1, address: 0, type: float32, unit: kW}\n"
+        "  - {<<: *power, name: p2, address: 2}\n",
+        encoding="utf-8",
+    )
+    assert validate_paths([shared])[1] == []
+
+
+def test_a_config_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("# " + "x" * (MAX_YAML_BYTES + 10), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"huge.yaml: [\d,]+ bytes; a config file may have at most"):
+        read_yaml(huge)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 1000, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: invalid YAML: nested too deeply"):
+        read_yaml(deep)

@@ -34,6 +34,7 @@ from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.processes import free_port, start_plantwatch, stop, wait_for_port
 from tests.test_cli import plantwatch
+from tests.waiting import wait_until
 
 REPO = Path(__file__).parent.parent
 SAMPLE = REPO / "plantwatch" / "collector" / "modbus" / "sample.plant.yaml"
@@ -145,11 +146,19 @@ buffer: {{path: buffer.sqlite}}
     wait_for_port(live)
     run = start_plantwatch("run", "--config", str(config), "--health-interval", "1s")
     try:
-        deadline = time.monotonic() + 30
-        while not server.query('SELECT count("buffer_depth") FROM "plantwatch_collector"', "plant"):
-            assert time.monotonic() < deadline, "no health points from plantwatch run"
-            time.sleep(0.5)
-        time.sleep(2)
+        wait_until(
+            lambda: all(
+                len(server.query(q, "plant")) > 0
+                for q in (
+                    'SELECT count("buffer_depth") FROM "plantwatch_collector"',
+                    "SELECT count(last_success_age_s) FROM plantwatch_device WHERE device = 'saf-9'",
+                    "SELECT count(reason) FROM plantwatch_quality WHERE device = 'saf-dead'",
+                    "SELECT count(good) FROM plantwatch_poll WHERE device = 'saf-9'",
+                )
+            ),
+            30,
+            "health, device health, quality and poll points from plantwatch run",
+        )
     finally:
         assert stop(run) == 0
         stop(simulator)
@@ -165,6 +174,8 @@ def interpolate(query: str) -> str:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("dashboards-plant-data")  # one worker builds the 30 simulated hours once
 @pytest.mark.parametrize("uid", sorted(UIDS))
 def test_every_query_returns_rows_from_simulator_data(
     uid: str, plant_data: tuple[InfluxDBServer, str]
@@ -181,6 +192,8 @@ def test_every_query_returns_rows_from_simulator_data(
         assert series and any(s["values"] for s in series), f"{uid}: {title}: no rows for {sent}"
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("dashboards-plant-data")
 def test_sector_compliance_is_energy_over_production_of_the_month(
     plant_data: tuple[InfluxDBServer, str],
 ) -> None:

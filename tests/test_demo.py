@@ -64,6 +64,7 @@ class PrintedBroker:
     certs: Mapping[str, Path] = field(default_factory=dict)
 
 
+@pytest.mark.slow
 def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numbers(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     stdout, stderr = tmp_path / "demo.out", tmp_path / "demo.err"

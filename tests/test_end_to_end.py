@@ -8,7 +8,6 @@ are recomputed here from the raw readings InfluxDB holds, not taken from plantwa
 
 from __future__ import annotations
 
-import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
 from tests.services.processes import free_port, start_plantwatch, stop, wait_for_port
 from tests.services.smtp import SmtpServer
+from tests.waiting import wait_until
 
 SPEED = 1200  # a 2-hour tap every 6 s
 # Seed 1 makes tap 2 light (7.43 t, ~8,075 kWh/t: a breach) and tap 4 heavy (8.29 t, ~7,240 kWh/t).
@@ -36,19 +36,11 @@ def taps_from_influx(influxdb: InfluxDBServer, db: str) -> list[tuple[int, float
     return [(ts // 10**6, energy, weight) for ts, energy, weight in closed_taps(rows)]
 
 
-def wait_until(check: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"not within {seconds}s")
-
-
 def subjects(inbox: list[EmailMessage]) -> list[str]:
     return [str(m["Subject"]).strip() for m in inbox]
 
 
+@pytest.mark.slow
 def test_furnace_above_target_mails_the_regulator_and_closes_the_annotation(
     tmp_path: Path,
     smtp: SmtpServer,
@@ -84,8 +76,14 @@ alerts:
     run = start_plantwatch("run", "--config", str(config), log=tmp_path / "run.log")
     try:
         # Breach at tap 2, recovery by tap 4 (or 3): about 25 s of wall time.
-        wait_until(lambda: any(s.startswith("[RESOLVED]") for s in subjects(smtp.inbox.messages)), 90)
-        wait_until(lambda: any("timeEnd" in body for _, _, body in grafana.requests[1:]), 30)
+        wait_until(
+            lambda: any(s.startswith("[RESOLVED]") for s in subjects(smtp.inbox.messages)),
+            90,
+            "the RESOLVED mail",
+        )
+        wait_until(
+            lambda: any("timeEnd" in body for _, _, body in grafana.requests[1:]), 30, "the annotation closed"
+        )
     finally:
         assert stop(run) == 0, (tmp_path / "run.log").read_text()
         stop(simulator)

@@ -16,6 +16,7 @@ from plantwatch.collector.influx.writers import WriteError, make_writer
 from plantwatch.config.plant import InfluxConfig
 from tests.services.influx_proxy import InfluxProxy
 from tests.services.influxdb import InfluxDBServer
+from tests.waiting import wait_until_async
 
 
 def lines(n: int, start: int = 0) -> list[str]:
@@ -84,11 +85,11 @@ def run_forwarder(buffer: DurableBuffer, forwarder: Forwarder, until_empty: floa
     async def run() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(forwarder.run(stop))
-        deadline = time.monotonic() + until_empty
-        while buffer.depth and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
+        try:
+            await wait_until_async(lambda: buffer.depth == 0, until_empty, "the buffer drained")
+        finally:
+            stop.set()
+            await task
 
     asyncio.run(run())
 
@@ -164,9 +165,8 @@ def test_outage_keeps_everything_and_drains_in_order(
                         influx.stop()
                     if chunk == 15:
                         influx.start()
-                    await asyncio.sleep(0.1)
-                while buffer.depth:
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.1)  # arrivals spread over 2 s: the outage is in the middle
+                await wait_until_async(lambda: buffer.depth == 0, 60, "the buffer drained")
                 stop.set()
                 await task
 

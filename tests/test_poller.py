@@ -18,6 +18,7 @@ from plantwatch.simulator.device import SimulatedDevice
 from plantwatch.simulator.server import SimulatorServer
 from plantwatch.simulator.signals import Integral, Level
 from tests.conftest import BankServer
+from tests.modbus_bank import assert_values_match
 from tests.services.processes import free_port
 from tests.test_modbus_types import one_register_map, poll
 
@@ -236,5 +237,4 @@ def test_rtu_framing_over_tcp(loop_thread: object, shipped_maps: dict[str, Devic
     result = loop_thread.run(run())  # type: ignore[attr-defined]
     expected = sim.values(1234.0)
     assert result.ok
-    for reading in result.readings:
-        assert reading.value == pytest.approx(expected[reading.field], rel=1e-6, abs=0.05), reading.field
+    assert_values_match(result.readings, expected)

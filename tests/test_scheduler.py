@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 
 from plantwatch.collector.reading import PollResult
 from plantwatch.collector.scheduler import Collector, build_pollers
@@ -11,20 +12,35 @@ from plantwatch.config.plant import Plant, parse_plant_config
 from tests.conftest import BankServer
 from tests.modbus_bank import LoopThread
 from tests.services.processes import free_port
+from tests.waiting import wait_until_async
 
 
 def plant_from(devices: list[dict[str, object]]) -> Plant:
     return parse_plant_config({"plant": {"id": "p", "name": "P"}, "devices": devices}, "plant.yaml", None)  # type: ignore[arg-type]
 
 
+Results = dict[str, list[PollResult]]
+
+
 def run_collector(
-    loop_thread: LoopThread, plant: Plant, seconds: float
-) -> tuple[dict[str, list[PollResult]], Collector]:
-    results: dict[str, list[PollResult]] = defaultdict(list)
+    loop_thread: LoopThread,
+    plant: Plant,
+    *,
+    seconds: float | None = None,
+    until: Callable[[Results], bool] | None = None,
+    timeout: float = 30,
+) -> tuple[Results, Collector]:
+    """Run a Collector for `seconds` (a test about timing), or `until` its results satisfy a
+    condition (any other test)."""
+    results: Results = defaultdict(list)
 
     async def run() -> Collector:
         async with Collector(plant, lambda r: results[r.device].append(r)) as collector:
-            await asyncio.sleep(seconds)
+            if until is not None:
+                await wait_until_async(lambda: until(results), timeout, "the collector's results")
+            else:
+                assert seconds is not None
+                await asyncio.sleep(seconds)
         return collector
 
     collector = loop_thread.run(run())
@@ -56,7 +72,11 @@ def test_a_dead_device_never_stops_the_live_ones(bank: BankServer) -> None:
             {"id": "refused", "map": "dust_cems", "url": refused, "interval": "200ms", "timeout": "150ms"},
         ]
     )
-    results, collector = run_collector(bank.loop_thread, plant, 4.6)
+    results, collector = run_collector(
+        bank.loop_thread,
+        plant,
+        until=lambda r: len(r["live"]) >= 8 and len(r["silent"]) >= 2 and len(r["refused"]) >= 2,
+    )
 
     live = results["live"]
     assert len(live) >= 8, len(live)
@@ -91,7 +111,7 @@ def test_shared_bus_devices_wait_for_each_other_not_for_the_dead(bank: BankServe
             },
         ]
     )
-    results, _ = run_collector(bank.loop_thread, plant, 1.6)
+    results, _ = run_collector(bank.loop_thread, plant, until=lambda r: len(r["live"]) >= 4)
     assert len(results["live"]) >= 4
     assert all(r.ok for r in results["live"])
 
@@ -112,7 +132,7 @@ def test_a_slow_device_skips_ticks_instead_of_piling_up(bank: BankServer) -> Non
             }
         ]
     )
-    results, collector = run_collector(bank.loop_thread, plant, 3.2)
+    results, collector = run_collector(bank.loop_thread, plant, seconds=3.2)  # polls per time
     polls = len(results["slow"])
     assert 3 <= polls <= 5, polls
     assert collector.skipped["slow"] >= 3

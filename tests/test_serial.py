@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,8 @@ from plantwatch.collector.scheduler import Collector
 from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import parse_plant_config
 from plantwatch.simulator.device import SimulatedDevice
-from tests.modbus_bank import LoopThread
+from tests.modbus_bank import LoopThread, assert_values_match
+from tests.waiting import wait_until, wait_until_async
 
 
 @pytest.fixture
@@ -31,10 +30,7 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
     proc = subprocess.Popen(
         [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"], stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 10
-    while not (a.exists() and b.exists()):
-        assert time.monotonic() < deadline, "socat did not create the pty pair"
-        time.sleep(0.05)
+    wait_until(lambda: a.exists() and b.exists(), 10, "socat creating the pty pair")
     yield str(a), str(b)
     proc.terminate()
     proc.wait(5)
@@ -73,7 +69,9 @@ def test_two_units_share_one_serial_bus(
         try:
             async with Collector(plant, lambda r: results[r.device].append(r)) as collector:
                 assert len(collector.buses) == 1
-                await asyncio.sleep(2.0)
+                await wait_until_async(
+                    lambda: all(len(results[d]) >= 4 for d in ("cems", "kiln")), 10, "4 polls of each unit"
+                )
         finally:
             await server.shutdown()
 
@@ -83,5 +81,4 @@ def test_two_units_share_one_serial_bus(
         assert len(polls) >= 4, (device_id, len(polls))
         assert all(p.ok for p in polls), [r.quality for p in polls for r in p.readings if not r.good]
         expected = sim.values(600.0)
-        for reading in polls[-1].readings:
-            assert reading.value == pytest.approx(expected[reading.field], rel=1e-6, abs=0.05)
+        assert_values_match(polls[-1].readings, expected)

@@ -13,6 +13,7 @@ from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.plant import Plant, parse_plant_config
+from tests.waiting import wait_until_async
 
 
 def plant() -> Plant:
@@ -39,7 +40,7 @@ def test_acknowledged_and_announced_only_after_the_commit(tmp_path: Path) -> Non
         for seq in range(3):
             sink(result(seq), lambda seq=seq: acked.append(seq))
         before = (len(acked), buffer.depth)
-        await asyncio.sleep(0.1)  # the commit timer fires
+        await wait_until_async(lambda: len(acked) == 3, 5, "the commit timer acknowledging")
         return before
 
     assert asyncio.run(run()) == (0, 0)  # nothing acknowledged before it is on disk

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from plantwatch.collector.mqtt.payloads import PayloadError
 from plantwatch.collector.mqtt.sparkplug import REBIRTH_METRIC, Payload, SparkplugTracker, parse
-from tests.mqtt_helpers import MqttTestClient, mqtt_plant
+from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient, mqtt_plant
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
 from tests.services.processes import start_plantwatch, stop, wait_for_log
+from tests.waiting import wait_until
 
 DOUBLE, INT64, UINT64, INT8 = 10, 4, 8, 1
 
@@ -80,15 +80,13 @@ def test_seq_wraps_from_255_to_0() -> None:
     assert tracker.handle("NDATA", "gw", None, payload(0, [])).rebirth is None
 
 
-def test_sparkplug_end_to_end(broker: MosquittoServer, influxdb: InfluxDBServer, tmp_path: Path) -> None:
-    influxdb.query('DROP DATABASE "plant"')
-    influxdb.create_database("plant")
+def test_sparkplug_end_to_end(broker: MosquittoServer, plant_influx: InfluxDBServer, tmp_path: Path) -> None:
+    influxdb = plant_influx
     config = mqtt_plant(tmp_path, broker.url, influxdb.url, sparkplug=True)
     edge = MqttTestClient(broker, "edge-gw1")
     edge.subscribe("spBv1.0/works/NCMD/gw1")
     collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
-    wait_for_log(tmp_path / "c.log", "MQTT connected")  # subscribed
-    time.sleep(0.3)
+    wait_for_log(tmp_path / "c.log", SUBSCRIBED)
     base = "spBv1.0/works/{}/gw1"
     edge.publish(base.format("NBIRTH"), payload(0, []))
     edge.publish(base.format("DBIRTH") + "/saf9", payload(1, BIRTH, timestamp=1_764_000_000_000))
@@ -115,7 +113,11 @@ def test_sparkplug_end_to_end(broker: MosquittoServer, influxdb: InfluxDBServer,
     edge.publish(base.format("DDATA") + "/saf9", b"\x08\x96")  # truncated protobuf
     edge.publish(base.format("DDEATH") + "/saf9", payload(22, []))
     commands = edge.wait_for(1, timeout=10)
-    time.sleep(1.5)
+    wait_until(  # the DDEATH, sent last, is stored: so is everything before it
+        lambda: influxdb.query("SELECT reason FROM plantwatch_quality WHERE device = 'saf-9'", "plant"),
+        20,
+        "the DDEATH's stale points",
+    )
     assert stop(collect) == 0
     edge.close()
 

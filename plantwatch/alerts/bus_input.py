@@ -25,7 +25,7 @@ class BusMessageError(ValueError):
     """A bus message that does not follow the contract in docs/data-model.md."""
 
 
-def result_from_bus(payload: bytes) -> PollResult:
+def result_from_bus(payload: bytes | bytearray) -> PollResult:
     """A readings-bus message back into the result the collector committed."""
     try:
         message = json.loads(payload)

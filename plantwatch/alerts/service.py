@@ -41,19 +41,20 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
             assert target.value is not None
             for_s = alerts.for_ if target.for_ is None else target.for_
             repeat_s = target.repeat or alerts.repeat
-            common = {
-                "for_ns": int(for_s * 1e9),
-                "repeat_ns": int(repeat_s * 1e9),
-                "clear_margin": alerts.clear_margin,
-            }
-            rules[(device, target.id)] = Rule(target.id, target, target.value, target.severity, **common)
+            for_ns, repeat_ns = int(for_s * 1e9), int(repeat_s * 1e9)
+            rules[(device, target.id)] = Rule(
+                target.id, target, target.value, target.severity, for_ns, repeat_ns, alerts.clear_margin
+            )
             if target.early_warning is not None:
                 early = f"{target.id}:early"
+                limit = target.value * target.early_warning
                 rules[(device, early)] = Rule(
-                    early, target, target.value * target.early_warning, "warning", **common
+                    early, target, limit, "warning", for_ns, repeat_ns, alerts.clear_margin
                 )
-    for device in plant.config.devices:
-        rules[(device.id, STALE)] = Rule(STALE, None, None, "warning", 0, int(alerts.repeat * 1e9), 0.0)
+    for device_config in plant.config.devices:
+        rules[(device_config.id, STALE)] = Rule(
+            STALE, None, None, "warning", 0, int(alerts.repeat * 1e9), 0.0
+        )
     return rules
 
 

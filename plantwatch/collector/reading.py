@@ -49,3 +49,8 @@ class PollResult:
     def ok(self) -> bool:
         """True when every value is good."""
         return all(r.good for r in self.readings)
+
+    @property
+    def event_ns(self) -> int:
+        """When the values were measured: the latest reading's time (the start when there is none)."""
+        return max((r.timestamp_ns for r in self.readings), default=self.started_ns)

@@ -64,7 +64,7 @@ class Collector:
             if asyncio.iscoroutine(outcome):
                 await outcome
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._in_flight.discard(task)
 
     def _on_skip(self, event: JobEvent) -> None:
         if event.job_id in self.skipped:

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from plantwatch.alerts.service import AlertService
 from plantwatch.collector.health import HealthReporter
 from plantwatch.collector.influx.buffer import DurableBuffer
 from plantwatch.collector.influx.forwarder import Forwarder, ForwarderStats
@@ -21,6 +21,9 @@ from plantwatch.collector.mqtt.subscriber import MqttSubscriber
 from plantwatch.collector.scheduler import Collector
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.plant import InfluxConfig, MqttConfig, Plant
+
+if TYPE_CHECKING:
+    from plantwatch.alerts.service import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ async def collect(
     health_interval: float = 10.0,
     with_alerts: bool = False,
     stop: asyncio.Event | None = None,
-    view: Callable[[AlertService | None, asyncio.Event], Awaitable[None]] | None = None,
+    view: Callable[[AlertService | None, asyncio.Event], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM (or `stop`); return the number of lines left in the buffer.
 
@@ -134,7 +137,11 @@ async def collect(
         buffer.path,
         buffer.depth,
     )
-    alerts = AlertService(plant, write_lines=buffer.append) if with_alerts else None
+    alerts = None
+    if with_alerts:
+        from plantwatch.alerts.service import AlertService
+
+        alerts = AlertService(plant, write_lines=buffer.append)
     if alerts is not None:
         sink.listeners.append(alerts)
     try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from plantwatch.config.units import Duration, Strict
 
@@ -98,7 +99,7 @@ class AlertsConfig(Strict):
     recipients: list[Recipient] = Field(default_factory=list)
     grafana: GrafanaConfig | None = None
     dashboard_url: str | None = None  # link in emails, e.g. http://grafana:3000/d/plant-overview
-    timezone: str = "Asia/Shanghai"  # for shift, day and month windows
+    timezone: str = "Asia/Shanghai"  # IANA zone of shift, day and month windows and of mail times
     shift_hours: int = Field(default=8, ge=1, le=24)
     for_: Duration | Literal[0] = Field(default=0, alias="for")  # default pending time of a breach
     repeat: Duration = 4 * 3600.0  # a firing alert is sent again after this long
@@ -107,3 +108,12 @@ class AlertsConfig(Strict):
     state: str = "plantwatch-alerts.sqlite"
     outbox: str = "plantwatch-outbox"
     share_group: str = "plantwatch-alerts"  # MQTT 5 shared subscription group of `plantwatch alerts`
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{name!r} is not an IANA time zone such as Asia/Shanghai") from exc
+        return name

@@ -7,12 +7,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from plantwatch.collector.decoding import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
 from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 from plantwatch.config.roles import Role, Sector
+from plantwatch.config.units import Strict
 
 Table = Literal["holding", "input", "coil", "discrete"]
 BIT_TABLES = frozenset({"coil", "discrete"})
@@ -22,17 +23,13 @@ MAX_BITS_PER_READ = 2000
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Counter(_Strict):
+class Counter(Strict):
     """A cumulative counter that wraps to zero after 2**bits - 1."""
 
     bits: Literal[16, 32, 48, 64]
 
 
-class RegisterDefaults(_Strict):
+class RegisterDefaults(Strict):
     """Keys a map's `defaults` may set for every register (all but `name` and `address`)."""
 
     table: Table | None = None
@@ -48,7 +45,7 @@ class RegisterDefaults(_Strict):
     description: str | None = None
 
 
-class Register(_Strict):
+class Register(Strict):
     """One value read from a device: where it lives, how to decode it, what it means."""
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -109,7 +106,7 @@ class Register(_Strict):
         return self.address + self.width
 
 
-class DeviceMap(_Strict):
+class DeviceMap(Strict):
     """A meter model: its identity, sector and register layout."""
 
     model: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")

@@ -5,20 +5,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from plantwatch.config.roles import Role, Sector
+from plantwatch.config.units import Strict
 
 PayloadFormat = Literal["json", "value", "sparkplug_b"]
 FieldType = Literal["float", "int", "bool", "string"]
 PLACEHOLDER = re.compile(r"^\{([a-z][a-z0-9_]*)\}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MqttField(_Strict):
+class MqttField(Strict):
     """One value picked from a payload.
 
     `path` says where: for `json`, a key or dotted path (`data.dust`, `values.0`); for `value`,
@@ -46,14 +43,14 @@ class MqttField(_Strict):
         return self
 
 
-class MqttTimestamp(_Strict):
+class MqttTimestamp(Strict):
     """Where a JSON payload carries its timestamp, and in which form."""
 
     path: str
     format: Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"]
 
 
-class MqttDeviceMap(_Strict):
+class MqttDeviceMap(Strict):
     """A model of MQTT-publishing device (CEMS analyser, meter, edge gateway)."""
 
     model: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,10 +112,19 @@ class DeviceConfig(Strict):
     vars: dict[str, str] = Field(default_factory=dict)  # MQTT topic placeholders, e.g. {group: g1}
     unit: int = Field(default=1, ge=0, le=255)
     interval: Duration = 1.0
-    timeout: Duration = 1.0
+    timeout: Duration = 1.0  # when not given: the smaller of 1 s and `interval`
     jitter: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else parse_duration(v))] = 0.0
     max_insert: int = Field(default=10, ge=0, le=124)
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        """A fast device needs no `timeout` of its own: by default it is min(1 s, interval)."""
+        if isinstance(data, dict) and "timeout" not in data and "interval" in data:
+            with contextlib.suppress(ValueError):  # a bad interval is reported on its own key
+                data = {**data, "timeout": min(1.0, parse_duration(data["interval"]))}
+        return data
 
     @field_validator("url")
     @classmethod
@@ -208,6 +218,7 @@ class MqttConfig(Strict):
     protocol_version: Literal["5", "3.1.1"] = "5"
     clean_start: bool = False  # keep the session: the broker queues messages while we are down
     session_expiry: Duration = 86400.0  # MQTT 5 only
+    connect_timeout: Duration = 10.0  # from the TCP connect to the broker's answer (CONNACK)
     max_payload: Size = 262_144
     publish_readings: bool = True  # republish every reading to plantwatch/v1/<plant>/<device>
 

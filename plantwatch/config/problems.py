@@ -67,16 +67,72 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# Bounds for one config file: far above any real plant or map, far below what hurts. A few hundred
+# bytes of nested aliases ("billion laughs") expand to billions of nodes; they are counted, not built.
+MAX_YAML_BYTES = 4 * 2**20
+MAX_YAML_NODES = 200_000
+
+
 def read_yaml(path: Path) -> Any:
-    """Load one YAML file, turning I/O and syntax errors into a ConfigError naming the file."""
+    """Load one YAML file, turning I/O, syntax and size errors into a ConfigError naming the file."""
     try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(
+                [Problem(str(path), "", f"{size:,} bytes; a config file may have at most {MAX_YAML_BYTES:,}")]
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        problem = Problem(str(path), "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+        raise ConfigError([problem]) from exc
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        nodes = expanded_node_count(node)
+        if nodes > MAX_YAML_NODES:
+            raise ConfigError(
+                [
+                    Problem(
+                        str(path),
+                        "",
+                        f"expands to more than {MAX_YAML_NODES:,} values through anchors and aliases "
+                        "(an alias bomb?); write the values out or split the file",
+                    )
+                ]
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(str(path), "", f"invalid YAML: {where}{reason}")]) from exc
+    except RecursionError as exc:
+        raise ConfigError([Problem(str(path), "", "invalid YAML: nested too deeply")]) from exc
+    finally:
+        loader.dispose()
+
+
+def expanded_node_count(root: yaml.Node, stop_above: int = MAX_YAML_NODES) -> int:
+    """How many nodes the document has once every alias is expanded (stops counting past
+    `stop_above`). Linear in the composed graph: each node's expanded size is computed once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = min(stop_above + 1, 1 + sum(sizes[id(child)] for child in children))
+    return sizes[id(root)]

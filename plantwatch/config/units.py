@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -33,6 +34,8 @@ def parse_duration(value: Any) -> float:
         if not match:
             raise ValueError(f"{value!r} is not a duration like 500ms, 1s, 1m, 2h or 1d")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     return seconds
@@ -58,6 +61,7 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class Strict(BaseModel):
-    """A config section: unknown keys are errors (a typo never silently does nothing), values frozen."""
+    """A config section: unknown keys are errors (a typo never silently does nothing), values frozen,
+    and no number is infinite or NaN (YAML's `.inf` and `.nan`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from tests.services.processes import free_port
+from tests.waiting import wait_until
 
 
 class InfluxDBServer:
@@ -55,17 +55,18 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     def start(self, timeout: float = 30) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([self.binary, "-config", str(self.config)], stdout=log, stderr=log)  # type: ignore[list-item]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"influxd exited: {self.log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as resp:
-                    if resp.status == 204:
-                        return
+                    return resp.status == 204
             except OSError:
-                time.sleep(0.1)
-        raise TimeoutError("influxd did not answer /ping")
+                return False
+
+        wait_until(ready, timeout, f"influxd answering /ping on {self.http_port}")
 
     def stop(self) -> None:
         if self.proc is not None:

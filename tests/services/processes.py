@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -16,14 +17,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, deadline: float = 15) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, timeout: float = 15) -> None:
+    """Until something listens on `port` (a server we started is ready)."""
+    wait_until(lambda: listening(port), timeout, f"something listening on port {port}")
 
 
 def start_plantwatch(*args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
@@ -38,11 +40,11 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
     return proc.wait(timeout)
 
 
-def wait_for_log(path: Path, text: str, timeout: float = 30) -> None:
-    """Until `text` appears in the log file `path` (a process announcing it is ready)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{text!r} not in {path} after {timeout}s")
+def log_count(path: Path, text: str) -> int:
+    """How often `text` appears in the log file `path` so far."""
+    return path.read_text(errors="replace").count(text) if path.exists() else 0
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 30, count: int = 1) -> None:
+    """Until `text` appears `count` times in the log file `path` (a process announcing an event)."""
+    wait_until(lambda: log_count(path, text) >= count, timeout, f"{text!r} {count}x in {path.name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.targets.catalogue import Target
@@ -44,7 +45,7 @@ class DustHourly:
         self._hour_minutes: list[float] = []  # valid minute means of the current hour
         self._recent: deque[tuple[int, float]] = deque()  # (minute start, mean) of valid minutes
 
-    def _valid_value(self, values: dict[str, object], qualities: dict[str, str]) -> float | None:
+    def _valid_value(self, values: Mapping[str, object], qualities: Mapping[str, str]) -> float | None:
         if qualities.get(self.dust) != "good" or values.get(self.dust) is None:
             return None
         if self.flag is not None and values.get(self.flag, NORMAL_FLAG) != NORMAL_FLAG:
@@ -60,7 +61,7 @@ class DustHourly:
         """Feed one reading set; KPI values come out as minutes and hours close."""
         values = {r.field: r.value for r in result.readings}
         qualities = {r.field: r.quality for r in result.readings}
-        ts = result.started_ns
+        ts = result.event_ns
         out: list[KpiValue] = []
         minute = ts - ts % MINUTE_NS
         if self._minute is not None and minute > self._minute:

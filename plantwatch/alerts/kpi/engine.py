@@ -74,7 +74,8 @@ class KpiEngine:
         shift_hours: int,
     ) -> tuple[Calculator | None, str]:
         def one(role: str) -> CounterField | None:
-            return roles.get(role, [None])[0]  # type: ignore[list-item]
+            fields = roles.get(role)
+            return fields[0] if fields else None
 
         if target.kpi == "dust_hourly":
             dust = one("dust_concentration")
@@ -83,7 +84,8 @@ class KpiEngine:
             o2, flag = one("o2"), one("data_flag")
             if o2_reference is not None and o2 is None:
                 return None, "o2_reference is set but the map has no o2 field"
-            return DustHourly(device, target, dust.name, o2 and o2.name, flag and flag.name, o2_reference), ""
+            o2_name, flag_name = (o2.name if o2 else None), (flag.name if flag else None)
+            return DustHourly(device, target, dust.name, o2_name, flag_name, o2_reference), ""
         if target.kpi == "potline_live":
             voltage, efficiency = one("pot_voltage"), one("current_efficiency")
             if voltage is None or efficiency is None:

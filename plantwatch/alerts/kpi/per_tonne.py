@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -102,16 +103,18 @@ class PerTonne:
 
     def update(self, result: PollResult) -> list[KpiValue]:
         """Feed one poll or message; return the KPI values it completes or updates."""
-        values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
-        ts = result.started_ns
+        good = {r.field: r for r in result.readings if r.quality == "good"}
+        values = {name: r.value for name, r in good.items() if r.value is not None}
+        ts = result.event_ns
         energy = 0.0
         for field in self.numerator:
             if field.name in values:
                 step = self.trackers[field.name].step(float(values[field.name]))
                 if step is not None:
                     energy += self._energy(step, field)
-        if self.target.window == "tap":
-            return self._tap(values, ts, energy)
+        if self.target.window == "tap":  # a tap ends when its counter was read
+            counter = good.get(self.tap_counter or "")
+            return self._tap(values, counter.timestamp_ns if counter else ts, energy)
         produced = 0.0
         if self.production is not None and self.production.name in values:
             step = self.trackers[self.production.name].step(float(values[self.production.name]))
@@ -121,7 +124,7 @@ class PerTonne:
             return self._rolling(ts, energy, produced)
         return self._calendar(ts, energy, produced)
 
-    def _tap(self, values: dict[str, object], ts: int, energy: float) -> list[KpiValue]:
+    def _tap(self, values: Mapping[str, object], ts: int, energy: float) -> list[KpiValue]:
         if self._tap_energy is not None:
             self._tap_energy += energy
         count = values.get(self.tap_counter or "")

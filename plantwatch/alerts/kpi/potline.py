@@ -27,6 +27,6 @@ class PotlineLive:
         values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
         if self.voltage not in values or self.efficiency not in values:
             return []
-        value = dc_kwh_per_tonne(float(values[self.voltage]), float(values[self.efficiency]))  # type: ignore[arg-type]
-        ts = result.started_ns
+        value = dc_kwh_per_tonne(float(values[self.voltage]), float(values[self.efficiency]))
+        ts = result.event_ns
         return [KpiValue(self.device, self.target.id, self.target.id, value, ts, ts, "live")]

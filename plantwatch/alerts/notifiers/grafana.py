@@ -7,9 +7,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaException
-
 from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notifiers.message import subject
 from plantwatch.alerts.state import GrafanaCall, StateStore
@@ -29,6 +26,8 @@ class GrafanaNotifier:
     """Annotation calls go through grafana-client; failed ones wait in the state store."""
 
     def __init__(self, config: GrafanaConfig, store: StateStore, plant: str) -> None:
+        from grafana_client import GrafanaApi  # a fifth of a second to import: only when configured
+
         self.config, self.store, self.plant = config, store, plant
         credential: str | tuple[str, str] | None
         if config.username_env:
@@ -69,6 +68,8 @@ class GrafanaNotifier:
         that thread); only the HTTP calls run in a worker thread. `annotation_of(device, rule)`
         is the id the alert keeps. Returns the ids opened, as (device, rule, id), to keep.
         """
+        from grafana_client.client import GrafanaException
+
         opened: list[tuple[str, str, int]] = []
         ids: dict[tuple[str, str], int | None] = {}
         for call in self.store.grafana_calls():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,13 @@ class Target:
     clause: str
     quote: str
     source: str  # "catalogue", "plant" (added) or "catalogue + plant" (overridden)
+
+    def as_json(self) -> dict[str, object]:
+        """The target under the keys a catalogue entry or `alerts.targets.<id>` uses (`for`, not `for_`)."""
+        fields = {("for" if k == "for_" else k): v for k, v in dataclasses.asdict(self).items()}
+        fields["devices"] = list(self.devices) if self.devices is not None else None
+        fields["numerator"] = [term.model_dump() for term in self.numerator]
+        return fields
 
     def holds(self, kpi_value: float, limit: float | None = None) -> bool:
         """True when `kpi_value` meets the target (or `limit` instead of the target's value)."""

@@ -158,7 +158,7 @@ class DurableBuffer:
 
     def read(self, limit: int) -> Batch | None:
         """The oldest whole groups holding up to `limit` lines (at least one group), or None."""
-        rows = []
+        rows: list[tuple[int, int, int, str]] = []
         count = 0
         for row in self._conn.execute("SELECT id, created_ns, lines, data FROM chunks ORDER BY id"):
             if rows and count + row[2] > limit:

@@ -7,9 +7,10 @@ describes the same contract for people.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from plantwatch.collector.reading import GOOD, PollResult, Reading
 
@@ -71,7 +72,12 @@ def _format_str(value: str) -> str:
 
 
 # Literal per exact Python type (bool before int matters, so dispatch on type, not isinstance).
-_FORMATTERS = {bool: lambda v: "true" if v else "false", int: _format_int, float: repr, str: _format_str}
+_FORMATTERS: dict[type, Callable[[Any], str]] = {
+    bool: lambda v: "true" if v else "false",
+    int: _format_int,
+    float: repr,
+    str: _format_str,
+}
 
 
 def format_field_value(value: object) -> str:
@@ -79,7 +85,7 @@ def format_field_value(value: object) -> str:
     formatter = _FORMATTERS.get(type(value))
     if formatter is None:
         return _format_str(str(value))
-    return formatter(value)  # type: ignore[operator]
+    return formatter(value)
 
 
 def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:

@@ -16,9 +16,6 @@ from typing import Literal, Protocol
 from urllib.parse import urlencode
 
 import urllib3
-from influxdb_client import InfluxDBClient
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.rest import ApiException
 
 from plantwatch.collector.errors import CollectorError
 from plantwatch.config.plant import InfluxConfig
@@ -145,6 +142,12 @@ class V2Writer:
 
     def __post_init__(self) -> None:
         cfg = self.config
+        # influxdb-client takes a quarter of a second to import: only v2 outputs pay for it
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        assert cfg.bucket is not None  # InfluxConfig requires it for api v2
+        self._bucket = cfg.bucket
         self.target = f"{cfg.url} bucket {cfg.bucket}"
         token = secret(cfg.token_env)
         user, password = secret(cfg.username_env), secret(cfg.password_env)
@@ -162,10 +165,11 @@ class V2Writer:
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
     def _post(self, lines: list[str]) -> None:
+        from influxdb_client.rest import ApiException
+
         try:
-            self._api.write(
-                bucket=self.config.bucket, org=self.config.org or "-", record=lines, write_precision="ns"
-            )
+            # write_precision defaults to nanoseconds, the precision of every line plantwatch makes
+            self._api.write(bucket=self._bucket, org=self.config.org or "-", record=lines)
         except ApiException as exc:
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
             raise classify(exc.status or 0, body, dict(exc.headers or {})) from exc

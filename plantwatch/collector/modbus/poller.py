@@ -22,7 +22,7 @@ def register_decoder(reg: Register) -> Callable[[Sequence[int] | Sequence[bool]]
     """Decode and scale one register's value from the words (or bits) that hold it."""
     if reg.table in ("coil", "discrete"):
         return lambda bits: bool(bits[0])
-    return compile_decoder(  # type: ignore[return-value]
+    return compile_decoder(
         reg.type,
         reg.byte_order,
         bit=reg.bit,

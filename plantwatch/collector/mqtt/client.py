@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = (1.0, 30.0)  # seconds: first retry, cap (doubling in between)
 KEEPALIVE = 30  # seconds
-CONNACK_TIMEOUT = 10.0  # seconds from the TCP connect to the broker's answer to CONNECT
 READS_PER_WAKEUP = 64  # packets read per readable event before yielding to the loop
 
 
@@ -90,6 +88,7 @@ class MqttConnection:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._receive
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_socket_open = self._on_socket_open
         self.client.on_socket_close = self._on_socket_close
         self.client.on_socket_register_write = self._on_register_write
@@ -111,19 +110,19 @@ class MqttConnection:
     # File descriptors, not socket objects: paho closes the socket right after on_socket_close,
     # possibly before a call handed to the loop from the connect thread runs.
 
-    def _on_socket_open(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+    def _on_socket_open(self, _client: mqtt.Client, _userdata: Any, sock: mqtt.SocketLike) -> None:
         self._in_loop(self._loop.add_reader, sock.fileno(), self._read)
 
-    def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+    def _on_socket_close(self, _client: mqtt.Client, _userdata: Any, sock: mqtt.SocketLike) -> None:
         fd = sock.fileno()
         self._in_loop(self._loop.remove_reader, fd)
         self._in_loop(self._loop.remove_writer, fd)
         self._in_loop(self._disconnected.set)
 
-    def _on_register_write(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+    def _on_register_write(self, _client: mqtt.Client, _userdata: Any, sock: mqtt.SocketLike) -> None:
         self._in_loop(self._loop.add_writer, sock.fileno(), self.client.loop_write)
 
-    def _on_unregister_write(self, _client: mqtt.Client, _userdata: Any, sock: socket.socket) -> None:
+    def _on_unregister_write(self, _client: mqtt.Client, _userdata: Any, sock: mqtt.SocketLike) -> None:
         self._in_loop(self._loop.remove_writer, sock.fileno())
 
     def _read(self) -> None:
@@ -185,13 +184,13 @@ class MqttConnection:
             delay = min(delay * 2, RECONNECT_DELAY[1])
 
     async def _answer_or_close(self) -> bool:
-        """Wait for the CONNACK or the socket's close; False if neither came within CONNACK_TIMEOUT."""
+        """Wait for the CONNACK or the socket's close; False if neither came within connect_timeout."""
         waits = [
             asyncio.ensure_future(self._answered.wait()),
             asyncio.ensure_future(self._disconnected.wait()),
         ]
         done, pending = await asyncio.wait(
-            waits, timeout=CONNACK_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            waits, timeout=self.config.connect_timeout, return_when=asyncio.FIRST_COMPLETED
         )
         for wait in pending:
             wait.cancel()
@@ -214,7 +213,7 @@ class MqttConnection:
             return
         self._outage.recovered("MQTT %s:%d accepts the connection again", self.host, self.port)
         if self.subscriptions:
-            client.subscribe([(topic, self.config.qos) for topic in self.subscriptions])
+            client.subscribe([(topic, int(self.config.qos)) for topic in self.subscriptions])
         resumed = getattr(flags, "session_present", False)
         log.info(
             "MQTT connected to %s:%d (MQTT %s, %s session), %d subscription(s)",
@@ -226,6 +225,25 @@ class MqttConnection:
         )
         self._was_connected = True
         self.connected.set()
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[Any], _props: Any
+    ) -> None:
+        """The broker's answer to our SUBSCRIBE: from here on, messages for these topics reach us."""
+        refused = [
+            f"{topic} ({reason})"
+            for topic, reason in zip(self.subscriptions, reasons, strict=False)
+            if reason.is_failure
+        ]
+        if refused:
+            log.error("MQTT %s:%d refused subscription(s): %s", self.host, self.port, ", ".join(refused))
+        log.info(
+            "MQTT subscribed to %d of %d topic(s) on %s:%d",
+            len(reasons) - len(refused),
+            len(self.subscriptions),
+            self.host,
+            self.port,
+        )
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -248,10 +266,8 @@ class MqttConnection:
             asyncio.create_task(self._connect_forever()),
             asyncio.create_task(self._keepalive()),
         ]
-        try:
-            await asyncio.wait_for(self.connected.wait(), 10)
-        except TimeoutError:
-            log.error("MQTT %s:%d not connected yet; retrying in the background", self.host, self.port)
+        # No waiting for the broker here: polling starts at once and SIGTERM is honoured at once;
+        # QoS 1 publishes wait in paho's queue, and a failed connect is logged by the outage log.
         return self
 
     async def __aexit__(
