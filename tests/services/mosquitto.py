@@ -14,7 +14,6 @@ from pathlib import Path
 from tests.services.processes import free_port, listening
 from tests.waiting import wait_until
 
-
 # P-256 keys: made in a millisecond, where an RSA-2048 key costs a test a good part of a second.
 EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
 
