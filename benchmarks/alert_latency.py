@@ -37,7 +37,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from plantwatch.collector.service import collect
+from plantwatch.app.collect import collect
 from plantwatch.config.plant import load_plant_config
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer

@@ -25,17 +25,17 @@ from pathlib import Path
 
 import urllib3
 
-from plantwatch.collector.decoding import encode
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.forwarder import Forwarder
-from plantwatch.collector.influx.line_protocol import DeviceSeries, device_tags, poll_lines
-from plantwatch.collector.influx.writers import make_writer
+from plantwatch.app.collect import gil_switch_interval
 from plantwatch.collector.modbus.poller import register_decoder
-from plantwatch.collector.reading import PollResult, Reading
-from plantwatch.collector.service import gil_switch_interval
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.device_map import load_device_map, shipped_maps_dir
 from plantwatch.config.plant import InfluxConfig, Plant, parse_plant_config
+from plantwatch.contract.influx import DeviceSeries, device_tags, poll_lines
+from plantwatch.core.codecs import encode
+from plantwatch.core.reading import PollResult, Reading
+from plantwatch.infra.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.forwarder import Forwarder
+from plantwatch.infra.influx.writers import make_writer
 from tests.services.influxdb import InfluxDBServer
 
 RESULTS = Path(__file__).parent / "results"

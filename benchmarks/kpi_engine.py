@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from plantwatch.alerts.service import AlertService
-from plantwatch.collector.influx.line_protocol import poll_lines
+from plantwatch.alerts.setup import build_alert_service
 from plantwatch.collector.sink import plant_series
 from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.contract.influx import poll_lines
 from plantwatch.simulator.history import history
 
 RESULTS = Path(__file__).parent / "results"
@@ -76,7 +76,7 @@ def main() -> int:
         baseline_s = time.perf_counter() - started
 
         written: list[str] = []
-        service = AlertService(plant, write_lines=written.extend, clock=lambda: T0_NS)
+        service = build_alert_service(plant, write_lines=written.extend, clock=lambda: T0_NS)
         print(f"alert service: {len(results):,} results, {readings:,} readings", flush=True)
         started = time.perf_counter()
         for result in results:

@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from plantwatch.collector.service import collect
+from plantwatch.app.collect import collect
 from plantwatch.config.plant import load_plant_config
 from tests.mqtt_helpers import mqtt_plant
 from tests.services.influxdb import InfluxDBServer

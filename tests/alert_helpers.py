@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
-from plantwatch.alerts.targets.catalogue import Target, resolve_targets
-from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.config.alerts import AlertsConfig
+from plantwatch.config.targets import Target, resolve_targets
+from plantwatch.core.reading import PollResult, Reading
 
 HOUR_NS = 3600 * 10**9
 MINUTE_NS = 60 * 10**9

@@ -12,7 +12,7 @@ import pytest
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from plantwatch.collector.reading import Reading
+from plantwatch.core.reading import Reading
 
 T = TypeVar("T")
 SIZE = 2048  # registers (and bits) per table

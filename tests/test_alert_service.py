@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.alerts.service import AlertService
+from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import Plant, load_plant_config
 from tests.alert_helpers import HOUR_NS, T0, result
 from tests.conftest import GRAFANA_TOKEN as TOKEN
@@ -57,12 +58,12 @@ def tap(service: AlertService, hour: int, energy: float, taps: int, weight: floa
 def test_breach_email_and_region_annotation_then_recovery(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
 ) -> None:
-    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana))
     tap(service, 0, 1000, 1, 8)
     tap(service, 1, 5000, 2, 8)  # first tap boundary
     tap(service, 3, 65100, 3, 7.5)  # 60100 kWh / 7.5 t = 8013.33 kWh/t: breach
     assert [t.event for t in service.transitions] == ["firing"]
-    assert asyncio.run(service._deliver())
+    assert asyncio.run(service.deliver())
     [mail] = smtp.inbox.messages  # warning severity: only the zh recipient wants it
     assert smtp.inbox.envelopes == [("alerts@works.example", ["duty@eco.example"])]
     assert mail["Subject"] == "【告警】 works saf-1: unit power consumption 8,013.33 kWh/t (目标 <= 7,800)"
@@ -93,7 +94,7 @@ def test_breach_email_and_region_annotation_then_recovery(
     assert [t.event for t in service.transitions] == ["firing"]
     tap(service, 7, 179500, 5, 7.5)  # 57000 / 7.5 = 7600: resolved
     assert [t.event for t in service.transitions] == ["firing", "resolved"]
-    assert asyncio.run(service._deliver())
+    assert asyncio.run(service.deliver())
     assert smtp.inbox.messages[1]["Subject"].startswith("【恢复】 works saf-1: unit power consumption 7,600")
     # the region is closed with timeEnd, and the PATCH did not wipe the tags
     assert annotation["timeEnd"] == (T0 + 7 * HOUR_NS) // 10**6 and len(annotation["tags"]) == 5
@@ -106,7 +107,7 @@ def test_a_new_value_alone_is_not_written_to_the_state_store(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
 ) -> None:
     """A commit per KPI value would be a disk sync per reading; only state changes are saved."""
-    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana))
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 60000, 3, 8)  # 7375 kWh/t: first value of the rule, saved once
@@ -119,7 +120,7 @@ def test_a_new_value_alone_is_not_written_to_the_state_store(
     assert service.store.db.total_changes > writes
     service.close()
     assert (
-        AlertService(plant_file(tmp_path, smtp, grafana))
+        build_alert_service(plant_file(tmp_path, smtp, grafana))
         .alerts[("saf-1", "ferroalloy-fesi-unit-power")]
         .state
         == "firing"
@@ -130,13 +131,13 @@ def test_restart_neither_loses_nor_resends_a_firing_alert(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
 ) -> None:
     plant = plant_file(tmp_path, smtp, grafana)
-    first = AlertService(plant)
+    first = build_alert_service(plant)
     tap(first, 0, 0, 1, 8)
     tap(first, 1, 1000, 2, 8)
     tap(first, 3, 70000, 3, 8)  # 8625 kWh/t
-    asyncio.run(first._deliver())
+    asyncio.run(first.deliver())
     first.close()
-    second = AlertService(plant)  # a restart
+    second = build_alert_service(plant)  # a restart
     assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].state == "firing"
     assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].annotation_id == 1
     tap(second, 4, 1000, 3, 8)  # the tap boundary is learnt again ...
@@ -145,7 +146,7 @@ def test_restart_neither_loses_nor_resends_a_firing_alert(
     assert second.transitions == []
     tap(second, 10, 130000, 6, 8)  # 7500: resolves the alert fired before the restart
     assert [t.event for t in second.transitions] == ["resolved"]
-    asyncio.run(second._deliver())
+    asyncio.run(second.deliver())
     assert [m["Subject"][:4] for m in smtp.inbox.messages] == ["【告警】", "【恢复】"]
     assert grafana.annotations[1]["timeEnd"] == (T0 + 10 * HOUR_NS) // 10**6
     second.close()
@@ -154,20 +155,20 @@ def test_restart_neither_loses_nor_resends_a_firing_alert(
 def test_smtp_down_keeps_mail_in_the_outbox_until_it_is_delivered(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana))
     smtp.stop()
     grafana.down = True
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)
-    assert not asyncio.run(service._deliver())
+    assert not asyncio.run(service.deliver())
     pending = list((tmp_path / "plantwatch-outbox" / "pending").glob("*.eml"))
     assert len(pending) == 1
     assert len(service.store.grafana_calls()) == 1
     assert "mail-s3cret" not in caplog.text and TOKEN not in caplog.text
     smtp.start()
     grafana.down = False
-    assert asyncio.run(service._deliver())
+    assert asyncio.run(service.deliver())
     assert len(smtp.inbox.messages) == 1 and not list((tmp_path / "plantwatch-outbox" / "pending").glob("*"))
     assert len(list((tmp_path / "plantwatch-outbox" / "sent").glob("*.eml"))) == 1
     assert len(grafana.annotations) == 1 and service.store.grafana_calls() == []
@@ -178,11 +179,11 @@ def test_a_wrong_token_is_refused_and_the_call_kept(
     tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi
 ) -> None:
     os.environ["PW_GRAFANA_TOKEN"] = "glsa_wrong"
-    service = AlertService(plant_file(tmp_path, smtp, grafana))
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana))
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)
-    assert not asyncio.run(service._deliver())
+    assert not asyncio.run(service.deliver())
     assert grafana.annotations == {} and len(service.store.grafana_calls()) == 1
     service.close()
 
@@ -206,16 +207,16 @@ def test_basic_auth_for_a_demo_grafana(
             f"alerts:\n  {grafana_block}\n",
             encoding="utf-8",
         )
-        service = AlertService(load_plant_config(config))
+        service = build_alert_service(load_plant_config(config))
         tap(service, 0, 0, 1, 8)
         tap(service, 1, 1000, 2, 8)
         tap(service, 3, 70000, 3, 8)
-        assert not asyncio.run(service._deliver())  # wrong password: 401, the call is kept
+        assert not asyncio.run(service.deliver())  # wrong password: 401, the call is kept
         assert api.annotations == {} and len(service.store.grafana_calls()) == 1
         service.close()
         monkeypatch.setenv("PW_GRAFANA_PASSWORD", "grafana-pw")
-        service = AlertService(load_plant_config(config))  # restarted with the right one
-        assert asyncio.run(service._deliver())
+        service = build_alert_service(load_plant_config(config))  # restarted with the right one
+        assert asyncio.run(service.deliver())
         [annotation] = api.annotations.values()
         assert "device:saf-1" in annotation["tags"]
         service.close()
@@ -229,11 +230,11 @@ def test_names_cannot_inject_headers_and_silences_mute_email(
     extra = """  targets:
     ferroalloy-fesi-unit-power: {indicator: "power\\r\\nBcc: thief@evil.example"}
 """
-    service = AlertService(plant_file(tmp_path, smtp, grafana, extra))
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana, extra))
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)
-    asyncio.run(service._deliver())
+    asyncio.run(service.deliver())
     [mail] = smtp.inbox.messages
     assert mail["Bcc"] is None and smtp.inbox.envelopes[0][1] == ["duty@eco.example"]
     assert "power Bcc: thief@evil.example" in mail["Subject"]  # shown, flattened onto one line
@@ -243,7 +244,7 @@ def test_names_cannot_inject_headers_and_silences_mute_email(
     )
     tap(service, 5, 130000, 4, 8)  # resolved while silenced: recorded, not mailed
     assert [t.event for t in service.transitions] == ["firing", "resolved"] and service.silenced == 1
-    asyncio.run(service._deliver())
+    asyncio.run(service.deliver())
     assert len(smtp.inbox.messages) == 1
     service.close()
 
@@ -276,7 +277,7 @@ def test_kpi_and_alert_points_reach_influxdb_and_stale_meters_fire_and_resolve(
 ) -> None:
     lines: list[str] = []
     now = [T0 + 20 * HOUR_NS]  # wall clock of the service, moved by the test
-    service = AlertService(
+    service = build_alert_service(
         plant_file(tmp_path, smtp, grafana), write_lines=lines.extend, clock=lambda: now[0]
     )
     service.handle(result("ghost", T0, active_energy=1.0))  # not a device of this plant: ignored
@@ -318,7 +319,7 @@ def test_the_running_service_delivers_mail_and_annotations_in_the_background(
     plant = plant_file(tmp_path, smtp, grafana)
 
     async def scenario() -> None:
-        service = AlertService(plant)
+        service = build_alert_service(plant)
         stop = asyncio.Event()
         running = asyncio.create_task(service.run(stop))
         tap(service, 0, 0, 1, 8)

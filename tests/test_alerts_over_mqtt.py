@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.alerts.bus_input import BusMessageError, result_from_bus
-from plantwatch.collector.mqtt.bus import bus_payload, bus_topic
+from plantwatch.contract.bus import BusMessageError, bus_payload, bus_topic, result_from_bus
 from tests.alert_helpers import HOUR_NS, T0, result
 from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.amqtt_broker import AmqttServer

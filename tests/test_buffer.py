@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.buffer import DurableBuffer
 
 
 def test_fifo_order_ack_and_restart(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(
 WRITER = """
 import sys
 from pathlib import Path
-from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.buffer import DurableBuffer
 buffer = DurableBuffer(Path(sys.argv[1]))
 i = 0
 while True:

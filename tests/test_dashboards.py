@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from plantwatch.alerts.service import AlertService
-from plantwatch.collector.influx.line_protocol import poll_lines
+from plantwatch.alerts.setup import build_alert_service
 from plantwatch.collector.sink import plant_series
 from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.contract.influx import poll_lines
 from plantwatch.dashboards.build import build_all
 from plantwatch.dashboards.files import (
     dashboards_dir,
@@ -112,7 +112,7 @@ def history_plant(folder: Path) -> Plant:
 def write_history(server: InfluxDBServer, plant: Plant, hours: int) -> None:
     lines: list[str] = []
     series = plant_series(plant)
-    service = AlertService(plant, write_lines=lines.extend)
+    service = build_alert_service(plant, write_lines=lines.extend)
     end_ns = time.time_ns() - 60 * 10**9
     polls = hours * 60
     for result in history(plant, start_ns=end_ns - polls * 60 * 10**9, polls=polls):
@@ -257,3 +257,29 @@ def test_cli_build_check_and_push_without_a_token(tmp_path: Path) -> None:
             os.environ["GRAFANA_TOKEN"] = env_before
     assert missing.returncode == 1
     assert re.search(r"GRAFANA_TOKEN \(the Grafana token\) is not set", missing.stderr)
+
+
+def test_device_panels_select_by_role_so_a_plants_own_map_gets_them(tmp_path: Path) -> None:
+    """tests/cases/valid_plant has a custom SAF map whose power field is `power`, written to the
+    measurement `ferroalloy`: built with that plant, the power panel reads it beside active_power."""
+    plant = REPO / "tests" / "cases" / "valid_plant" / "plant.yaml"
+    built = plantwatch("dashboards", "build", "--config", str(plant), "--out", str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    detail = json.loads((tmp_path / "device-detail.json").read_text())
+    [power] = [t["query"] for title, t in targets(detail) if title == "Active power"]
+    assert power.startswith('SELECT mean("active_power") AS "active_power", mean("power") AS "power" FROM ')
+    assert "ferroalloy" in power.split(" FROM ")[1].split(" WHERE ")[0]
+    # the shipped build is untouched, and --config alone says where to write instead of overwriting it
+    assert stale_dashboards() == []
+    refused = plantwatch("dashboards", "build", "--config", str(plant))
+    assert refused.returncode == 1 and "--out" in refused.stderr
+
+
+def test_a_role_no_map_has_is_an_error_not_an_empty_panel() -> None:
+    from plantwatch.config.roles import Role
+    from plantwatch.dashboards.build import role_fields, shipped_maps
+
+    cems_only = [m for m in shipped_maps() if m.sector == "emissions"]
+    assert role_fields(cems_only, Role.DUST_CONCENTRATION).names == ("dust",)
+    with pytest.raises(ValueError, match="no map has a value with role 'power'"):
+        role_fields(cems_only, Role.POWER)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plantwatch.collector.decoding import compile_decoder, decode, encode
-from plantwatch.collector.errors import DecodeError
+from plantwatch.core.codecs import compile_decoder, decode, encode
+from plantwatch.core.errors import DecodeError
 
 # 123.456 as float32 is 0x42F6E979: bytes A=42 B=F6 C=E9 D=79.
 FLOAT_VECTORS = {

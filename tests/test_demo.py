@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from plantwatch.alerts.bus_input import result_from_bus
-from plantwatch.collector.influx.buffer import DurableBuffer
+from plantwatch.app.demo import sectors_in_buffer
 from plantwatch.config.roles import Sector
-from plantwatch.demo import sectors_in_buffer
+from plantwatch.contract.bus import result_from_bus
+from plantwatch.infra.influx.buffer import DurableBuffer
 from tests.alert_helpers import closed_taps, number
 from tests.mqtt_helpers import MqttTestClient
 from tests.services.processes import wait_for_log

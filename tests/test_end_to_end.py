@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.alerts.targets.catalogue import load_catalogue
+from plantwatch.config.targets import load_catalogue
 from tests.alert_helpers import closed_taps, number
 from tests.conftest import GRAFANA_TOKEN as TOKEN
 from tests.services.grafana_api import GrafanaApi

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from plantwatch.collector.health import HealthReporter
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.forwarder import ForwarderStats
 from plantwatch.collector.sink import IngestStats
+from plantwatch.infra.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.forwarder import ForwarderStats
 
 
 def test_health_names_failing_devices_and_writes_points(tmp_path: Path) -> None:

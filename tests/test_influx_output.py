@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.forwarder import Forwarder
-from plantwatch.collector.influx.writers import WriteError, make_writer
 from plantwatch.config.plant import InfluxConfig
+from plantwatch.infra.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.forwarder import Forwarder
+from plantwatch.infra.influx.writers import WriteError, make_writer
 from tests.services.influx_proxy import InfluxProxy
 from tests.services.influxdb import InfluxDBServer
 from tests.waiting import wait_until_async

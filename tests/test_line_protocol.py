@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plantwatch.collector.influx.line_protocol import (
+from plantwatch.contract.influx import (
     DeviceSeries,
     device_tags,
     format_field_value,
@@ -15,7 +15,7 @@ from plantwatch.collector.influx.line_protocol import (
     string_field_as_stored,
     tag_value_as_stored,
 )
-from plantwatch.collector.reading import PollResult, Reading
+from plantwatch.core.reading import PollResult, Reading
 from tests.services.influxdb import InfluxDBServer
 
 TRICKY = st.sampled_from(

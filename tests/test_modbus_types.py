@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
-from plantwatch.collector.reading import PollResult
 from plantwatch.config.device_map import parse_device_map
 from plantwatch.config.plant import DeviceConfig
+from plantwatch.core.reading import PollResult
 from tests.conftest import BankServer
 
 # Independent reference: where each canonical (most-significant-first) byte goes on the wire.

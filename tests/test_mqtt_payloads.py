@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from plantwatch.collector.mqtt.payloads import PayloadError, decode_json, decode_value, parse_timestamp
 from plantwatch.collector.mqtt.subscriber import MqttSubscriber, build_routes
-from plantwatch.collector.reading import PollResult
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttTimestamp
 from plantwatch.config.plant import Plant, parse_plant_config
+from plantwatch.core.reading import PollResult
 from tests.mqtt_helpers import CEMS_MAP, SPB_MAP
 
 VALUE_MAP = """model: meter_values
@@ -233,8 +233,8 @@ def test_fuzz_every_message_is_accepted_or_counted(
 def test_a_failing_handler_never_strands_the_messages_behind_it(tmp_path: Path) -> None:
     import asyncio
 
-    from plantwatch.collector.mqtt.client import MqttConnection
     from plantwatch.config.plant import MqttConfig
+    from plantwatch.infra.mqtt import MqttConnection
 
     handled: list[str] = []
 

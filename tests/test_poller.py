@@ -11,9 +11,9 @@ from pymodbus.constants import ExcCodes
 
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
-from plantwatch.collector.reading import PollResult
 from plantwatch.config.device_map import DeviceMap, parse_device_map
 from plantwatch.config.plant import DeviceConfig
+from plantwatch.core.reading import PollResult
 from plantwatch.simulator.device import SimulatedDevice
 from plantwatch.simulator.server import SimulatorServer
 from plantwatch.simulator.signals import Integral, Level

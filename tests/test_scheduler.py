@@ -6,9 +6,9 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 
-from plantwatch.collector.reading import PollResult
 from plantwatch.collector.scheduler import Collector, build_pollers
 from plantwatch.config.plant import Plant, parse_plant_config
+from plantwatch.core.reading import PollResult
 from tests.conftest import BankServer
 from tests.modbus_bank import LoopThread
 from tests.services.processes import free_port

@@ -12,10 +12,10 @@ import pytest
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer
 
-from plantwatch.collector.reading import PollResult
 from plantwatch.collector.scheduler import Collector
 from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import parse_plant_config
+from plantwatch.core.reading import PollResult
 from plantwatch.simulator.device import SimulatedDevice
 from tests.modbus_bank import LoopThread, assert_values_match
 from tests.waiting import wait_until, wait_until_async

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.plant import Plant, parse_plant_config
+from plantwatch.core.reading import PollResult, Reading
+from plantwatch.infra.influx.buffer import DurableBuffer
 from tests.waiting import wait_until_async
 
 

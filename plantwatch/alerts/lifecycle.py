@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from plantwatch.alerts.kpi.value import ALERTED_KINDS, KpiValue
-from plantwatch.alerts.targets.catalogue import HOLDS, Target
+from plantwatch.config.targets import HOLDS, Target
 
 State = Literal["normal", "pending", "firing"]
 Event = Literal["firing", "resolved", "repeat"]

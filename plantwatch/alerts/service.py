@@ -1,4 +1,4 @@
-"""The alert service: readings in, KPIs and alert transitions out to InfluxDB, email and Grafana."""
+"""The alert service: readings in, KPIs and alert transitions out to InfluxDB and the notifiers."""
 
 from __future__ import annotations
 
@@ -6,25 +6,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.lifecycle import STALE, Alert, Rule, Transition, evaluate, evaluate_stale
-from plantwatch.alerts.notifiers.email import EmailNotifier
-from plantwatch.alerts.notifiers.grafana import GrafanaNotifier
+from plantwatch.alerts.notifiers import Notifier
 from plantwatch.alerts.state import StateStore
-from plantwatch.alerts.targets.catalogue import Target, resolve_targets
-from plantwatch.collector.influx.line_protocol import fields_line
-from plantwatch.collector.reading import PollResult
 from plantwatch.config.plant import Plant
+from plantwatch.config.targets import Target, resolve_targets
+from plantwatch.contract.influx import ALERT_MEASUREMENT, KPI_MEASUREMENT, fields_line
+from plantwatch.core.reading import PollResult
 
 log = logging.getLogger(__name__)
 
-KPI_MEASUREMENT = "plantwatch_kpi"  # tags plant, device, target, kind; fields value, limit, ...
-ALERT_MEASUREMENT = "plantwatch_alert"  # tags plant, device, rule, severity; fields event, firing, ...
 KPI_POINT_INTERVAL_NS = 10 * 10**9  # rolling, live and to-date values: at most one point per 10 s
 TICK = 1.0  # seconds between stale checks and delivery attempts
 RETRY_BACKOFF = (5.0, 300.0)  # SMTP and Grafana retries
@@ -59,36 +54,30 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
 
 
 class AlertService:
-    """Feed it committed results (it is a sink listener); `run()` does stale checks and delivery."""
+    """Feed it committed results (it is a sink listener); `run()` does stale checks and delivery.
+
+    It keeps alert state in `store` and tells every transition to `notifiers`
+    (`alerts.setup.build_alert_service` builds both from the plant's config).
+    """
 
     def __init__(
         self,
         plant: Plant,
         *,
+        store: StateStore,
+        notifiers: Sequence[Notifier],
         write_lines: Callable[[list[str]], object] | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.plant = plant
         config = plant.config.alerts
-        base = plant.path.parent if plant.path else Path.cwd()
         self.plant_id = plant.config.plant.id
         self.targets = resolve_targets(config, str(plant.path))
         self.engine = KpiEngine(plant, self.targets)
         self.rules = build_rules(plant, self.engine, self.targets)
-        self.sectors = {d.id: getattr(plant.maps.get(d.id), "sector", None) for d in plant.config.devices}
-        self.store = StateStore(base / config.state)
-        self.alerts: dict[tuple[str, str], Alert] = self.store.alerts()
-        self.email = EmailNotifier(
-            config.smtp,
-            config.recipients,
-            base / config.outbox,
-            plant=self.plant_id,
-            plant_name=plant.config.plant.name,
-            timezone=config.timezone,
-            dashboard_url=config.dashboard_url,
-            base_dir=base,
-        )
-        self.grafana = GrafanaNotifier(config.grafana, self.store, self.plant_id) if config.grafana else None
+        self.store = store
+        self.alerts = store.alerts
+        self.notifiers = list(notifiers)
         self.write_lines = write_lines
         self.clock = clock
         started = clock()
@@ -140,13 +129,7 @@ class AlertService:
 
     def _apply(self, alert: Alert, transition: Transition | None) -> list[str]:
         """Persist the new state first, then announce: a restart neither loses nor repeats it."""
-        key = (alert.device, alert.rule)
-        before = self.alerts.get(key)
-        self.alerts[key] = alert
-        # The latest value alone is not state: committing it on every KPI value would cost a
-        # disk sync per reading. Anything a restart needs (state, times, annotation) is saved.
-        if before is None or replace(before, value=alert.value, limit=alert.limit) != alert:
-            self.store.save(alert)
+        self.alerts.put(alert)
         if transition is None:
             return []
         self.transitions.append(transition)
@@ -164,10 +147,9 @@ class AlertService:
         )
         if silenced:
             self.silenced += 1
-        else:
-            self.email.enqueue(transition, self.sectors.get(alert.device))
-        if self.grafana is not None:
-            self.grafana.enqueue(transition)
+        for notifier in self.notifiers:
+            if not (silenced and notifier.silenceable):
+                notifier.enqueue(transition)
         self._wake.set()
         ts = transition.kpi.ts_ns if transition.kpi else now
         tags = {
@@ -213,37 +195,20 @@ class AlertService:
             if lines and self.write_lines is not None:
                 self.write_lines(lines)
             if loop.time() >= next_attempt:
-                ok = await self._deliver()
+                ok = await self.deliver()
                 delay = RETRY_BACKOFF[0] if ok else min(delay * 2, RETRY_BACKOFF[1])
                 next_attempt = loop.time() + (0 if ok else delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK)
-        await self._deliver()  # one last attempt; the rest waits for the next start
+        await self.deliver()  # one last attempt; the rest waits for the next start
 
-    async def _deliver(self) -> bool:
-        """Send the outbox and the queued Grafana calls; False when something is left for a retry.
+    async def deliver(self) -> bool:
+        """Every notifier sends what it has queued; False when something is left for a retry.
 
         SMTP and HTTP run in worker threads; the state store stays on the event loop's thread.
         """
-        await asyncio.to_thread(self.email.deliver_pending)
-        ok = self.email.smtp is None or not any(self.email.pending.glob("*.eml"))
-        if self.grafana is not None:
-            opened = await self.grafana.flush(self._annotation_of)
-            for device, rule, annotation in opened:
-                self._set_annotation(device, rule, annotation)
-            ok = ok and not self.store.grafana_calls()
-        return ok
-
-    def _annotation_of(self, device: str, rule: str) -> int | None:
-        alert = self.alerts.get((device, rule))
-        return alert.annotation_id if alert else None
-
-    def _set_annotation(self, device: str, rule: str, annotation: int) -> None:
-        alert = self.alerts.get((device, rule))
-        if alert is not None:
-            updated = replace(alert, annotation_id=annotation)
-            self.alerts[(device, rule)] = updated
-            self.store.save(updated)
+        results = [await notifier.deliver() for notifier in self.notifiers]
+        return all(results)
 
     def close(self) -> None:
         self.store.close()

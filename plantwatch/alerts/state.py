@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,47 @@ class GrafanaCall:
     body: dict[str, Any]
 
 
+class AlertStates(Mapping[tuple[str, str], Alert]):
+    """The alert store: every (device, rule)'s state, read once, kept in memory, and written through
+    to SQLite whenever something a restart needs changes (not on every new value: that would be a
+    disk sync per reading)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts").fetchall()
+        self._alerts = {(row[0], row[1]): Alert(*row) for row in rows}
+
+    def __getitem__(self, key: tuple[str, str]) -> Alert:
+        return self._alerts[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._alerts)
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def put(self, alert: Alert) -> None:
+        """The alert's new state; saved unless only its latest value and limit changed."""
+        key = (alert.device, alert.rule)
+        before = self._alerts.get(key)
+        self._alerts[key] = alert
+        if before is None or replace(before, value=alert.value, limit=alert.limit) != alert:
+            self._save(alert)
+
+    def set_annotation(self, device: str, rule: str, annotation_id: int) -> None:
+        """The Grafana annotation that marks the alert's current episode."""
+        alert = self._alerts.get((device, rule))
+        if alert is not None:
+            self.put(replace(alert, annotation_id=annotation_id))
+
+    def _save(self, alert: Alert) -> None:
+        values = list(asdict(alert).values())
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        self.db.execute(
+            f"INSERT OR REPLACE INTO alerts ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
+        )
+
+
 class StateStore:
     """The alert service's durable state; every write is committed before it returns."""
 
@@ -65,22 +107,10 @@ class StateStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self.alerts = AlertStates(self.db)
 
     def close(self) -> None:
         self.db.close()
-
-    # --- alerts ---
-
-    def alerts(self) -> dict[tuple[str, str], Alert]:
-        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts").fetchall()
-        return {(row[0], row[1]): Alert(*row) for row in rows}
-
-    def save(self, alert: Alert) -> None:
-        values = list(asdict(alert).values())
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        self.db.execute(
-            f"INSERT OR REPLACE INTO alerts ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
-        )
 
     # --- silences ---
 

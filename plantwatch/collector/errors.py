@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from plantwatch.errors import PlantwatchError
+from plantwatch.core.errors import PlantwatchError
 
 
 class CollectorError(PlantwatchError):
     """Base class of every error raised by the collector."""
-
-
-class DecodeError(CollectorError):
-    """Registers could not be turned into a value (bad string bytes, NaN where forbidden...)."""

@@ -8,9 +8,8 @@ import socket
 import time
 from collections import Counter
 
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.forwarder import ForwarderStats
-from plantwatch.collector.influx.line_protocol import (
+from plantwatch.collector.sink import IngestStats
+from plantwatch.contract.influx import (
     COLLECTOR_MEASUREMENT,
     DEVICE_HEALTH_MEASUREMENT,
     MQTT_REJECTS_MEASUREMENT,
@@ -18,7 +17,8 @@ from plantwatch.collector.influx.line_protocol import (
     TAG_PLANT,
     fields_line,
 )
-from plantwatch.collector.sink import IngestStats
+from plantwatch.infra.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.forwarder import ForwarderStats
 
 log = logging.getLogger(__name__)
 

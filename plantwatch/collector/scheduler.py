@@ -13,9 +13,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import ModbusBus
-from plantwatch.collector.reading import PollResult
 from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import Plant
+from plantwatch.core.reading import PollResult
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.line_protocol import DeviceSeries, device_tags, poll_lines
-from plantwatch.collector.reading import GOOD, PollResult
 from plantwatch.config.plant import DeviceConfig, Plant
+from plantwatch.contract.influx import DeviceSeries, device_tags, poll_lines
+from plantwatch.core.reading import GOOD, PollResult
+from plantwatch.infra.influx.buffer import DurableBuffer
 
 log = logging.getLogger(__name__)
 

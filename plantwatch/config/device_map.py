@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from plantwatch.collector.decoding import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
-from plantwatch.config.mqtt_map import MqttDeviceMap
+from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 from plantwatch.config.roles import Role, Sector
 from plantwatch.config.units import Strict
+from plantwatch.core.codecs import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
 
 Table = Literal["holding", "input", "coil", "discrete"]
 BIT_TABLES = frozenset({"coil", "discrete"})
@@ -132,6 +131,11 @@ class DeviceMap(Strict):
 AnyDeviceMap = DeviceMap | MqttDeviceMap
 
 
+def map_values(device_map: AnyDeviceMap) -> list[Register] | list[MqttField]:
+    """The named values a map produces: a Modbus map's registers, an MQTT map's fields."""
+    return device_map.registers if isinstance(device_map, DeviceMap) else device_map.fields
+
+
 def _cross_checks(device_map: DeviceMap) -> list[tuple[str, str]]:
     """Second pass: duplicate names and overlapping registers, as (key path, message)."""
     problems = []
@@ -215,7 +219,7 @@ def load_device_map(path: Path) -> AnyDeviceMap:
 
 def shipped_maps_dir() -> Path:
     """Folder of the device maps shipped with plantwatch."""
-    return Path(str(resources.files("plantwatch") / "device_maps"))
+    return Path(__file__).resolve().parent.parent / "device_maps"
 
 
 def resolve_map(ref: str, base_dir: Path | None = None) -> Path:

@@ -17,7 +17,6 @@ from pydantic import (
     model_validator,
 )
 
-from plantwatch.collector.influx.line_protocol import RESERVED_TAGS, tag_value_as_stored
 from plantwatch.config.alerts import AlertsConfig
 from plantwatch.config.device_map import (
     AnyDeviceMap,
@@ -28,7 +27,10 @@ from plantwatch.config.device_map import (
 )
 from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
-from plantwatch.config.units import Duration, Size, Strict, parse_duration
+from plantwatch.config.targets import Target, resolve_targets
+from plantwatch.config.units import Duration, Size, Strict
+from plantwatch.contract.influx import RESERVED_TAGS, tag_value_as_stored
+from plantwatch.core.durations import parse_duration
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -254,11 +256,19 @@ class Plant:
     config: PlantConfig
     maps: dict[str, AnyDeviceMap]  # device id -> its map
 
+    path: Path | None = None
+
     def devices_of(self, kind: type[DeviceMap] | type[MqttDeviceMap]) -> list[DeviceConfig]:
         """The devices whose map is a Modbus `DeviceMap` or an `MqttDeviceMap`."""
         return [d for d in self.config.devices if isinstance(self.maps.get(d.id), kind)]
 
-    path: Path | None = None
+    def targets_by_device(self, targets: list[Target]) -> dict[str, list[Target]]:
+        """Device id -> the targets that watch it."""
+        return {
+            device.id: [t for t in targets if t.applies_to(device.id, self.maps[device.id])]
+            for device in self.config.devices
+            if device.id in self.maps
+        }
 
 
 def _cross_checks(
@@ -356,11 +366,8 @@ def parse_plant_config(data: Any, file: str, base_dir: Path) -> Plant:
         schema = problems_from_validation(file, exc)
     cross, maps = _cross_checks(_valid_devices(data), file, base_dir)
     if not schema and not cross and config is not None:
-        # imported here: the catalogue module imports this one
-        from plantwatch.alerts.targets.catalogue import target_problems
-
         plant = Plant(config=config, maps=maps, path=Path(file))
-        alert_problems = target_problems(plant, file)
+        alert_problems = _target_problems(plant, file)
         if not alert_problems:
             return plant
         raise ConfigError(alert_problems)
@@ -368,6 +375,39 @@ def parse_plant_config(data: Any, file: str, base_dir: Path) -> Plant:
     ordered = [(_device_index(p), 0, n, p) for n, p in enumerate(schema)]
     ordered += [(i, 1, n, p) for n, (i, p) in enumerate(cross)]
     raise ConfigError([p for *_, p in sorted(ordered, key=lambda e: e[:3])])
+
+
+def _target_problems(plant: Plant, file: str) -> list[Problem]:
+    """The plant's alert problems: bad target overrides, targets without a number for a device
+    they watch (ferronickel, polysilicon), and names of devices that do not exist."""
+    alerts = plant.config.alerts
+    try:
+        targets = resolve_targets(alerts, file)
+    except ConfigError as exc:
+        return exc.problems
+    problems = []
+    known = {d.id for d in plant.config.devices}
+    for target_id, fields in alerts.targets.items():
+        for device_id in fields.devices or []:
+            if device_id not in known:
+                problems.append(
+                    Problem(file, f"alerts.targets.{target_id}.devices", f"no device {device_id!r}")
+                )
+    for device_id in alerts.o2_reference:
+        if device_id not in known:
+            problems.append(Problem(file, f"alerts.o2_reference.{device_id}", f"no device {device_id!r}"))
+    for device_id, watched in plant.targets_by_device(targets).items():
+        for target in watched:
+            if target.value is None:
+                problems.append(
+                    Problem(
+                        file,
+                        f"alerts.targets.{target.id}.value",
+                        f"device {device_id} is a {target.product or target.sector} device and the plan "
+                        f"gives no number ({target.quote}): set the plant's value in {target.unit}",
+                    )
+                )
+    return problems
 
 
 def _device_index(problem: Problem) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from plantwatch.errors import PlantwatchError
+from plantwatch.core.errors import PlantwatchError
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# libyaml's parser when PyYAML was built with it (the wheels are): several times faster to start.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Bounds for one config file: far above any real plant or map, far below what hurts. A few hundred
 # bytes of nested aliases ("billion laughs") expand to billions of nodes; they are counted, not built.
 MAX_YAML_BYTES = 4 * 2**20
@@ -87,7 +90,7 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         problem = Problem(str(path), "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")
         raise ConfigError([problem]) from exc
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from plantwatch.errors import PlantwatchError
+from plantwatch.core.errors import PlantwatchError
 
 
 class SecretError(PlantwatchError):

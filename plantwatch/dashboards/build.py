@@ -1,14 +1,17 @@
 """The six plantwatch dashboards, built with grafana-foundation-sdk from the data contract.
 
 Every query is raw InfluxQL, so the same JSON works on InfluxDB 1.x, 2.x (DBRP mapping) and 3.
-Measurement, tag and field names come from the code that writes them; the measurements of
-device data and the target ids come from the shipped maps and the target catalogue.
+Measurement, tag and field names come from the code that writes them. Device data is selected by
+role, never by field name: the field names and measurements of each role (power, energy counter,
+tap weight, dust...) come from the maps the dashboards are built for (the shipped maps, plus a
+plant's own with `plantwatch dashboards build --config`). Target ids come from the catalogue.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard, stat, statetimeline, table, timeseries
@@ -20,33 +23,76 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableRefresh,
 )
 
-from plantwatch.alerts.notifiers.grafana import plant_tag
-from plantwatch.alerts.service import ALERT_MEASUREMENT, KPI_MEASUREMENT
-from plantwatch.alerts.targets.catalogue import load_catalogue
-from plantwatch.collector.influx.line_protocol import (
+from plantwatch.config.device_map import (
+    AnyDeviceMap,
+    load_device_map,
+    map_values,
+    shipped_maps_dir,
+    shipped_models,
+)
+from plantwatch.config.roles import Role
+from plantwatch.config.targets import load_catalogue
+from plantwatch.contract.grafana import plant_tag
+from plantwatch.contract.influx import (
+    ALERT_MEASUREMENT,
     COLLECTOR_MEASUREMENT,
     DEVICE_HEALTH_MEASUREMENT,
+    KPI_MEASUREMENT,
     POLL_MEASUREMENT,
     QUALITY_MEASUREMENT,
 )
-from plantwatch.config.device_map import AnyDeviceMap, load_device_map, shipped_maps_dir, shipped_models
 from plantwatch.dashboards.influxql import DATASOURCE_UID, InfluxQL
 
 REFRESH = "30s"
 PLANT = '"plant" =~ /^$plant$/'
 DEVICE = '"device" =~ /^$device$/'
 DS = DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
+# Column templates for RoleFields.select: `{}` is the field name.
+MEAN, LAST, STEP = 'mean("{}")', 'last("{}")', 'non_negative_difference(last("{}"))'
 
 
 def _regex(names: list[str]) -> str:
     return "/^(" + "|".join(sorted(names)) + ")$/"
 
 
-def _device_measurements(predicate: Callable[[AnyDeviceMap], bool] = lambda m: True) -> str:
-    """Regex of the measurements the shipped maps write (the map's measurement, else its sector)."""
-    maps = [load_device_map(shipped_maps_dir() / f"{model}.yaml") for model in shipped_models()]
-    maps = [m for m in maps if predicate(m)]
-    return _regex(sorted({m.measurement or m.sector for m in maps}))
+def shipped_maps() -> list[AnyDeviceMap]:
+    """Every map in device_maps/, in model order."""
+    return [load_device_map(shipped_maps_dir() / f"{model}.yaml") for model in shipped_models()]
+
+
+@dataclass(frozen=True)
+class RoleFields:
+    """Where one role's values are: their field names and the measurements holding them."""
+
+    names: tuple[str, ...]
+    measurements: str  # an InfluxQL regex
+
+    def select(self, template: str = '"{}"') -> str:
+        """One column per field name, named after it: `mean("{}")` gives `mean("a") AS "a", ...`."""
+        return ", ".join(f'{template.format(name)} AS "{name}"' for name in self.names)
+
+    def alias(self, base: str) -> str:
+        """A legend: `base`, with the column name when there is more than one field."""
+        return base if len(self.names) == 1 else f"{base} $col"
+
+
+def role_fields(
+    maps: Sequence[AnyDeviceMap], role: Role, where: Callable[[AnyDeviceMap], bool] = lambda m: True
+) -> RoleFields:
+    """The fields that carry `role` in the maps `where` accepts (the map's measurement, else its
+    sector, is where they are written)."""
+    names: set[str] = set()
+    measurements: set[str] = set()
+    for device_map in maps:
+        if not where(device_map):
+            continue
+        for value in map_values(device_map):
+            if value.role == role:
+                names.add(value.name)
+                measurements.add(device_map.measurement or device_map.sector)
+    if not names:
+        raise ValueError(f"no map has a value with role {role.value!r}: a dashboard panel would be empty")
+    return RoleFields(tuple(sorted(names)), _regex(sorted(measurements)))
 
 
 def _targets(kpi: str) -> str:
@@ -183,9 +229,13 @@ def plant_overview() -> dashboard.Dashboard:
     )
 
 
-def device_detail() -> dashboard.Dashboard:
+def device_detail(maps: Sequence[AnyDeviceMap]) -> dashboard.Dashboard:
     """One furnace, kiln or pot line: power, energy, production, per-tap KPI against the target, dust."""
-    data = _device_measurements(lambda m: m.sector != "emissions")
+    units = lambda m: m.sector != "emissions"  # noqa: E731
+    power = role_fields(maps, Role.POWER, units)
+    energy = role_fields(maps, Role.ENERGY_COUNTER, units)
+    weights = role_fields(maps, Role.TAP_WEIGHT, units)
+    dust = role_fields(maps, Role.DUST_CONCENTRATION)
     return (
         _board(
             "device-detail",
@@ -199,9 +249,9 @@ def device_detail() -> dashboard.Dashboard:
             _series(
                 "Active power",
                 InfluxQL(
-                    f'SELECT mean("active_power") FROM {data} WHERE {DEVICE} AND $timeFilter '
-                    "GROUP BY time($__interval) fill(none)",
-                    alias="$device",
+                    f"SELECT {power.select(MEAN)} FROM {power.measurements} WHERE {DEVICE} "
+                    "AND $timeFilter GROUP BY time($__interval) fill(none)",
+                    alias=power.alias("$device"),
                 ),
                 unit="kwatt",
             )
@@ -210,9 +260,10 @@ def device_detail() -> dashboard.Dashboard:
             _series(
                 "Energy per interval",
                 InfluxQL(
-                    f'SELECT non_negative_difference(last("active_energy")) FROM {data} WHERE {DEVICE} '
+                    f"SELECT {energy.select(STEP)} "
+                    f"FROM {energy.measurements} WHERE {DEVICE} "
                     "AND $timeFilter GROUP BY time($__interval) fill(none)",
-                    alias="$device",
+                    alias=energy.alias("$device"),
                 ),
                 unit="kwatth",
             )
@@ -221,9 +272,8 @@ def device_detail() -> dashboard.Dashboard:
             _series(
                 "Taps and heats (weight)",
                 InfluxQL(
-                    f'SELECT last("tap_weight") AS "tap", last("heat_weight") AS "heat", '
-                    f'last("batch_weight") AS "batch" FROM {data} WHERE {DEVICE} AND $timeFilter '
-                    "GROUP BY time($__interval) fill(none)",
+                    f"SELECT {weights.select(LAST)} FROM {weights.measurements} "
+                    f"WHERE {DEVICE} AND $timeFilter GROUP BY time($__interval) fill(none)",
                 ),
             )
         )
@@ -247,9 +297,9 @@ def device_detail() -> dashboard.Dashboard:
             _series(
                 "Stack dust (minute means)",
                 InfluxQL(
-                    f'SELECT mean("dust") FROM {_device_measurements(lambda m: m.sector == "emissions")} '
+                    f"SELECT {dust.select(MEAN)} FROM {dust.measurements} "
                     f'WHERE {PLANT} AND $timeFilter GROUP BY time(1m), "device" fill(none)',
-                    alias="$tag_device",
+                    alias=dust.alias("$tag_device"),
                 ),
                 unit="conmgm3",
                 width=24,
@@ -298,10 +348,11 @@ def sector_compliance() -> dashboard.Dashboard:
     )
 
 
-def emissions() -> dashboard.Dashboard:
+def emissions(maps: Sequence[AnyDeviceMap]) -> dashboard.Dashboard:
     """Valid hourly dust averages (HJ 75) against 50 mg/m³, the early warning and the data flags."""
     dust = _targets("dust_hourly")
-    cems = _device_measurements(lambda m: m.sector == "emissions")
+    flags = role_fields(maps, Role.DATA_FLAG)
+    flagged = " OR ".join(f"\"{name}\" != 'N'" for name in flags.names)
     limit = load_catalogue()["ferroalloy-dust"].value
     return (
         _board(
@@ -346,8 +397,8 @@ def emissions() -> dashboard.Dashboard:
             _table(
                 "Data flags (N normal; M maintenance, C calibration, F stopped, D fault)",
                 InfluxQL(
-                    f'SELECT "data_flag" FROM {cems} WHERE {PLANT} AND "data_flag" != \'N\' AND $timeFilter '
-                    'GROUP BY "device"',
+                    f"SELECT {flags.select()} FROM {flags.measurements} WHERE {PLANT} AND ({flagged}) "
+                    'AND $timeFilter GROUP BY "device"',
                     result_format="table",
                 ),
                 width=12,
@@ -481,21 +532,25 @@ def collector_health() -> dashboard.Dashboard:
     )
 
 
-DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
-    "plant-overview": plant_overview,
+Maps = Sequence[AnyDeviceMap]
+# uid -> builder; the device dashboards select data by role from the maps they are built for.
+DASHBOARDS: dict[str, Callable[[Maps], dashboard.Dashboard]] = {
+    "plant-overview": lambda maps: plant_overview(),
     "device-detail": device_detail,
-    "sector-compliance": sector_compliance,
+    "sector-compliance": lambda maps: sector_compliance(),
     "emissions": emissions,
-    "alerts": alerts,
-    "collector-health": collector_health,
+    "alerts": lambda maps: alerts(),
+    "collector-health": lambda maps: collector_health(),
 }
 
 
-def build_all() -> dict[str, dict[str, Any]]:
-    """uid → dashboard JSON (as Grafana stores it), in a fixed order."""
+def build_all(maps: Maps | None = None) -> dict[str, dict[str, Any]]:
+    """uid → dashboard JSON (as Grafana stores it), in a fixed order, for `maps` (default: the
+    shipped maps; a plant adds its own)."""
+    maps = shipped_maps() if maps is None else maps
     out = {}
     for uid, make in DASHBOARDS.items():
-        model = json.loads(json.dumps(make().build(), cls=JSONEncoder))
+        model = json.loads(json.dumps(make(maps).build(), cls=JSONEncoder))
         assert model["uid"] == uid, (uid, model["uid"])
         out[uid] = model
     return out

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from plantwatch.dashboards.build import build_all
+from plantwatch.dashboards.build import Maps, build_all
 
 
 def dashboards_dir() -> Path:
@@ -25,22 +25,23 @@ def render(model: dict[str, Any]) -> str:
     return json.dumps(model, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_dashboards(folder: Path | None = None) -> list[Path]:
-    """Regenerate every dashboard into `folder` (default: the shipped one); the files written."""
+def write_dashboards(folder: Path | None = None, maps: Maps | None = None) -> list[Path]:
+    """Regenerate every dashboard into `folder` (default: the shipped one) for `maps` (default: the
+    shipped maps); the files written."""
     folder = folder or dashboards_dir()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for uid, model in build_all().items():
+    for uid, model in build_all(maps).items():
         path = folder / f"{uid}.json"
         path.write_text(render(model), encoding="utf-8")
         written.append(path)
     return written
 
 
-def stale_dashboards(folder: Path | None = None) -> list[str]:
-    """Why the committed files differ from what the code builds (empty when identical)."""
+def stale_dashboards(folder: Path | None = None, maps: Maps | None = None) -> list[str]:
+    """Why the files in `folder` differ from what the code builds for `maps` (empty when identical)."""
     folder = folder or dashboards_dir()
-    built = build_all()
+    built = build_all(maps)
     problems = [
         f"{folder / (uid + '.json')}: differs from what plantwatch/dashboards/build.py makes"
         for uid, model in built.items()

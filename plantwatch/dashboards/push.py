@@ -8,7 +8,7 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaException
 
-from plantwatch.errors import PlantwatchError
+from plantwatch.core.errors import PlantwatchError
 
 
 class PushError(PlantwatchError):

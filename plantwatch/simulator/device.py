@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from plantwatch.collector.decoding import INTEGER_TYPES, STRUCT_FORMATS, encode
 from plantwatch.config.device_map import BIT_TABLES, DeviceMap, Register
+from plantwatch.core.codecs import INTEGER_TYPES, STRUCT_FORMATS, encode
 from plantwatch.simulator.profiles import signals_for
 from plantwatch.simulator.signals import Signal, evaluate
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.plant import Plant
+from plantwatch.core.reading import PollResult, Reading
 from plantwatch.simulator.device import SimulatedDevice
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plantwatch.embedded_broker import EmbeddedBroker
+from plantwatch.app.embedded_broker import EmbeddedBroker
 from tests.modbus_bank import LoopThread
 from tests.services.processes import free_port
 

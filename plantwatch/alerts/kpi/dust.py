@@ -6,8 +6,8 @@ from collections import deque
 from collections.abc import Mapping
 
 from plantwatch.alerts.kpi.value import KpiValue
-from plantwatch.alerts.targets.catalogue import Target
-from plantwatch.collector.reading import PollResult
+from plantwatch.config.targets import Target
+from plantwatch.core.reading import PollResult
 
 MINUTE_NS = 60 * 10**9
 VALID_MINUTES_PER_HOUR = 45  # HJ 75: an hourly average needs at least 45 valid minutes

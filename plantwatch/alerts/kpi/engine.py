@@ -10,10 +10,10 @@ from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
 from plantwatch.alerts.kpi.potline import PotlineLive
 from plantwatch.alerts.kpi.standard_coal import UnitError
 from plantwatch.alerts.kpi.value import KpiValue
-from plantwatch.alerts.targets.catalogue import Target, device_targets
-from plantwatch.collector.reading import PollResult
-from plantwatch.config.device_map import DeviceMap
+from plantwatch.config.device_map import DeviceMap, map_values
 from plantwatch.config.plant import Plant
+from plantwatch.config.targets import Target
+from plantwatch.core.reading import PollResult
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,7 @@ def field_roles(plant: Plant, device_id: str) -> dict[str, list[CounterField]]:
     """Role -> the device's fields with that role (name, unit, and the wrap of integer registers)."""
     device_map = plant.maps[device_id]
     roles: dict[str, list[CounterField]] = {}
-    fields = device_map.registers if isinstance(device_map, DeviceMap) else device_map.fields
-    for f in fields:
+    for f in map_values(device_map):
         if f.role is None:
             continue
         wrap = None
@@ -43,7 +42,7 @@ class KpiEngine:
     def __init__(self, plant: Plant, targets: list[Target]) -> None:
         self.calculators: dict[str, list[Calculator]] = {}
         alerts = plant.config.alerts
-        for device_id, watched in device_targets(plant, targets).items():
+        for device_id, watched in plant.targets_by_device(targets).items():
             roles = field_roles(plant, device_id)
             for target in watched:
                 if target.value is None:

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from plantwatch.alerts.kpi.counters import CounterTracker
 from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
-from plantwatch.alerts.targets.catalogue import Target
-from plantwatch.collector.reading import PollResult
-from plantwatch.config.units import parse_duration
+from plantwatch.config.targets import Target
+from plantwatch.core.durations import parse_duration
+from plantwatch.core.reading import PollResult
 
 CALENDAR = ("shift", "day", "month")
 BUCKET_NS = 60 * 10**9  # rolling windows are kept in one-minute buckets

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from plantwatch.alerts.kpi.value import KpiValue
-from plantwatch.alerts.targets.catalogue import Target
-from plantwatch.collector.reading import PollResult
+from plantwatch.config.targets import Target
+from plantwatch.core.reading import PollResult
 
 # Faraday: 1 t Al needs 2980 kAh at 100 % current efficiency; x volts gives kWh.
 KAH_PER_TONNE = 2980.0

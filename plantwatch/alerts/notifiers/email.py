@@ -6,12 +6,14 @@ moves to `<outbox>/sent/`. Nothing is lost across SMTP outages or restarts.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
 import smtplib
 import ssl
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
@@ -23,9 +25,9 @@ from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notifiers.message import body, one_line, subject
-from plantwatch.collector.outage_log import OutageLog
 from plantwatch.config.alerts import Recipient, SmtpConfig
 from plantwatch.config.secrets import secret
+from plantwatch.core.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 _sequence = itertools.count()
@@ -43,6 +45,9 @@ def wants(recipient: Recipient, plant: str, sector: str | None, severity: str) -
 class EmailNotifier:
     """Renders transitions per recipient into the outbox and delivers the outbox over SMTP."""
 
+    name = "email"
+    silenceable = True
+
     def __init__(
         self,
         smtp: SmtpConfig | None,
@@ -51,11 +56,13 @@ class EmailNotifier:
         *,
         plant: str,
         plant_name: str,
+        sectors: Mapping[str, str | None],
         timezone: str,
         dashboard_url: str | None,
         base_dir: Path,
     ) -> None:
         self.smtp, self.recipients = smtp, recipients
+        self.sectors = sectors  # device id -> sector, for the recipients' filters
         self.pending, self.sent = outbox / "pending", outbox / "sent"
         self.pending.mkdir(parents=True, exist_ok=True)
         self.sent.mkdir(parents=True, exist_ok=True)
@@ -66,9 +73,14 @@ class EmailNotifier:
         self.outage = OutageLog(log)
         self.delivered = 0
 
-    def enqueue(self, transition: Transition, sector: str | None) -> list[Path]:
-        """Write one .eml per interested recipient into the outbox; return the files."""
+    def enqueue(self, transition: Transition) -> None:
+        """Write one .eml per interested recipient into the outbox."""
+        self.write_outbox(transition)
+
+    def write_outbox(self, transition: Transition) -> list[Path]:
+        """One .eml per interested recipient, complete or absent; the files written."""
         files = []
+        sector = self.sectors.get(transition.alert.device)
         for recipient in self.recipients:
             if not wants(recipient, self.plant, sector, transition.alert.severity):
                 continue
@@ -113,6 +125,11 @@ class EmailNotifier:
         if user is not None:
             client.login(user, secret(smtp.password_env) or "")
         return client
+
+    async def deliver(self) -> bool:
+        """Send the outbox (SMTP in a worker thread); True when nothing waits for a retry."""
+        await asyncio.to_thread(self.deliver_pending)
+        return self.smtp is None or not any(self.pending.glob("*.eml"))
 
     def deliver_pending(self) -> int:
         """Send what waits in the outbox, oldest first; stop at the first failure (retried later).

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notifiers.message import subject
 from plantwatch.alerts.state import GrafanaCall, StateStore
-from plantwatch.collector.outage_log import OutageLog
 from plantwatch.config.alerts import GrafanaConfig
 from plantwatch.config.secrets import secret
+from plantwatch.contract.grafana import annotation_tags
+from plantwatch.core.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
 
-def plant_tag(plant: str) -> str:
-    """The annotation tag naming the plant; the alerts dashboard filters on it (with `$plant`)."""
-    return f"plant:{plant}"
-
-
 class GrafanaNotifier:
-    """Annotation calls go through grafana-client; failed ones wait in the state store."""
+    """Region annotations for breaches: opened when an alert fires, closed when it resolves. Calls
+    wait in the state store until Grafana took them; the annotation id is kept with the alert."""
+
+    name = "grafana"
+    silenceable = False  # a silenced breach is still a breach on the dashboard
 
     def __init__(self, config: GrafanaConfig, store: StateStore, plant: str) -> None:
         from grafana_client import GrafanaApi  # a fifth of a second to import: only when configured
@@ -45,13 +44,9 @@ class GrafanaNotifier:
             body: dict[str, Any] = {
                 "time": alert.window_start_ns // 10**6,
                 "text": subject(transition, self.plant, "en"),
-                "tags": [
-                    plant_tag(self.plant),
-                    f"device:{alert.device}",
-                    f"indicator:{rule.id}",
-                    f"severity:{alert.severity}",
-                    *([f"sector:{target.sector}"] if target else []),
-                ],
+                "tags": annotation_tags(
+                    self.plant, alert.device, rule.id, alert.severity, target.sector if target else None
+                ),
             }
             if self.config.dashboard_uid:
                 body["dashboardUID"] = self.config.dashboard_uid
@@ -61,33 +56,29 @@ class GrafanaNotifier:
                 alert.device, rule.id, "close", {"timeEnd": alert.window_end_ns // 10**6}
             )
 
-    async def flush(self, annotation_of: Callable[[str, str], int | None]) -> list[tuple[str, str, int]]:
-        """Make the queued calls in order; stop at the first failure.
+    async def deliver(self) -> bool:
+        """Make the queued calls in order; stop at the first failure. True when none is left.
 
         The state store is read and written here, on the event loop (its connection belongs to
-        that thread); only the HTTP calls run in a worker thread. `annotation_of(device, rule)`
-        is the id the alert keeps. Returns the ids opened, as (device, rule, id), to keep.
+        that thread); only the HTTP calls run in a worker thread.
         """
         from grafana_client.client import GrafanaException
 
-        opened: list[tuple[str, str, int]] = []
-        ids: dict[tuple[str, str], int | None] = {}
         for call in self.store.grafana_calls():
-            key = (call.device, call.rule)
-            annotation = ids[key] if key in ids else annotation_of(*key)
+            alert = self.store.alerts.get((call.device, call.rule))
+            annotation = alert.annotation_id if alert else None
             try:
                 made = await asyncio.to_thread(self._send, call, annotation)
             except (GrafanaException, OSError, ValueError) as exc:
                 self.outage.failure(
                     "Grafana %s: %s (%s call kept for a retry)", self.config.url, exc, call.call
                 )
-                break
+                return False
             if made is not None:
-                ids[key] = made
-                opened.append((call.device, call.rule, made))
+                self.store.alerts.set_annotation(call.device, call.rule, made)
             self.store.done_grafana(call.id)
             self.outage.recovered("Grafana %s reachable again", self.config.url)
-        return opened
+        return True
 
     def _send(self, call: GrafanaCall, annotation: int | None) -> int | None:
         """One HTTP call (blocking); the id of an annotation it opened."""

@@ -6,14 +6,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from plantwatch.collector.decoding import Value, compile_decoder
-from plantwatch.collector.errors import DecodeError
 from plantwatch.collector.modbus.plan import ReadRequest, plan_requests
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus, ReadError
-from plantwatch.collector.outage_log import OutageLog
-from plantwatch.collector.reading import GOOD, PollResult, Reading
 from plantwatch.config.device_map import DeviceMap, Register
 from plantwatch.config.plant import DeviceConfig
+from plantwatch.core.codecs import Value, compile_decoder
+from plantwatch.core.errors import DecodeError
+from plantwatch.core.outage_log import OutageLog
+from plantwatch.core.reading import GOOD, PollResult, Reading
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from functools import lru_cache
 from typing import Any
 
 from plantwatch.collector.errors import CollectorError
-from plantwatch.collector.reading import Reading
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField, MqttTimestamp
+from plantwatch.core.reading import Reading
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

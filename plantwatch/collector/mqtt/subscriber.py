@@ -24,9 +24,9 @@ import paho.mqtt.client as mqtt
 
 from plantwatch.collector.mqtt.payloads import PayloadError, convert, decode_json, decode_value
 from plantwatch.collector.mqtt.sparkplug import NAMESPACE, SparkplugTracker, Update, rebirth_request
-from plantwatch.collector.reading import PollResult, Reading
 from plantwatch.config.mqtt_map import PLACEHOLDER, MqttDeviceMap, MqttField
 from plantwatch.config.plant import DeviceConfig, Plant
+from plantwatch.core.reading import PollResult, Reading
 
 log = logging.getLogger(__name__)
 

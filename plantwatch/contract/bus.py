@@ -1,4 +1,5 @@
-"""The readings bus: every committed reading republished to `plantwatch/v1/<plant>/<device>` (QoS 1).
+"""The readings bus: every committed reading republished to `plantwatch/v1/<plant>/<device>` (QoS 1);
+its topic, encoder and decoder.
 
 The payload (docs/data-model.md) is compact JSON:
 {"plant": "works", "device": "saf-1", "ts": 1764120000000000000,
@@ -10,9 +11,9 @@ Unit and role are left out when the map has none; `value` is null when quality i
 from __future__ import annotations
 
 import json
-from typing import Protocol
 
-from plantwatch.collector.reading import PollResult
+from plantwatch.core.errors import PlantwatchError
+from plantwatch.core.reading import PollResult, Reading
 
 TOPIC_PREFIX = "plantwatch/v1"
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -37,22 +38,25 @@ def bus_payload(plant: str, result: PollResult) -> bytes:
     return _encode(message).encode("utf-8")
 
 
-class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None: ...
+def bus_subscription(plant: str) -> str:
+    """The topic filter of every device of a plant on the bus."""
+    return f"{TOPIC_PREFIX}/{plant}/+"
 
 
-class ReadingsBus:
-    """A sink listener: publishes each committed result."""
+class BusMessageError(PlantwatchError):
+    """A bus message that does not follow the contract in docs/data-model.md."""
 
-    def __init__(self, connection: Publisher, plant: str) -> None:
-        self.connection = connection
-        self.plant = plant
-        self.published = 0
 
-    def __call__(self, results: list[PollResult]) -> None:
-        """Publish committed results, in commit order."""
-        for result in results:
-            self.connection.publish(
-                bus_topic(self.plant, result.device), bus_payload(self.plant, result), qos=1
-            )
-            self.published += 1
+def result_from_bus(payload: bytes | bytearray) -> PollResult:
+    """A readings-bus message back into the result the collector committed."""
+    try:
+        message = json.loads(payload)
+        device = message["device"]
+        readings = [
+            Reading(device, name, f["value"], int(f["ts"]), f["quality"], f.get("unit"), f.get("role"))
+            for name, f in message["fields"].items()
+        ]
+        ts = int(message["ts"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BusMessageError(f"not a readings-bus message: {exc!r}"[:200]) from exc
+    return PollResult(device, readings, started_ns=ts, finished_ns=ts)

@@ -18,9 +18,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from plantwatch.collector.outage_log import OutageLog
 from plantwatch.config.plant import MqttConfig
 from plantwatch.config.secrets import secret
+from plantwatch.core.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 

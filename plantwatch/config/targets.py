@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from plantwatch.config.alerts import AlertsConfig, Comparator, KpiKind, NumeratorTerm, Severity, TargetFields
 from plantwatch.config.device_map import AnyDeviceMap
-from plantwatch.config.plant import DeviceConfig, Plant
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 
 CATALOGUE = Path(__file__).with_name("catalogue.yaml")
@@ -66,10 +65,10 @@ class Target:
         assert bound is not None
         return HOLDS[self.comparator](kpi_value, bound)
 
-    def applies_to(self, device: DeviceConfig, device_map: AnyDeviceMap) -> bool:
-        """Whether this target watches `device`: same sector (and product, when the target has one)."""
+    def applies_to(self, device_id: str, device_map: AnyDeviceMap) -> bool:
+        """Whether this target watches a device: same sector (and product, when the target has one)."""
         if self.devices is not None:
-            return device.id in self.devices
+            return device_id in self.devices
         sector = getattr(device_map, "sector", None)
         product = getattr(device_map, "product", None)
         return sector == self.sector and (self.product is None or product == self.product)
@@ -151,45 +150,3 @@ def resolve_targets(
     if problems:
         raise ConfigError(problems)
     return targets
-
-
-def device_targets(plant: Plant, targets: list[Target]) -> dict[str, list[Target]]:
-    """Device id -> the targets that watch it."""
-    return {
-        device.id: [t for t in targets if t.applies_to(device, plant.maps[device.id])]
-        for device in plant.config.devices
-        if device.id in plant.maps
-    }
-
-
-def target_problems(plant: Plant, file: str) -> list[Problem]:
-    """The plant's alert problems: bad target overrides, targets without a number for a device
-    they watch (ferronickel, polysilicon), and names of devices that do not exist."""
-    alerts = plant.config.alerts
-    try:
-        targets = resolve_targets(alerts, file)
-    except ConfigError as exc:
-        return exc.problems
-    problems = []
-    known = {d.id for d in plant.config.devices}
-    for target_id, fields in alerts.targets.items():
-        for device_id in fields.devices or []:
-            if device_id not in known:
-                problems.append(
-                    Problem(file, f"alerts.targets.{target_id}.devices", f"no device {device_id!r}")
-                )
-    for device_id in alerts.o2_reference:
-        if device_id not in known:
-            problems.append(Problem(file, f"alerts.o2_reference.{device_id}", f"no device {device_id!r}"))
-    for device_id, watched in device_targets(plant, targets).items():
-        for target in watched:
-            if target.value is None:
-                problems.append(
-                    Problem(
-                        file,
-                        f"alerts.targets.{target.id}.value",
-                        f"device {device_id} is a {target.product or target.sector} device and the plan "
-                        f"gives no number ({target.quote}): set the plant's value in {target.unit}",
-                    )
-                )
-    return problems

@@ -4,6 +4,7 @@ its target."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import socket
@@ -19,14 +20,15 @@ from urllib.parse import urlsplit
 import yaml
 
 from plantwatch.alerts.service import AlertService
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.mqtt.bus import TOPIC_PREFIX
-from plantwatch.collector.service import collect
+from plantwatch.app.collect import collect
+from plantwatch.app.embedded_broker import PROTOCOL_VERSION, EmbeddedBroker
+from plantwatch.app.exit_codes import EXIT_OK
 from plantwatch.config.plant import Plant, load_plant_config
-from plantwatch.embedded_broker import PROTOCOL_VERSION, EmbeddedBroker
+from plantwatch.contract.bus import bus_subscription
+from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.simulator.server import servers_for_plant
 
-SAMPLE = Path(__file__).parent / "collector" / "modbus" / "sample.plant.yaml"
+SAMPLE = Path(__file__).resolve().parent.parent / "collector" / "modbus" / "sample.plant.yaml"
 RECIPIENTS = [  # where the demo's mail goes: the outbox, or the SMTP server given
     {"name": "省生态环境厅 值班 (demo)", "email": "duty@eco.example", "lang": "zh"},
     {"name": "Plant energy manager (demo)", "email": "energy@demo-works.example", "lang": "en"},
@@ -159,7 +161,9 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, 
             assert url.hostname is not None and url.port is not None
             await stack.enter_async_context(EmbeddedBroker(url.hostname, url.port))
             broker = f"embedded broker (amqtt, MQTT {PROTOCOL_VERSION})"
-        out.write(f"mqtt: {broker} at {mqtt.url}; readings bus on {TOPIC_PREFIX}/{plant.config.plant.id}/+\n")
+        out.write(
+            f"mqtt: {broker} at {mqtt.url}; readings bus on {bus_subscription(plant.config.plant.id)}\n"
+        )
         out.flush()
         if options.duration is not None:
             asyncio.get_running_loop().call_later(options.duration, stop.set)
@@ -197,3 +201,26 @@ def sectors_in_buffer(path: Path) -> Counter[str]:
             if part.startswith("sector="):
                 counts[part[len("sector=") :]] += 1
     return counts
+
+
+def command(args: argparse.Namespace) -> int:
+    """Every sector simulated, collected and alerted on in one process, with a live view."""
+    options = DemoOptions(
+        data_dir=Path(args.data_dir),
+        seed=args.seed,
+        speed=args.speed,
+        duration=args.duration,
+        refresh=args.refresh,
+        influx_url=args.influx_url,
+        influx_database=args.influx_database,
+        mqtt_url=args.mqtt_url,
+        smtp=args.smtp,
+    )
+    summary = asyncio.run(run_demo(options))
+    sectors = sectors_in_buffer(options.data_dir / "plantwatch-buffer.sqlite")
+    print(f"readings waiting in the buffer per sector: {dict(sorted(sectors.items())) or 'none'}")
+    print(
+        f"mail: {summary['mails_in_outbox']} in the outbox, {summary['mails_sent']} sent "
+        f"({summary['outbox']}); {summary['lines_in_buffer']} line(s) buffered for InfluxDB"
+    )
+    return EXIT_OK

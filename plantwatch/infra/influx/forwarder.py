@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from plantwatch.collector.influx.buffer import DurableBuffer
-from plantwatch.collector.influx.writers import WriteError, Writer
-from plantwatch.collector.outage_log import OutageLog
+from plantwatch.core.outage_log import OutageLog
+from plantwatch.infra.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.writers import WriteError, Writer
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from plantwatch.collector.decoding import Value
+from plantwatch.core.codecs import Value
 
 GOOD = "good"
 

@@ -17,9 +17,9 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from plantwatch.collector.errors import CollectorError
 from plantwatch.config.plant import InfluxConfig
 from plantwatch.config.secrets import secret
+from plantwatch.infra.errors import InfraError
 
 ErrorKind = Literal["retry", "reject", "config"]
 # 400 bad line, 422 unprocessable (e.g. outside retention), 413 batch too large: split the batch.
@@ -28,7 +28,7 @@ REJECT_STATUSES = frozenset({400, 413, 422})
 CONFIG_STATUSES = frozenset({401, 403, 404, 405})
 
 
-class WriteError(CollectorError):
+class WriteError(InfraError):
     """A batch was not written. `kind` says what helps: retry later, split the batch, fix config."""
 
     def __init__(

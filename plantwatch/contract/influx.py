@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from plantwatch.collector.reading import GOOD, PollResult, Reading
+from plantwatch.core.reading import GOOD, PollResult, Reading
 
 # Measurements plantwatch writes besides each map's own (`measurement` key, default: the sector).
 QUALITY_MEASUREMENT = "plantwatch_quality"  # one point per bad value: why it is missing
@@ -20,6 +20,8 @@ POLL_MEASUREMENT = "plantwatch_poll"  # one point per poll: good/bad counts, req
 COLLECTOR_MEASUREMENT = "plantwatch_collector"  # the collector's own health, every 10 s
 DEVICE_HEALTH_MEASUREMENT = "plantwatch_device"  # per device: age of the last good poll
 MQTT_REJECTS_MEASUREMENT = "plantwatch_mqtt_rejects"  # per device and reason: unusable MQTT messages
+KPI_MEASUREMENT = "plantwatch_kpi"  # tags plant, device, target, kind; fields value, limit, ...
+ALERT_MEASUREMENT = "plantwatch_alert"  # tags plant, device, rule, severity; fields event, firing, ...
 
 # Tags on every device point, in this order; a device's own `tags` follow, sorted by key.
 TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT = "plant", "device", "sector", "model", "product"

@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from plantwatch.collector.errors import DecodeError
+from plantwatch.core.errors import DecodeError
 
 ValueType = Literal[
     "int16",

@@ -1,0 +1,91 @@
+"""`plantwatch alerts`: the alert service fed by the readings bus over MQTT (shared subscription on v5)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from plantwatch.alerts.setup import build_alert_service
+from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
+from plantwatch.app.lifecycle import influx_output, stop_on_signals
+from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.config.problems import ConfigError, Problem
+from plantwatch.config.secrets import SecretError
+from plantwatch.contract.bus import BusMessageError, bus_subscription, result_from_bus
+from plantwatch.infra.mqtt import MqttConnection
+
+log = logging.getLogger(__name__)
+ALERTS_BUFFER = "plantwatch-alerts-buffer.sqlite"
+
+
+async def run_alerts(plant: Plant) -> None:
+    """Consume `plantwatch/v1/<plant>/+` until SIGINT/SIGTERM; KPI and alert points go to InfluxDB
+    through a durable buffer of their own when the plant has an `influx` section."""
+    mqtt_config = plant.config.mqtt
+    assert mqtt_config is not None
+    base = plant.path.parent if plant.path else Path.cwd()
+    with stop_on_signals(asyncio.Event()) as stop:
+        async with AsyncExitStack() as stack:
+            write_lines: Callable[[list[str]], object] | None = None
+            if plant.config.influx is not None:
+                # beside the collector's buffer (a writable folder), never the same file
+                own_buffer = str(Path(plant.config.buffer.path).with_name(ALERTS_BUFFER))
+                output = await stack.enter_async_context(
+                    influx_output(plant, plant.config.influx, own_buffer)
+                )
+                write_lines = output.buffer.append
+            service = build_alert_service(plant, write_lines=write_lines)
+            stack.callback(service.close)
+            running = asyncio.create_task(service.run(stop))
+            plant_id = plant.config.plant.id
+            topic = bus_subscription(plant_id)
+            if mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
+                topic = f"$share/{plant.config.alerts.share_group}/{topic}"
+            connection: MqttConnection
+
+            def on_message(message: mqtt.MQTTMessage) -> None:
+                try:
+                    service.handle(result_from_bus(message.payload))
+                except BusMessageError as exc:
+                    log.error("readings bus %s: %s", message.topic, exc)
+                connection.ack(message.mid, message.qos)  # state is on disk: safe to acknowledge
+
+            connection = MqttConnection(
+                mqtt_config,
+                client_id=f"{mqtt_config.client_id or f'plantwatch-{plant_id}'}-alerts",
+                base_dir=base,
+                subscriptions=[topic],
+                on_message=on_message,
+            )
+            log.info(
+                "alerts: %d rule(s) on %d device(s), reading %s",
+                len(service.rules),
+                len(service.engine.calculators),
+                topic,
+            )
+            async with connection:
+                await stop.wait()
+            await running
+
+
+def command(args: argparse.Namespace) -> int:
+    """The alert service alone, reading the readings bus over MQTT."""
+    path = Path(args.config)
+    plant = load_plant_config(path)
+    if plant.config.mqtt is None:
+        raise ConfigError(
+            [Problem(str(path), "mqtt", "required by `plantwatch alerts`: the broker of the readings bus")]
+        )
+    try:
+        asyncio.run(run_alerts(plant))
+    except SecretError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK

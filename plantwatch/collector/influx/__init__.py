@@ -1,1 +1,0 @@
-"""InfluxDB output: the line-protocol data contract, the durable buffer, writers and the forwarder."""

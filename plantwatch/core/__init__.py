@@ -1,0 +1,2 @@
+"""The shapes every layer shares: readings and poll results, value types and register codecs,
+errors, the outage log."""
