@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--unit", type=int, default=1, help="Modbus unit (device) id, default 1")
     p.add_argument("--timeout", type=parse_duration, default=2.0, help="per request, default 2s")
+    p.add_argument(
+        "--max-skew",
+        type=parse_duration,
+        default=300.0,
+        help="a device clock further ahead than this marks values `bad timestamp` (default 5m)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run="devices:probe")
 

@@ -69,12 +69,12 @@ def test_reminders_while_firing_at_the_repeat_interval() -> None:
 def test_stale_meter_is_its_own_alert() -> None:
     r = Rule(STALE, None, None, "warning", 0, 4 * 3600 * 10**9, 0.0)
     alert = Alert("saf-1", STALE)
-    alert, t = evaluate_stale(alert, r, last_reading_ns=T0, now_ns=T0 + 4 * 10**9, stale_ns=5 * 10**9)
+    alert, t = evaluate_stale(alert, r, last_good_ns=T0, now_ns=T0 + 4 * 10**9, stale_ns=5 * 10**9)
     assert t is None
-    alert, t = evaluate_stale(alert, r, last_reading_ns=T0, now_ns=T0 + 5 * 10**9, stale_ns=5 * 10**9)
+    alert, t = evaluate_stale(alert, r, last_good_ns=T0, now_ns=T0 + 5 * 10**9, stale_ns=5 * 10**9)
     assert t is not None and t.event == "firing" and alert.since_ns == T0
     alert, t = evaluate_stale(
-        alert, r, last_reading_ns=T0 + 9 * 10**9, now_ns=T0 + 9 * 10**9, stale_ns=5 * 10**9
+        alert, r, last_good_ns=T0 + 9 * 10**9, now_ns=T0 + 9 * 10**9, stale_ns=5 * 10**9
     )
     assert t is not None and t.event == "resolved" and alert.state == "normal"
 

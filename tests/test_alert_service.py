@@ -140,11 +140,12 @@ def test_restart_neither_loses_nor_resends_a_firing_alert(
     second = build_alert_service(plant)  # a restart
     assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].state == "firing"
     assert second.alerts[("saf-1", "ferroalloy-fesi-unit-power")].annotation_id == 1
-    tap(second, 4, 1000, 3, 8)  # the tap boundary is learnt again ...
-    tap(second, 5, 2000, 4, 8)
-    tap(second, 6, 70000, 5, 8)  # ... and the next tap breaches again: the same alert, no new mail
+    # the restart continues the open tap (its start and the counter): the first tap after it is
+    # valued, 70,000 kWh / 8 t, a breach again: the same alert, no new mail
+    tap(second, 6, 140000, 4, 8)
     assert second.transitions == []
-    tap(second, 10, 130000, 6, 8)  # 7500: resolves the alert fired before the restart
+    assert second.latest[("saf-1", "ferroalloy-fesi-unit-power")].value == 8750
+    tap(second, 10, 200000, 5, 8)  # 7500: resolves the alert fired before the restart
     assert [t.event for t in second.transitions] == ["resolved"]
     asyncio.run(second.deliver())
     assert [m["Subject"][:4] for m in smtp.inbox.messages] == ["【告警】", "【恢复】"]
@@ -281,14 +282,16 @@ def test_kpi_and_alert_points_reach_influxdb_and_stale_meters_fire_and_resolve(
         plant_file(tmp_path, smtp, grafana), write_lines=lines.extend, clock=lambda: now[0]
     )
     service.handle(result("ghost", T0, active_energy=1.0))  # not a device of this plant: ignored
-    assert service.unknown_devices == {"ghost"} and "ghost" not in service.last_seen
+    assert service.unknown_devices == {"ghost"} and "ghost" not in service.last_good
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 70000, 3, 8)  # 8625 kWh/t
-    now[0] += 5 * 10**9  # saf-1 polls every 1 s: 5 intervals without a reading
-    lines += service._stale_check("saf-1")
+    now[0] += 5 * 10**9  # saf-1 polls every 1 s: 5 intervals without a good reading
+    service.tick()
     now[0] += 10**9
-    tap(service, 4, 71000, 3, 8)  # the next reading resolves the stale alert
+    tap(service, 4, 71000, 3, 8)  # good data again: one result could be a fluke ...
+    assert service.transitions[-1].rule.id == "stale" and service.transitions[-1].event == "firing"
+    tap(service, 5, 71500, 3, 8)  # ... two in a row resolve the stale alert
     assert [(t.event, t.rule.id) for t in service.transitions] == [
         ("firing", "ferroalloy-fesi-unit-power"),
         ("firing", "stale"),

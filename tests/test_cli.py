@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.services.processes import free_port, wait_for_port
+from tests.waiting import wait_until
 
 REPO = Path(__file__).parent.parent
 
@@ -106,6 +109,15 @@ def test_help_says_which_commands_log_at_info() -> None:
     assert set(SERVICES) == {"collect", "run", "alerts"}  # the long-running services
 
 
+def probe_cems(port: int) -> dict[str, Any]:
+    """`plantwatch probe --json` of the simulated CEMS (unit 4), with the default max skew."""
+    result = plantwatch(
+        "probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{port}", "--unit", "4", "--json"
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
 def test_probe_json_reads_scaled_values_with_quality(simulated_plant: tuple[int, int]) -> None:
     saf_port, cems_port = simulated_plant
     result = plantwatch(
@@ -113,7 +125,7 @@ def test_probe_json_reads_scaled_values_with_quality(simulated_plant: tuple[int,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"values", "units", "quality"}
+    assert set(data) == {"values", "units", "quality", "timestamp_ns"}
     assert set(data["quality"].values()) == {"good"}
     values, units = data["values"], data["units"]
     assert 25_000 < values["active_power"] < 35_000 and units["active_power"] == "kW"
@@ -122,15 +134,29 @@ def test_probe_json_reads_scaled_values_with_quality(simulated_plant: tuple[int,
     assert values["furnace_running"] is True and values["cooling_alarm"] is False
 
     cems = plantwatch(
-        "probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{cems_port}", "--unit", "4", "--json"
+        *("probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{cems_port}", "--unit", "4", "--json"),
+        *("--max-skew", "30d"),  # the simulated CEMS clock runs at 60x
     )
     cems_values = json.loads(cems.stdout)["values"]
     assert 15 < cems_values["dust"] < 80 and cems_values["data_flag"] in ("N", "M")
+    stamps = set(json.loads(cems.stdout)["timestamp_ns"].values())
+    assert len(stamps) == 1 and stamps.pop() > time.time_ns()  # the device clock, ahead at 60x
+
+    # with the default 5 min, a clock that ran ahead marks every value of the poll bad
+    wait_until(
+        lambda: probe_cems(cems_port)["quality"]["dust"].startswith("bad timestamp"), 30, "clock ahead"
+    )
+    ahead = probe_cems(cems_port)
+    assert {q.split(":")[0] for q in ahead["quality"].values()} == {"bad timestamp"}
+    assert set(ahead["values"].values()) == {None}
 
 
 def test_probe_table_and_wrong_unit(simulated_plant: tuple[int, int]) -> None:
     _, cems_port = simulated_plant
-    table = plantwatch("probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{cems_port}", "--unit", "4")
+    table = plantwatch(
+        *("probe", "--map", "dust_cems", "--url", f"tcp://127.0.0.1:{cems_port}", "--unit", "4"),
+        *("--max-skew", "30d"),  # the simulated CEMS clock runs at 60x
+    )
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["field", "value", "unit", "quality"]
     assert lines[1].split()[0] == "dust" and lines[1].split()[-2:] == ["mg/m3", "good"]

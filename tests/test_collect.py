@@ -54,6 +54,7 @@ devices:
 {devices}influx: {{url: "{influx_url}", api: v1, database: plant, batch_size: 500, flush_interval: 200ms,
          timeout: 2s, shutdown_timeout: 30s}}
 buffer: {{path: buffer.sqlite, dead_letter: dead.jsonl}}
+event_time: {{max_skew: 30d}}  # the simulated CEMS clock runs at 60x
 """,
         encoding="utf-8",
     )

@@ -224,7 +224,8 @@ def test_counter_rollover_wraps_at_the_declared_width(loop_thread: object) -> No
 
 def test_rtu_framing_over_tcp(loop_thread: object, shipped_maps: dict[str, DeviceMap]) -> None:
     device_map = shipped_maps["dust_cems"]
-    sim = SimulatedDevice(device_map, 7, clock=lambda: 1234.0)
+    # its clock at simulated second 1234 reads now: within event_time.max_skew
+    sim = SimulatedDevice(device_map, 7, clock=lambda: 1234.0, epoch=time.time() - 1234.0)
 
     async def run() -> PollResult:
         async with SimulatorServer([sim], rtu_framing=True) as server:

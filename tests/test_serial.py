@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,8 @@ def test_two_units_share_one_serial_bus(
     pty_pair: tuple[str, str], loop_thread: LoopThread, shipped_maps: dict[str, DeviceMap]
 ) -> None:
     server_end, collector_end = pty_pair
-    cems = SimulatedDevice(shipped_maps["dust_cems"], 1, clock=lambda: 600.0)
+    # the CEMS clock at simulated second 600 reads now: within event_time.max_skew
+    cems = SimulatedDevice(shipped_maps["dust_cems"], 1, clock=lambda: 600.0, epoch=time.time() - 600.0)
     kiln = SimulatedDevice(shipped_maps["cement_kiln_line"], 2, clock=lambda: 600.0)
     # 8N1: a Linux pty rejects parity bits (termios EINVAL); real RS-485 ports take parity=E.
     url = f"serial://{collector_end}?baudrate=38400"

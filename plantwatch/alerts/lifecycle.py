@@ -61,6 +61,8 @@ class Transition:
     alert: Alert
     rule: Rule
     kpi: KpiValue | None
+    detected_ns: int = 0  # wall time the service saw it
+    late: bool = False  # judged long after its window ended: the data came late
 
 
 def _fire(alert: Alert, since_ns: int, window_start_ns: int, now_ns: int) -> Alert:
@@ -103,15 +105,24 @@ def evaluate(alert: Alert, rule: Rule, kpi: KpiValue) -> tuple[Alert, Transition
     return replace(seen, state="pending", since_ns=since), None
 
 
+STALE_CLEAR = 2  # good results in a row that resolve a stale alert (one alone could be a fluke)
+
+
 def evaluate_stale(
-    alert: Alert, rule: Rule, last_reading_ns: int, now_ns: int, stale_ns: int
+    alert: Alert,
+    rule: Rule,
+    last_good_ns: int,
+    now_ns: int,
+    stale_ns: int,
+    good_results: int = STALE_CLEAR,
 ) -> tuple[Alert, Transition | None]:
-    """The stale-meter rule: firing once no reading came for `stale_ns`, resolved by the next one."""
-    stale = now_ns - last_reading_ns >= stale_ns
+    """The stale-meter rule: firing once no good data came for `stale_ns`; resolved only by good
+    data, `STALE_CLEAR` results of it in a row (never by a timer or a restart)."""
+    stale = now_ns - last_good_ns >= stale_ns
     if stale and alert.state != "firing":
-        fired = _fire(replace(alert, severity=rule.severity), last_reading_ns, last_reading_ns, now_ns)
+        fired = _fire(replace(alert, severity=rule.severity), last_good_ns, last_good_ns, now_ns)
         return fired, Transition("firing", fired, rule, None)
-    if not stale and alert.state == "firing":
-        resolved = replace(alert, state="normal", window_end_ns=last_reading_ns)
+    if not stale and alert.state == "firing" and good_results >= STALE_CLEAR:
+        resolved = replace(alert, state="normal", window_end_ns=last_good_ns)
         return resolved, Transition("resolved", resolved, rule, None)
     return alert, None

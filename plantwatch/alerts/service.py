@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.kpi.value import KpiValue
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 KPI_POINT_INTERVAL_NS = 10 * 10**9  # rolling, live and to-date values: at most one point per 10 s
 TICK = 1.0  # seconds between stale checks and delivery attempts
+CHECKPOINT_NS = 10 * 10**9  # open KPI windows saved at least this often (and at every stop)
+LATE_NOTICE_NS = 60 * 10**9  # judged this long after its window plus lateness: a late value
 RETRY_BACKOFF = (5.0, 300.0)  # SMTP and Grafana retries
 
 
@@ -81,8 +84,17 @@ class AlertService:
         self.write_lines = write_lines
         self.clock = clock
         started = clock()
-        self.last_seen = {d.id: started for d in plant.config.devices}
-        self.stale_ns = {d.id: int(d.interval * config.stale_after * 1e9) for d in plant.config.devices}
+        # Liveness, in wall time: when each device last sent a good value a KPI reads, and how
+        # many good results in a row since (a stale alert resolves after STALE_CLEAR of them).
+        saved = store.last_good()
+        self.last_good = {d.id: saved.get(d.id, started) for d in plant.config.devices}
+        self.good_streak = dict.fromkeys(self.last_good, 0)
+        self.stale_ns = {
+            d.id: int(plant.expected_interval(d.id) * config.stale_after * 1e9) for d in plant.config.devices
+        }
+        self.lateness_ns = {d.id: int(plant.lateness(d.id) * 1e9) for d in plant.config.devices}
+        self.engine.restore(store.kpi_windows(), started)  # windows continue across a restart
+        self._checkpointed = started
         self.transitions: list[Transition] = []  # this run's, oldest first (for health and tests)
         self.silenced = 0
         self.unknown_devices: set[str] = set()
@@ -96,42 +108,71 @@ class AlertService:
             self.handle(result)
 
     def handle(self, result: PollResult) -> None:
-        """One result: KPIs, rule evaluation, transitions."""
-        if result.device not in self.last_seen:  # e.g. on the bus from a device this config lacks
-            if result.device not in self.unknown_devices:
+        """One result: liveness, KPIs in event time, rule evaluation, transitions."""
+        device = result.device
+        if device not in self.last_good:  # e.g. on the bus from a device this config lacks
+            if device not in self.unknown_devices:
                 log.warning(
-                    "alerts: readings of %s, which is not a device of this plant, are ignored", result.device
+                    "alerts: readings of %s, which is not a device of this plant, are ignored", device
                 )
-            self.unknown_devices.add(result.device)
+            self.unknown_devices.add(device)
             return
-        self.last_seen[result.device] = self.clock()
+        now = self.clock()
         lines: list[str] = []
-        if self.alerts.get((result.device, STALE), Alert(result.device, STALE)).state == "firing":
-            lines += self._stale_check(result.device)  # this reading resolves it
-        for kpi in self.engine.update(result):
+        if self._live(result):
+            self.last_good[device] = now
+            self.good_streak[device] += 1
+            if self.alerts.get((device, STALE), Alert(device, STALE)).state == "firing":
+                lines += self._stale_check(device, now)  # good data again: it may resolve
+        else:
+            self.good_streak[device] = 0
+        lines += self._evaluate(self.engine.update(result, now), now)
+        if lines and self.write_lines is not None:
+            self.write_lines(lines)
+
+    def _live(self, result: PollResult) -> bool:
+        """Whether the result has a good value of a field a KPI of the device reads (of any
+        field, for a device no KPI watches)."""
+        fields = self.engine.fields(result.device)
+        return any(r.good and (fields is None or r.field in fields) for r in result.readings)
+
+    def _evaluate(self, kpis: list[KpiValue], now: int) -> list[str]:
+        lines: list[str] = []
+        for kpi in kpis:
             self.latest[(kpi.device, kpi.rule)] = kpi
             lines += self._kpi_lines(kpi)
             rule = self.rules.get((kpi.device, kpi.rule))
             if rule is not None:
                 alert = self.alerts.get((kpi.device, kpi.rule), Alert(kpi.device, kpi.rule))
-                lines += self._apply(*evaluate(alert, rule, kpi))
-        if lines and self.write_lines is not None:
-            self.write_lines(lines)
+                lines += self._apply(*evaluate(alert, rule, kpi), now)
+        return lines
 
-    def _stale_check(self, device: str) -> list[str]:
+    def _stale_check(self, device: str, now: int) -> list[str]:
         key = (device, STALE)
         alert = self.alerts.get(key, Alert(device, STALE))
-        return self._apply(
-            *evaluate_stale(
-                alert, self.rules[key], self.last_seen[device], self.clock(), self.stale_ns[device]
-            )
+        moved = evaluate_stale(
+            alert,
+            self.rules[key],
+            self.last_good[device],
+            now,
+            self.stale_ns[device],
+            self.good_streak[device],
         )
+        if moved[1] is not None and moved[1].event == "firing":
+            self.good_streak[device] = 0
+        return self._apply(*moved, now)
 
-    def _apply(self, alert: Alert, transition: Transition | None) -> list[str]:
+    def _apply(self, alert: Alert, transition: Transition | None, now: int) -> list[str]:
         """Persist the new state first, then announce: a restart neither loses nor repeats it."""
         self.alerts.put(alert)
         if transition is None:
             return []
+        # A value judged long after its window ended came from late data (a backlog, a backfill):
+        # the mail says so, with both times.
+        late = transition.kpi is not None and (
+            now - transition.kpi.ts_ns > self.lateness_ns[alert.device] + LATE_NOTICE_NS
+        )
+        transition = replace(transition, detected_ns=now, late=late)
         self.transitions.append(transition)
         log.warning(
             "alert %s: %s %s value %s limit %s",
@@ -141,7 +182,6 @@ class AlertService:
             alert.value,
             alert.limit,
         )
-        now = self.clock()
         silenced = any(
             s.matches(self.plant_id, alert.device, alert.rule, now) for s in self.store.silences(now)
         )
@@ -189,11 +229,7 @@ class AlertService:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             self._wake.clear()  # before delivering: a transition during delivery wakes the next turn
-            lines = []
-            for device in self.last_seen:
-                lines += self._stale_check(device)
-            if lines and self.write_lines is not None:
-                self.write_lines(lines)
+            self.tick()
             if loop.time() >= next_attempt:
                 ok = await self.deliver()
                 delay = RETRY_BACKOFF[0] if ok else min(delay * 2, RETRY_BACKOFF[1])
@@ -201,6 +237,22 @@ class AlertService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK)
         await self.deliver()  # one last attempt; the rest waits for the next start
+
+    def tick(self) -> None:
+        """Once a second: stale checks, windows of silent devices closed, a periodic checkpoint."""
+        now = self.clock()
+        lines = self._evaluate(self.engine.tick(now), now)
+        for device in self.last_good:
+            lines += self._stale_check(device, now)
+        if lines and self.write_lines is not None:
+            self.write_lines(lines)
+        if now - self._checkpointed >= CHECKPOINT_NS:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save the open KPI windows and every device's liveness, so a restart continues them."""
+        self.store.save_progress(self.engine.changed_state(), self.last_good)
+        self._checkpointed = self.clock()
 
     async def deliver(self) -> bool:
         """Every notifier sends what it has queued; False when something is left for a retry.
@@ -211,4 +263,6 @@ class AlertService:
         return all(results)
 
     def close(self) -> None:
+        """Checkpoint and close the state store."""
+        self.checkpoint()
         self.store.close()

@@ -1,4 +1,5 @@
-"""Named stores in one SQLite file: alert states, silences, and Grafana calls waiting for a retry."""
+"""Named stores in one SQLite file: alert states, silences, Grafana calls waiting for a retry, and
+the KPI windows and device liveness a restart continues from."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS silences (
     id INTEGER PRIMARY KEY AUTOINCREMENT, plant TEXT, device TEXT, rule TEXT,
     ends_ns INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kpi_windows (device TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS liveness (device TEXT PRIMARY KEY, last_good_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS grafana_calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, rule TEXT NOT NULL,
     call TEXT NOT NULL, body TEXT NOT NULL);
@@ -111,6 +114,30 @@ class StateStore:
 
     def close(self) -> None:
         self.db.close()
+
+    # --- progress: open KPI windows, device liveness ---
+
+    def kpi_windows(self) -> dict[str, dict[str, Any]]:
+        """Device id -> the state of its open KPI windows, as last saved."""
+        rows = self.db.execute("SELECT device, state FROM kpi_windows").fetchall()
+        return {device: json.loads(state) for device, state in rows}
+
+    def last_good(self) -> dict[str, int]:
+        """Device id -> wall time of its last good data, as last saved."""
+        return dict(self.db.execute("SELECT device, last_good_ns FROM liveness").fetchall())
+
+    def save_progress(self, windows: dict[str, dict[str, Any]], last_good: dict[str, int]) -> None:
+        """The changed KPI windows and every device's liveness, in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO kpi_windows (device, state) VALUES (?, ?)",
+                [(device, json.dumps(state)) for device, state in windows.items()],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO liveness (device, last_good_ns) VALUES (?, ?)",
+                list(last_good.items()),
+            )
 
     # --- silences ---
 

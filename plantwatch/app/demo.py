@@ -74,6 +74,8 @@ def demo_config(options: DemoOptions) -> dict[str, Any]:
     }
     if not options.mqtt_url:
         config["mqtt"]["protocol_version"] = PROTOCOL_VERSION  # the embedded broker's
+    # The simulated CEMS clock runs at the simulation's speed, far ahead of this machine's.
+    config["event_time"] = {"max_skew": "3650d"}
     alerts = config.setdefault("alerts", {})
     alerts.setdefault("recipients", RECIPIENTS)
     if options.smtp:

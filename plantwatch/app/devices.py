@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from plantwatch.app.exit_codes import EXIT_BAD_VALUES, EXIT_INVALID, EXIT_OK
@@ -53,7 +54,7 @@ async def _probe(args: argparse.Namespace, device_map: DeviceMap) -> PollResult:
     )
     bus = ModbusBus(device.endpoint, timeout=device.timeout)
     try:
-        return await ModbusDevicePoller(device, device_map, bus).poll()
+        return await ModbusDevicePoller(device, device_map, bus, max_skew=args.max_skew).poll()
     finally:
         bus.close()
 
@@ -81,6 +82,7 @@ def probe(args: argparse.Namespace) -> int:
                     "values": {r.field: r.value for r in result.readings},
                     "units": {r.field: r.unit for r in result.readings},
                     "quality": {r.field: r.quality for r in result.readings},
+                    "timestamp_ns": {r.field: r.timestamp_ns for r in result.readings},
                 },
                 ensure_ascii=False,
             )
@@ -88,11 +90,13 @@ def probe(args: argparse.Namespace) -> int:
     else:
         print(readings_table(result.readings))
         print(f"\n{result.requests} request(s) in {(result.finished_ns - result.started_ns) / 1e6:.1f} ms")
+        if device_map.clock_registers() and result.readings:
+            stamp = datetime.fromtimestamp(result.readings[0].timestamp_ns / 1e9).astimezone()
+            print(f"device clock: {stamp.isoformat(timespec='seconds')} (this machine's zone)")
     return EXIT_OK if result.ok else EXIT_BAD_VALUES
 
 
 async def _serve(plant: Plant, seed: int, speed: float, duration: float | None) -> None:
-
     async with contextlib.AsyncExitStack() as stack:
         for server in servers_for_plant(plant, seed=seed, speed=speed):
             await stack.enter_async_context(server)

@@ -32,7 +32,9 @@ def build_pollers(plant: Plant) -> tuple[list[ModbusDevicePoller], dict[str, Mod
         if bus is None:
             bus = buses[key] = ModbusBus(device.endpoint, timeout=device.timeout)
         bus.timeout = max(bus.timeout, device.timeout)
-        pollers.append(ModbusDevicePoller(device, plant.maps[device.id], bus))  # type: ignore[arg-type]
+        device_map = plant.maps[device.id]
+        assert isinstance(device_map, DeviceMap)
+        pollers.append(ModbusDevicePoller(device, device_map, bus, max_skew=plant.config.event_time.max_skew))
     return pollers, buses
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
-from plantwatch.config.roles import Role, Sector
+from plantwatch.config.roles import CLOCK_PARTS, CLOCK_ROLES, Role, Sector
 from plantwatch.config.units import Strict
 from plantwatch.core.codecs import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
+from plantwatch.core.event_time import Marks
 
 Table = Literal["holding", "input", "coil", "discrete"]
 BIT_TABLES = frozenset({"coil", "discrete"})
@@ -42,6 +44,22 @@ class RegisterDefaults(Strict):
     role: Role | None = None
     counter: Counter | None = None
     description: str | None = None
+
+
+class ClockSpec(Strict):
+    """How to read the device clock held in the map's `clock_*` registers."""
+
+    timezone: str = "Asia/Shanghai"  # the zone of year..second registers (an epoch is UTC)
+    marks: Marks = "instant"  # which moment of a value's period the clock names
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{name!r} is not an IANA time zone such as Asia/Shanghai") from exc
+        return name
 
 
 class Register(Strict):
@@ -118,6 +136,7 @@ class DeviceMap(Strict):
     )
     measurement: str | None = None
     defaults: RegisterDefaults | None = None
+    clock: ClockSpec | None = None  # settings of the device clock (its registers have clock_* roles)
     registers: list[Register] = Field(min_length=1)
 
     def register(self, name: str) -> Register:
@@ -126,6 +145,10 @@ class DeviceMap(Strict):
             if reg.name == name:
                 return reg
         raise KeyError(name)
+
+    def clock_registers(self) -> dict[Role, Register]:
+        """The registers of the device clock, by role (empty when the device has no clock)."""
+        return {reg.role: reg for reg in self.registers if reg.role in CLOCK_ROLES}
 
 
 AnyDeviceMap = DeviceMap | MqttDeviceMap
@@ -136,9 +159,39 @@ def map_values(device_map: AnyDeviceMap) -> list[Register] | list[MqttField]:
     return device_map.registers if isinstance(device_map, DeviceMap) else device_map.fields
 
 
-def _cross_checks(device_map: DeviceMap) -> list[tuple[str, str]]:
-    """Second pass: duplicate names and overlapping registers, as (key path, message)."""
+def _clock_problems(device_map: DeviceMap) -> list[tuple[str, str]]:
+    """A device clock is one `clock_epoch` register, or `clock_year` to `clock_minute` (and
+    optionally `clock_second`), integers, each role once; `clock:` needs those registers."""
     problems = []
+    seen: dict[Role, int] = {}
+    for i, reg in enumerate(device_map.registers):
+        if reg.role not in CLOCK_ROLES:
+            continue
+        if reg.type not in INTEGER_TYPES:
+            problems.append((f"registers.{i}.type", f"{reg.name!r}: a {reg.role} register is an integer"))
+        if reg.role in seen:
+            problems.append(
+                (f"registers.{i}.role", f"{reg.role} is already registers.{seen[reg.role]}: one clock only")
+            )
+        seen.setdefault(reg.role, i)
+    if not seen:
+        if device_map.clock is not None:
+            problems.append(("clock", "no register has a clock_* role: the clock has nothing to read"))
+        return problems
+    parts = [role for role in CLOCK_PARTS if role in seen]
+    if Role.CLOCK_EPOCH in seen and parts:
+        problems.append(("registers", "a device clock is clock_epoch or clock_year..clock_second, not both"))
+    elif Role.CLOCK_EPOCH not in seen:
+        missing = [role.value for role in CLOCK_PARTS[:-1] if role not in seen]
+        if missing:
+            problems.append(("registers", f"the device clock needs registers with role {', '.join(missing)}"))
+    return problems
+
+
+def _cross_checks(device_map: DeviceMap) -> list[tuple[str, str]]:
+    """Second pass: duplicate names, overlapping registers and the device clock, as
+    (key path, message)."""
+    problems = _clock_problems(device_map)
     seen: dict[str, int] = {}
     for i, reg in enumerate(device_map.registers):
         if reg.name in seen:

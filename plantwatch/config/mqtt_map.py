@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from plantwatch.config.roles import Role, Sector
-from plantwatch.config.units import Strict
+from plantwatch.config.units import Duration, Strict
+from plantwatch.core.event_time import Marks
 
 PayloadFormat = Literal["json", "value", "sparkplug_b"]
 FieldType = Literal["float", "int", "bool", "string"]
@@ -44,10 +45,12 @@ class MqttField(Strict):
 
 
 class MqttTimestamp(Strict):
-    """Where a JSON payload carries its timestamp, and in which form."""
+    """Where a JSON payload carries its timestamp, in which form, and which moment of the
+    value's period it names (HJ 212 minute and hour data: the start)."""
 
     path: str
     format: Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"]
+    marks: Marks = "instant"
 
 
 class MqttDeviceMap(Strict):
@@ -63,6 +66,7 @@ class MqttDeviceMap(Strict):
     format: PayloadFormat
     topic: str | None = None
     timestamp: MqttTimestamp | None = None
+    interval: Duration | None = None  # how often the device publishes (staleness); default 1m
     fields: list[MqttField] = Field(min_length=1)
 
     @model_validator(mode="after")

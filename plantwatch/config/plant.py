@@ -31,6 +31,7 @@ from plantwatch.config.targets import Target, resolve_targets
 from plantwatch.config.units import Duration, Size, Strict
 from plantwatch.contract.influx import RESERVED_TAGS, tag_value_as_stored
 from plantwatch.core.durations import parse_duration
+from plantwatch.core.event_time import Marks
 
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -98,6 +99,9 @@ def parse_endpoint(url: str) -> Endpoint:
     raise ValueError(f"{url!r}: scheme must be tcp://, rtu+tcp:// or serial://")
 
 
+DEFAULT_MQTT_INTERVAL = 60.0  # an MQTT device publishing minute data, unless told otherwise
+
+
 class PlantInfo(Strict):
     """The plant's identity, used as a tag on everything it produces."""
 
@@ -118,6 +122,7 @@ class DeviceConfig(Strict):
     jitter: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0") else parse_duration(v))] = 0.0
     max_insert: int = Field(default=10, ge=0, le=124)
     tags: dict[str, str] = Field(default_factory=dict)
+    lateness: Duration | Literal[0] | None = None  # default: event_time.lateness for devices with clocks
 
     @model_validator(mode="before")
     @classmethod
@@ -238,6 +243,17 @@ class MqttConfig(Strict):
         return self
 
 
+class EventTimeConfig(Strict):
+    """How the time each device says its values were measured is checked and waited for."""
+
+    # Readings stamped further ahead of this machine's clock are `bad timestamp`, never used.
+    max_skew: Duration = 300.0
+    # Devices with a clock of their own (payload timestamps, clock registers): how long KPI windows
+    # wait for late or out-of-order readings before they are final. Others are stamped with the
+    # poll or arrival time, which only moves forward: they wait for nothing.
+    lateness: Duration | Literal[0] = 120.0
+
+
 class PlantConfig(Strict):
     """A whole `plant.yaml`."""
 
@@ -246,6 +262,7 @@ class PlantConfig(Strict):
     influx: InfluxConfig | None = None
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     mqtt: MqttConfig | None = None
+    event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
@@ -261,6 +278,40 @@ class Plant:
     def devices_of(self, kind: type[DeviceMap] | type[MqttDeviceMap]) -> list[DeviceConfig]:
         """The devices whose map is a Modbus `DeviceMap` or an `MqttDeviceMap`."""
         return [d for d in self.config.devices if isinstance(self.maps.get(d.id), kind)]
+
+    def device(self, device_id: str) -> DeviceConfig:
+        """The device called `device_id`."""
+        return next(d for d in self.config.devices if d.id == device_id)
+
+    def has_clock(self, device_id: str) -> bool:
+        """Whether the device stamps its values itself (payload timestamps, Sparkplug metric
+        times, clock registers) rather than being stamped with the poll or arrival time."""
+        device_map = self.maps[device_id]
+        if isinstance(device_map, MqttDeviceMap):
+            return device_map.timestamp is not None or device_map.format == "sparkplug_b"
+        return bool(device_map.clock_registers())
+
+    def marks(self, device_id: str) -> Marks:
+        """Which moment of its period a device's timestamp names (start, end, or the instant)."""
+        device_map = self.maps[device_id]
+        if isinstance(device_map, MqttDeviceMap):
+            return device_map.timestamp.marks if device_map.timestamp else "instant"
+        return device_map.clock.marks if device_map.clock else "instant"
+
+    def lateness(self, device_id: str) -> float:
+        """Seconds the device's KPI windows wait for late readings (0 without a clock of its own)."""
+        device = self.device(device_id)
+        if device.lateness is not None:
+            return float(device.lateness)
+        return float(self.config.event_time.lateness) if self.has_clock(device_id) else 0.0
+
+    def expected_interval(self, device_id: str) -> float:
+        """Seconds between the device's readings: its poll `interval`; for an MQTT device the
+        `interval` it is given, else its map's, else one minute."""
+        device, device_map = self.device(device_id), self.maps.get(device_id)
+        if isinstance(device_map, MqttDeviceMap) and "interval" not in device.model_fields_set:
+            return device_map.interval or DEFAULT_MQTT_INTERVAL
+        return device.interval
 
     def targets_by_device(self, targets: list[Target]) -> dict[str, list[Target]]:
         """Device id -> the targets that watch it."""

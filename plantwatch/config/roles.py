@@ -37,6 +37,26 @@ class Role(StrEnum):
     TEMPERATURE = "temperature"
     RUNNING = "running"
     INFO = "info"
+    # The device's own clock (CEMS data loggers): readings carry its time instead of the poll's.
+    CLOCK_EPOCH = "clock_epoch"
+    CLOCK_YEAR = "clock_year"
+    CLOCK_MONTH = "clock_month"
+    CLOCK_DAY = "clock_day"
+    CLOCK_HOUR = "clock_hour"
+    CLOCK_MINUTE = "clock_minute"
+    CLOCK_SECOND = "clock_second"
+
+
+# A device clock is either one epoch register or these (seconds optional, 0 when absent).
+CLOCK_PARTS = (
+    Role.CLOCK_YEAR,
+    Role.CLOCK_MONTH,
+    Role.CLOCK_DAY,
+    Role.CLOCK_HOUR,
+    Role.CLOCK_MINUTE,
+    Role.CLOCK_SECOND,
+)
+CLOCK_ROLES = frozenset({Role.CLOCK_EPOCH, *CLOCK_PARTS})
 
 
 ROLE_DESCRIPTIONS: dict[Role, str] = {
@@ -65,4 +85,11 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.TEMPERATURE: "a process temperature (degC)",
     Role.RUNNING: "whether the unit is running (bool)",
     Role.INFO: "descriptive value with no alert meaning (status text, firmware)",
+    Role.CLOCK_EPOCH: "the device's clock: seconds since 1970-01-01 UTC",
+    Role.CLOCK_YEAR: "the device's clock: year (with month, day, hour, minute, second in its zone)",
+    Role.CLOCK_MONTH: "the device's clock: month 1-12",
+    Role.CLOCK_DAY: "the device's clock: day of the month",
+    Role.CLOCK_HOUR: "the device's clock: hour 0-23",
+    Role.CLOCK_MINUTE: "the device's clock: minute 0-59",
+    Role.CLOCK_SECOND: "the device's clock: second 0-59 (optional)",
 }

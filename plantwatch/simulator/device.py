@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from plantwatch.config.device_map import BIT_TABLES, DeviceMap, Register
+from plantwatch.config.roles import CLOCK_ROLES, Role
 from plantwatch.core.codecs import INTEGER_TYPES, STRUCT_FORMATS, encode
 from plantwatch.simulator.profiles import signals_for
 from plantwatch.simulator.signals import Signal, evaluate
@@ -66,11 +69,17 @@ class SimulatedDevice:
         seed: int = 0,
         clock: Callable[[], float] | None = None,
         signals: dict[str, Signal] | None = None,
+        epoch: float | None = None,
     ) -> None:
         self.device_map = device_map
         self.unit = unit
         self.seed = seed
         self.clock = clock or SimClock()
+        # The device's own clock (maps with clock_* registers): `epoch` (default: now) plus
+        # simulated seconds, so it runs at the simulation's speed.
+        self.epoch = time.time() if epoch is None else epoch
+        zone = device_map.clock.timezone if device_map.clock else "Asia/Shanghai"
+        self.zone = ZoneInfo(zone)
         self.signals = signals_for(device_map) | (signals or {})
         self.reads = 0
         self._by_table: dict[str, list[Register]] = {}
@@ -80,7 +89,20 @@ class SimulatedDevice:
     def values(self, t: float | None = None) -> dict[str, float | bool | str]:
         """Engineering values of every field at simulated time t (now by default)."""
         t = self.clock() if t is None else t
-        return {reg.name: evaluate(self.signals, reg.name, t, self.seed) for reg in self.device_map.registers}
+        return {reg.name: self._value(reg, t) for reg in self.device_map.registers}
+
+    def _value(self, reg: Register, t: float) -> float | bool | str:
+        if reg.role in CLOCK_ROLES:
+            return self.device_time(reg.role, t)
+        return evaluate(self.signals, reg.name, t, self.seed)
+
+    def device_time(self, role: Role, t: float) -> int:
+        """One part of the device clock at simulated time t."""
+        seconds = self.epoch + t
+        if role == Role.CLOCK_EPOCH:
+            return int(seconds)
+        moment = datetime.fromtimestamp(int(seconds), self.zone)
+        return int(getattr(moment, role.value.removeprefix("clock_")))
 
     def _fill(self, table: str, registers: list[int]) -> None:
         t = self.clock()
@@ -92,7 +114,7 @@ class SimulatedDevice:
                 registers[index] = (registers[index] | (1 << bit)) if on else (registers[index] & ~(1 << bit))
             return
         for reg in regs:
-            raw = to_raw(reg, evaluate(self.signals, reg.name, t, self.seed))
+            raw = to_raw(reg, self._value(reg, t))
             words = encode(
                 raw,
                 reg.type,

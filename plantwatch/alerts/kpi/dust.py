@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from typing import Any
 
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
 
 MINUTE_NS = 60 * 10**9
+HOUR_NS = 60 * MINUTE_NS
+MAX_EMPTY_HOURS = 31 * 24  # a device silent longer than this starts a new series of hours
 VALID_MINUTES_PER_HOUR = 45  # HJ 75: an hourly average needs at least 45 valid minutes
 EARLY_MINUTES = 15  # the early warning follows a rolling 15-minute average ...
 EARLY_MIN_VALID = 10  # ... of at least this many valid minutes
@@ -24,7 +27,12 @@ def o2_corrected(concentration: float, o2_measured: float, o2_reference: float) 
 
 
 class DustHourly:
-    """One CEMS, one dust target: the hourly averages regulators judge, and an early warning."""
+    """One CEMS, one dust target: the hourly averages regulators judge, and an early warning.
+
+    Results come in event order (the device's EventTimeGate); `ts` places each in its minute.
+    A minute closes when a later minute begins or the watermark passes its end; an hour closes
+    when the watermark passes its end, with however many valid minutes it had, none included.
+    """
 
     def __init__(
         self,
@@ -38,11 +46,12 @@ class DustHourly:
         self.device, self.target = device, target
         self.dust, self.o2, self.flag = dust, o2, flag
         self.o2_reference = o2_reference
+        self.fields = frozenset(f for f in (dust, o2, flag) if f)
         self._minute: int | None = None  # start of the minute being averaged
         self._sum = 0.0
         self._count = 0
-        self._hour: int | None = None
-        self._hour_minutes: list[float] = []  # valid minute means of the current hour
+        self._hour: int | None = None  # start of the open hour
+        self._hour_minutes: list[float] = []  # valid minute means of the open hour
         self._recent: deque[tuple[int, float]] = deque()  # (minute start, mean) of valid minutes
 
     def _valid_value(self, values: Mapping[str, object], qualities: Mapping[str, str]) -> float | None:
@@ -57,30 +66,37 @@ class DustHourly:
             return None
         return o2_corrected(value, float(values[self.o2]), self.o2_reference)  # type: ignore[arg-type]
 
-    def update(self, result: PollResult) -> list[KpiValue]:
-        """Feed one reading set; KPI values come out as minutes and hours close."""
+    def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
+        """One result measured at `ts` (default: its readings' time): the minutes and hours it
+        closes."""
+        ts = result.event_ns if ts is None else ts
+        minute = ts - ts % MINUTE_NS
+        out = self.advance(minute)  # every window before this minute is over
+        if self._minute is None:
+            self._minute, self._sum, self._count = minute, 0.0, 0
+        if self._hour is None:
+            self._hour = minute - minute % HOUR_NS
         values = {r.field: r.value for r in result.readings}
         qualities = {r.field: r.quality for r in result.readings}
-        ts = result.event_ns
-        out: list[KpiValue] = []
-        minute = ts - ts % MINUTE_NS
-        if self._minute is not None and minute > self._minute:
-            out += self._close_minute(self._minute)
-            out += self._close_hours_before(minute)
-        if self._minute is None or minute > self._minute:
-            self._minute, self._sum, self._count = minute, 0.0, 0
-        if minute < self._minute:
-            return out  # a late reading for a closed minute is not re-averaged
         value = self._valid_value(values, qualities)
         if value is not None:
             self._sum += value
             self._count += 1
         return out
 
+    def advance(self, watermark_ns: int) -> list[KpiValue]:
+        """Close the minute and the hours that end at or before `watermark_ns`."""
+        out: list[KpiValue] = []
+        if self._minute is not None and self._minute + MINUTE_NS <= watermark_ns:
+            out += self._close_minute(self._minute)
+            self._minute = None
+        while self._hour is not None and self._hour + HOUR_NS <= watermark_ns:
+            out.append(self._close_hour())
+            if watermark_ns - self._hour > MAX_EMPTY_HOURS * HOUR_NS:  # silent for weeks: skip ahead
+                self._hour = None
+        return out
+
     def _close_minute(self, minute: int) -> list[KpiValue]:
-        hour = minute - minute % (60 * MINUTE_NS)
-        if self._hour is None:
-            self._hour = hour
         if self._count == 0:
             return []
         mean = self._sum / self._count
@@ -105,16 +121,31 @@ class DustHourly:
             )
         ]
 
-    def _close_hours_before(self, minute: int) -> list[KpiValue]:
-        """Close the current hour when `minute` is in a later one."""
-        if self._hour is None or minute < self._hour + 60 * MINUTE_NS:
-            return []
+    def _close_hour(self) -> KpiValue:
+        """The open hour as regulators judge it: valid with at least 45 valid minutes."""
+        assert self._hour is not None
         minutes = self._hour_minutes
         valid = len(minutes) >= VALID_MINUTES_PER_HOUR
         value = sum(minutes) / len(minutes) if valid else None
-        end = self._hour + 60 * MINUTE_NS
-        closed = KpiValue(
-            self.device, self.target.id, self.target.id, value, end, self._hour, "closed", float(len(minutes))
+        start, end = self._hour, self._hour + HOUR_NS
+        self._hour, self._hour_minutes = end, []
+        return KpiValue(
+            self.device, self.target.id, self.target.id, value, end, start, "closed", float(len(minutes))
         )
-        self._hour, self._hour_minutes = minute - minute % (60 * MINUTE_NS), []
-        return [closed]
+
+    def state(self) -> dict[str, Any]:
+        """The open minute and hour, and the recent valid minutes (for a restart)."""
+        return {
+            "minute": self._minute,
+            "sum": self._sum,
+            "count": self._count,
+            "hour": self._hour,
+            "hour_minutes": self._hour_minutes,
+            "recent": [list(entry) for entry in self._recent],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue the windows of `state`."""
+        self._minute, self._sum, self._count = state["minute"], state["sum"], state["count"]
+        self._hour, self._hour_minutes = state["hour"], list(state["hour_minutes"])
+        self._recent = deque((int(m), float(v)) for m, v in state["recent"])

@@ -1,25 +1,112 @@
-"""The KPI engine: builds each device's calculators from its map roles and the targets that watch it."""
+"""The KPI engine: each device's calculators, built from its map roles and the targets that watch
+it, fed in event order through the device's watermark (docs/alerts.md#which-time-each-number-uses)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from plantwatch.alerts.kpi.dust import DustHourly
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
 from plantwatch.alerts.kpi.potline import PotlineLive
 from plantwatch.alerts.kpi.standard_coal import UnitError
 from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.alerts.kpi.watermark import EventTimeGate
 from plantwatch.config.device_map import DeviceMap, map_values
 from plantwatch.config.plant import Plant
 from plantwatch.config.targets import Target
-from plantwatch.core.reading import PollResult
+from plantwatch.core.event_time import BAD_TIMESTAMP, Marks, window_time
+from plantwatch.core.outage_log import OutageLog
+from plantwatch.core.reading import PollResult, Reading
 
 log = logging.getLogger(__name__)
 
+SILENCE_MARGIN = 10.0  # seconds, beside lateness and two intervals, before a device counts as silent
+
 
 class Calculator(Protocol):
-    def update(self, result: PollResult) -> list[KpiValue]: ...
+    """One target's KPI for one device: results in event order, windows closed by the watermark."""
+
+    fields: frozenset[str]  # the fields it reads: a good value of one keeps the device live
+
+    def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
+        """One result measured at `ts`: the values it completes or updates."""
+        ...
+
+    def advance(self, watermark_ns: int) -> list[KpiValue]:
+        """The windows that end at or before `watermark_ns`, closed."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """What a restart needs to continue the open windows."""
+        ...
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue the windows of `state`."""
+        ...
+
+
+@dataclass
+class DeviceKpis:
+    """One device's calculators behind its event-time gate."""
+
+    device: str
+    gate: EventTimeGate
+    marks: Marks
+    calculators: list[Calculator] = field(default_factory=list)
+    skipped: int = 0  # results without a usable event time (every reading `bad timestamp`)
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Every field some KPI of the device reads."""
+        return frozenset().union(*(c.fields for c in self.calculators))
+
+    def offer(self, result: PollResult, now_ns: int, max_skew_ns: int) -> list[KpiValue] | None:
+        """One result as it arrives; None when it came too late for its windows."""
+        usable = [r for r in result.readings if _usable(r, now_ns, max_skew_ns)]
+        if not usable:
+            self.skipped += 1
+            return []
+        if len(usable) < len(result.readings):
+            result = replace(result, readings=usable)
+        event_ns = window_time(max(r.timestamp_ns for r in usable), self.marks)
+        final = self.gate.offer(result, event_ns, now_ns)
+        return None if final is None else self._feed(final)
+
+    def tick(self, now_ns: int) -> list[KpiValue]:
+        """The windows a silent device's watermark closes."""
+        return self._feed(self.gate.tick(now_ns))
+
+    def _feed(self, final: list[tuple[int, PollResult]]) -> list[KpiValue]:
+        out: list[KpiValue] = []
+        for calculator in self.calculators:
+            try:
+                for ts, result in final:
+                    out += calculator.update(result, ts)
+                if self.gate.watermark_ns is not None:
+                    out += calculator.advance(self.gate.watermark_ns)
+            except (ValueError, TypeError) as exc:  # a bad value must not stop the other KPIs
+                log.error("KPI for %s: %s", self.device, exc)
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """The gate's and every calculator's state, by target."""
+        return {
+            "gate": self.gate.state(),
+            "calculators": [c.state() for c in self.calculators],
+        }
+
+    def restore(self, state: dict[str, Any], now_ns: int) -> None:
+        """Continue from `state` (calculators in the order they were built)."""
+        self.gate.restore(state["gate"], now_ns)
+        for calculator, saved in zip(self.calculators, state["calculators"], strict=False):
+            calculator.restore(saved)
+
+
+def _usable(reading: Reading, now_ns: int, max_skew_ns: int) -> bool:
+    """A reading whose time can place it in a window: not `bad timestamp`, not from the future."""
+    return not reading.quality.startswith(BAD_TIMESTAMP) and reading.timestamp_ns - now_ns <= max_skew_ns
 
 
 def field_roles(plant: Plant, device_id: str) -> dict[str, list[CounterField]]:
@@ -40,7 +127,10 @@ class KpiEngine:
     """Feed it every committed result; it returns the KPI values they complete or update."""
 
     def __init__(self, plant: Plant, targets: list[Target]) -> None:
-        self.calculators: dict[str, list[Calculator]] = {}
+        self.devices: dict[str, DeviceKpis] = {}
+        self.max_skew_ns = int(plant.config.event_time.max_skew * 1e9)
+        self._late_logs: dict[str, OutageLog] = {}
+        self._dirty: set[str] = set()  # devices whose windows changed since the last `state()`
         alerts = plant.config.alerts
         for device_id, watched in plant.targets_by_device(targets).items():
             roles = field_roles(plant, device_id)
@@ -60,8 +150,19 @@ class KpiEngine:
                     calculator, why = None, str(exc)
                 if calculator is None:
                     log.warning("KPI %s for %s not computed: %s", target.id, device_id, why)
-                else:
-                    self.calculators.setdefault(device_id, []).append(calculator)
+                    continue
+                if device_id not in self.devices:
+                    lateness = plant.lateness(device_id)
+                    # silent this long (no result at all), the watermark follows the wall clock
+                    silence = lateness + 2 * plant.expected_interval(device_id) + SILENCE_MARGIN
+                    gate = EventTimeGate(int(lateness * 1e9), int(silence * 1e9))
+                    self.devices[device_id] = DeviceKpis(device_id, gate, plant.marks(device_id))
+                self.devices[device_id].calculators.append(calculator)
+
+    @property
+    def calculators(self) -> dict[str, list[Calculator]]:
+        """Device id -> its calculators."""
+        return {device: kpis.calculators for device, kpis in self.devices.items()}
 
     @staticmethod
     def _build(
@@ -106,12 +207,51 @@ class KpiEngine:
             return None, f"no {target.per} field"
         return PerTonne(device, target, numerator, production, timezone=timezone, shift_hours=shift_hours), ""
 
-    def update(self, result: PollResult) -> list[KpiValue]:
-        """KPI values from one result; a calculator that fails is logged and the rest go on."""
-        out: list[KpiValue] = []
-        for calculator in self.calculators.get(result.device, ()):
-            try:
-                out += calculator.update(result)
-            except (ValueError, TypeError) as exc:
-                log.error("KPI for %s: %s", result.device, exc)
+    def update(self, result: PollResult, now_ns: int) -> list[KpiValue]:
+        """KPI values from one result arriving at `now_ns`; one that comes later than its device's
+        lateness is counted and logged (once per episode), not used."""
+        kpis = self.devices.get(result.device)
+        if kpis is None:
+            return []
+        out = kpis.offer(result, now_ns, self.max_skew_ns)
+        late_log = self._late_logs.setdefault(result.device, OutageLog(log, level=logging.WARNING))
+        if out is None:
+            late_log.failure(
+                "KPIs of %s: readings came after their windows closed (lateness %.0f s): "
+                "stored in InfluxDB, not used; %d so far",
+                result.device,
+                kpis.gate.lateness_ns / 1e9,
+                kpis.gate.late,
+            )
+            return []
+        late_log.recovered("KPIs of %s: readings on time again", result.device)
+        self._dirty.add(result.device)
         return out
+
+    def tick(self, now_ns: int) -> list[KpiValue]:
+        """The windows that silent devices' watermarks close by now."""
+        out: list[KpiValue] = []
+        for device, kpis in self.devices.items():
+            closed = kpis.tick(now_ns)
+            if closed:
+                self._dirty.add(device)
+                out += closed
+        return out
+
+    def fields(self, device: str) -> frozenset[str] | None:
+        """The fields the device's KPIs read (None: no KPI watches it)."""
+        kpis = self.devices.get(device)
+        return kpis.fields if kpis else None
+
+    def changed_state(self) -> dict[str, dict[str, Any]]:
+        """The state of every device whose windows changed since the last call."""
+        changed = {device: self.devices[device].state() for device in sorted(self._dirty)}
+        self._dirty.clear()
+        return changed
+
+    def restore(self, states: dict[str, dict[str, Any]], now_ns: int) -> None:
+        """Continue the windows saved by `changed_state()` (devices no longer configured are
+        ignored)."""
+        for device, state in states.items():
+            if device in self.devices:
+                self.devices[device].restore(state, now_ns)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.counters import CounterTracker
@@ -62,15 +63,17 @@ class PerTonne:
         self._last_tap: int | None = None
         self._tap_energy: float | None = None
         self._tap_start = 0
-        # calendar: totals of the current window
-        self._key: tuple[int, ...] | None = None
-        self._started_cleanly = False  # the first calendar window began before we did: not closed
-        self._start = 0
+        # calendar: the open window [start, end) and its totals
+        self._window: tuple[int, int] | None = None
+        self._clean = False  # the window began while we were watching (else it is not closed)
+        self._next_clean = False  # a window closed: the next one begins while we watch
         self._num = 0.0
         self._den = 0.0
         # rolling: minute buckets [start_ns, numerator, production]
         self._buckets: deque[list[float]] = deque()
         self._first_ns: int | None = None
+        names = [f.name for f in [*numerator, *(f for f in (production, tap_weight) if f)]]
+        self.fields = frozenset([*names, *([tap_counter] if tap_counter else [])])
         # Units are checked once here, not on every reading: UnitError naming the field.
         checks = [(self._energy, f) for f in numerator]
         checks += [(self._product, f) for f in (production, tap_weight) if f is not None]
@@ -101,11 +104,12 @@ class PerTonne:
             raise UnitError(f"{field.unit} is not a mass unit")
         return tonnes * 1000 if self.per_kg else tonnes
 
-    def update(self, result: PollResult) -> list[KpiValue]:
-        """Feed one poll or message; return the KPI values it completes or updates."""
+    def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
+        """Feed one poll or message, measured at `ts` (default: its readings' time), in event
+        order; return the KPI values it completes or updates."""
         good = {r.field: r for r in result.readings if r.quality == "good"}
         values = {name: r.value for name, r in good.items() if r.value is not None}
-        ts = result.event_ns
+        ts = result.event_ns if ts is None else ts
         energy = 0.0
         for field in self.numerator:
             if field.name in values:
@@ -160,24 +164,79 @@ class PerTonne:
         den = sum(b[2] for b in self._buckets)
         return [self._kpi("rolling", ts - self.window_ns, ts, num, den)]
 
-    def _calendar_key(self, ts: int) -> tuple[int, ...]:
+    def _bounds(self, ts: int) -> tuple[int, int]:
+        """The shift, day or month (in the plant's zone) that `ts` falls in, as [start, end)."""
         local = datetime.fromtimestamp(ts / 1e9, self.zone)
+        day = local.date()
         if self.target.window == "month":
-            return (local.year, local.month)
-        if self.target.window == "day":
-            return (local.year, local.month, local.day)
-        return (local.year, local.month, local.day, local.hour // self.shift_hours)
+            first = day.replace(day=1)
+            start = datetime.combine(first, time(), self.zone)
+            end = datetime.combine((first + timedelta(days=32)).replace(day=1), time(), self.zone)
+        elif self.target.window == "day":
+            start = datetime.combine(day, time(), self.zone)
+            end = datetime.combine(day + timedelta(days=1), time(), self.zone)
+        else:
+            hour = local.hour // self.shift_hours * self.shift_hours
+            start = datetime.combine(day, time(hour), self.zone)
+            end = start + timedelta(hours=self.shift_hours)
+        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
 
     def _calendar(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
-        key = self._calendar_key(ts)
-        out = []
-        if key != self._key:
-            if self._key is not None and self._started_cleanly:
-                out.append(self._kpi("closed", self._start, ts, self._num, self._den))
-            self._started_cleanly = self._key is not None  # the first window began before we did
-            self._key, self._start, self._num, self._den = key, ts, 0.0, 0.0
+        out = [] if self._window is None or ts < self._window[1] else self._close_window()
+        if self._window is None:
+            self._window = self._bounds(ts)
+            self._clean, self._next_clean = self._next_clean, False
+            self._num, self._den = 0.0, 0.0
         self._num += energy
         self._den += produced
         if self._den > 0:
-            out.append(self._kpi("to-date", self._start, ts, self._num, self._den))
+            out.append(self._kpi("to-date", self._window[0], ts, self._num, self._den))
         return out
+
+    def _close_window(self) -> list[KpiValue]:
+        """The open calendar window is over: its value, when we watched it whole."""
+        assert self._window is not None
+        start, end = self._window
+        out = [self._kpi("closed", start, end, self._num, self._den)] if self._clean else []
+        self._window, self._next_clean = None, True
+        return out
+
+    def advance(self, watermark_ns: int) -> list[KpiValue]:
+        """Close the calendar window once the watermark passes its end (taps and rolling windows
+        close with the readings themselves)."""
+        if self._window is not None and self._window[1] <= watermark_ns:
+            return self._close_window()
+        return []
+
+    def state(self) -> dict[str, Any]:
+        """Counters' last values, the open tap, window or rolling buckets (for a restart)."""
+        return {
+            "counters": {name: t.previous for name, t in self.trackers.items()},
+            "last_tap": self._last_tap,
+            "tap_energy": self._tap_energy,
+            "tap_start": self._tap_start,
+            "window": list(self._window) if self._window else None,
+            "clean": self._clean,
+            "next_clean": self._next_clean,
+            "num": self._num,
+            "den": self._den,
+            "buckets": [list(b) for b in self._buckets],
+            "first_ns": self._first_ns,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from `state`: the first tap or window after a restart is whole."""
+        for name, previous in state["counters"].items():
+            if name in self.trackers:
+                self.trackers[name].previous = previous
+        self._last_tap, self._tap_energy, self._tap_start = (
+            state["last_tap"],
+            state["tap_energy"],
+            state["tap_start"],
+        )
+        window = state["window"]
+        self._window = (int(window[0]), int(window[1])) if window else None
+        self._clean, self._next_clean = state["clean"], state["next_clean"]
+        self._num, self._den = state["num"], state["den"]
+        self._buckets = deque([float(x) for x in b] for b in state["buckets"])
+        self._first_ns = state["first_ns"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
@@ -22,11 +24,24 @@ class PotlineLive:
     def __init__(self, device: str, target: Target, voltage: str, efficiency: str) -> None:
         self.device, self.target = device, target
         self.voltage, self.efficiency = voltage, efficiency
+        self.fields = frozenset({voltage, efficiency})
 
-    def update(self, result: PollResult) -> list[KpiValue]:
+    def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
+        """A value for every result with both a good voltage and a good efficiency."""
         values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
         if self.voltage not in values or self.efficiency not in values:
             return []
         value = dc_kwh_per_tonne(float(values[self.voltage]), float(values[self.efficiency]))
-        ts = result.event_ns
+        ts = result.event_ns if ts is None else ts
         return [KpiValue(self.device, self.target.id, self.target.id, value, ts, ts, "live")]
+
+    def advance(self, watermark_ns: int) -> list[KpiValue]:
+        """Nothing to close: every value is live."""
+        return []
+
+    def state(self) -> dict[str, Any]:
+        """Nothing to keep across a restart."""
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Nothing to continue."""

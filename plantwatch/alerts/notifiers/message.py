@@ -29,6 +29,8 @@ LABELS = {
         "dashboard": "仪表盘",
         "stale": "无数据（仪表停止上报）",
         "early": "（预警）",
+        "detected": "发现时间",
+        "late": "（数据迟到：统计窗口结束后才收到）",
     },
     "en": {
         "plant": "Plant",
@@ -44,6 +46,8 @@ LABELS = {
         "dashboard": "Dashboard",
         "stale": "no readings (the meter stopped reporting)",
         "early": " (early warning)",
+        "detected": "Detected",
+        "late": " (late data: received after the window ended)",
     },
 }
 
@@ -112,6 +116,9 @@ def body(
             energy_unit, product_unit = target.unit.split("/")
             numbers = f"{_number(kpi.numerator)} {energy_unit} / {_number(kpi.denominator)} {product_unit}"
             lines.append(f"= {numbers}")
+    if transition.detected_ns:
+        late = labels["late"] if transition.late else ""
+        lines.append(f"{labels['detected']}: {_local(transition.detected_ns, zone)}{late}")
     if link:
         lines.append(f"{labels['dashboard']}: {link}")
     return "\n".join(lines) + "\n"

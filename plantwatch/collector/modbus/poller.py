@@ -6,12 +6,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from plantwatch.collector.modbus.clock import ClockError, DeviceClock
 from plantwatch.collector.modbus.plan import ReadRequest, plan_requests
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus, ReadError
 from plantwatch.config.device_map import DeviceMap, Register
 from plantwatch.config.plant import DeviceConfig
 from plantwatch.core.codecs import Value, compile_decoder
 from plantwatch.core.errors import DecodeError
+from plantwatch.core.event_time import checked
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.core.reading import GOOD, PollResult, Reading
 
@@ -35,9 +37,13 @@ def register_decoder(reg: Register) -> Callable[[Sequence[int] | Sequence[bool]]
 class ModbusDevicePoller:
     """Reads every register of one device per poll; one request failing never loses the others."""
 
-    def __init__(self, device: DeviceConfig, device_map: DeviceMap, bus: ModbusBus) -> None:
+    def __init__(
+        self, device: DeviceConfig, device_map: DeviceMap, bus: ModbusBus, *, max_skew: float = 300.0
+    ) -> None:
         self.device = device
         self.device_map = device_map
+        self.clock = DeviceClock.of(device_map)
+        self.max_skew_ns = int(max_skew * 1e9)
         self.bus = bus
         self.requests: list[ReadRequest] = plan_requests(device_map.registers, device.max_insert)
         # Per request: (register, offset in the response, width, decoder), computed once.
@@ -46,6 +52,7 @@ class ModbusDevicePoller:
             for req in self.requests
         ]
         self._outage = OutageLog(log)
+        self._clock_outage = OutageLog(log)
 
     async def poll(self) -> PollResult:
         """One poll: every register gets a reading, good or with the reason it is bad."""
@@ -79,9 +86,26 @@ class ModbusDevicePoller:
                     value, quality = None, f"decode error: {exc}"
                 result.readings.append(self._reading(reg, value, timestamp, quality))
         result.finished_ns = time.time_ns()
+        if self.clock is not None:
+            result.readings = self._device_time(result.readings, result.finished_ns)
         if result.ok:
             self._outage.recovered("device %s: polling again after failures", self.device.id)
         return result
+
+    def _device_time(self, readings: list[Reading], now_ns: int) -> list[Reading]:
+        """Every reading stamped with the device clock of this poll; `bad timestamp` when that clock
+        is too far ahead; the poll times kept (logged once) when the clock cannot be read."""
+        assert self.clock is not None
+        try:
+            device_ns = self.clock.read({r.field: r for r in readings})
+        except ClockError as exc:
+            self._clock_outage.failure(
+                "device %s: clock unreadable (%s); its readings carry the poll time", self.device.id, exc
+            )
+            return readings
+        self._clock_outage.recovered("device %s: clock readable again", self.device.id)
+        stamped = [r._replace(timestamp_ns=device_ns) for r in readings]
+        return checked(stamped, now_ns, self.max_skew_ns)[0]
 
     def _reading(self, reg: Register, value: Value | None, timestamp: int, quality: str) -> Reading:
         role = reg.role.value if reg.role else None

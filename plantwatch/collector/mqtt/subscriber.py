@@ -26,6 +26,7 @@ from plantwatch.collector.mqtt.payloads import PayloadError, convert, decode_jso
 from plantwatch.collector.mqtt.sparkplug import NAMESPACE, SparkplugTracker, Update, rebirth_request
 from plantwatch.config.mqtt_map import PLACEHOLDER, MqttDeviceMap, MqttField
 from plantwatch.config.plant import DeviceConfig, Plant
+from plantwatch.core.event_time import BAD_TIMESTAMP, checked
 from plantwatch.core.reading import PollResult, Reading
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class MqttSubscriber:
         self.max_payload = max_payload
         self.routes = build_routes(plant)
         self.rejects = Rejects(samples_file)
+        self.max_skew_ns = int(plant.config.event_time.max_skew * 1e9)
         self.messages = 0
         self.outcomes: Counter[str] = Counter()  # one per message: accepted, rejected or ignored
         self.connection: Link | None = None  # the MqttConnection, set by the service
@@ -184,7 +186,8 @@ class MqttSubscriber:
             except PayloadError as exc:
                 self._reject(device, topic, exc.reason, str(exc), payload, ack)
                 return
-            bad = [r for r in readings if not r.good]
+            readings = self._checked(readings, arrival, device, topic, payload)
+            bad = [r for r in readings if not r.good and not r.quality.startswith(BAD_TIMESTAMP)]
             if bad:
                 self.rejects.record(
                     device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
@@ -245,6 +248,7 @@ class MqttSubscriber:
         results = []
         for route in routes:
             readings = self._spb_readings(route, update, arrival, message_type)
+            readings = self._checked(readings, arrival, route.device.id, topic, payload)
             if readings:
                 results.append(
                     PollResult(
@@ -284,6 +288,18 @@ class MqttSubscriber:
                 readings.append(Reading(route.device.id, f.name, None, ts, str(exc), f.unit, role))
                 continue
             readings.append(Reading(route.device.id, f.name, value, ts, "good", f.unit, role))
+        return readings
+
+    def _checked(
+        self, readings: list[Reading], arrival: int, device: str, topic: str, payload: bytes
+    ) -> list[Reading]:
+        """Readings stamped beyond `event_time.max_skew` ahead become `bad timestamp`, counted."""
+        readings, bad = checked(readings, arrival, self.max_skew_ns)
+        if bad:
+            stamps = "; ".join(
+                f"{r.field}: {r.quality}" for r in readings if r.quality.startswith(BAD_TIMESTAMP)
+            )
+            self.rejects.record(device, topic, BAD_TIMESTAMP, stamps, payload)
         return readings
 
     def _request_rebirth(self, group: str, edge: str, why: str, topic: str, payload: bytes) -> None:
