@@ -116,14 +116,19 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
         if str(mail["Subject"]).strip().startswith("[FIRING]"):
             firing.append(mail)
     assert firing, "no breach was mailed within 40 s"
+    units = set()
     for mail in firing:
         subject = str(mail["Subject"]).strip()
-        value, _unit, limit = re.search(r" ([\d,.]+) (\S+) \(target <= ([\d,.]+)\)", subject).groups()  # type: ignore[union-attr]
+        value, unit, limit = re.search(r" ([\d,.]+) (\S+) \(target <= ([\d,.]+)\)", subject).groups()  # type: ignore[union-attr]
         assert float(value.replace(",", "")) > float(limit.replace(",", "")), subject
+        units.add(unit)
         text = mail.get_content()  # type: ignore[attr-defined]
+        if unit == "mg/m3":  # the CEMS: its clock runs at x1200, so dust windows close within seconds
+            continue
         energy, weight = re.search(r"^= ([\d,.]+) kWh / ([\d,.]+) t", text, re.MULTILINE).groups()  # type: ignore[union-attr]
         device = re.search(r"^Device: (\S+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
         assert (energy, weight) in taps_in_buffer(points, device), (subject, energy, weight)
         ratio = float(energy.replace(",", "")) / float(weight.replace(",", ""))
         assert ratio == pytest.approx(float(value.replace(",", "")), rel=1e-3)  # both sides rounded
+    assert {"kWh/t", "mg/m3"} <= units  # per-tonne and dust breaches
     assert "mail: " in out_text and " in the outbox" in out_text

@@ -84,8 +84,11 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         if db:
             params["db"] = db
         data = urllib.parse.urlencode(params).encode()
-        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as resp:
-            body = json.loads(resp.read())
+        try:
+            with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:  # InfluxQL errors come as 400 with a JSON body
+            raise RuntimeError(f"{q}: {exc.code} {exc.read().decode(errors='replace')}") from exc
         result = body["results"][0]
         if "error" in result:
             raise RuntimeError(result["error"])
