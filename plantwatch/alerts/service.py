@@ -9,14 +9,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from plantwatch.alerts.delivery import Dispatcher
 from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.lifecycle import STALE, Alert, Rule, Transition, evaluate, evaluate_stale
-from plantwatch.alerts.notifiers import Notifier
+from plantwatch.alerts.notifiers import Message, Notifier
 from plantwatch.alerts.state import StateStore
 from plantwatch.config.plant import Plant
 from plantwatch.config.targets import Target, resolve_targets
 from plantwatch.contract.influx import ALERT_MEASUREMENT, KPI_MEASUREMENT, fields_line
+from plantwatch.core.failpoints import failpoint
 from plantwatch.core.reading import PollResult
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ KPI_POINT_INTERVAL_NS = 10 * 10**9  # rolling, live and to-date values: at most 
 TICK = 1.0  # seconds between stale checks and delivery attempts
 CHECKPOINT_NS = 10 * 10**9  # open KPI windows saved at least this often (and at every stop)
 LATE_NOTICE_NS = 60 * 10**9  # judged this long after its window plus lateness: a late value
-RETRY_BACKOFF = (5.0, 300.0)  # SMTP and Grafana retries
+UNRENDERED = "(not rendered)"  # the destination of a message its notifier could not render
 
 
 def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[tuple[str, str], Rule]:
@@ -81,6 +83,7 @@ class AlertService:
         self.store = store
         self.alerts = store.alerts
         self.notifiers = list(notifiers)
+        self.dispatcher = Dispatcher(store, self.notifiers, clock)
         self.write_lines = write_lines
         self.clock = clock
         started = clock()
@@ -163,9 +166,10 @@ class AlertService:
         return self._apply(*moved, now)
 
     def _apply(self, alert: Alert, transition: Transition | None, now: int) -> list[str]:
-        """Persist the new state first, then announce: a restart neither loses nor repeats it."""
-        self.alerts.put(alert)
+        """The alert's new state and the notifications it owes, in one transaction: a crash at
+        any point loses neither, and a restart never announces a transition twice."""
         if transition is None:
+            self.alerts.put(alert)
             return []
         # A value judged long after its window ended came from late data (a backlog, a backfill):
         # the mail says so, with both times.
@@ -187,9 +191,27 @@ class AlertService:
         )
         if silenced:
             self.silenced += 1
-        for notifier in self.notifiers:
-            if not (silenced and notifier.silenceable):
-                notifier.enqueue(transition)
+        logged = []
+        with self.store.transaction():
+            self.alerts.put(alert)
+            for notifier in self.notifiers:
+                if silenced and notifier.silenceable:
+                    continue
+                messages, error = self._render(notifier, transition)
+                for message in messages:
+                    notification_id = self.store.log_notification(notifier.name, message, transition, now)
+                    if error is not None:
+                        self.store.settle(notification_id, "dead", error)
+                    logged.append((notifier, notification_id))
+            failpoint("notify.before_commit")
+        failpoint("notify.after_commit")
+        for notifier, notification_id in logged:
+            notification = self.store.notification(notification_id)
+            assert notification is not None
+            if notification.state == "pending":
+                notifier.recorded(notification)
+            else:
+                notifier.settled(notification)
         self._wake.set()
         ts = transition.kpi.ts_ns if transition.kpi else now
         tags = {
@@ -208,6 +230,16 @@ class AlertService:
         ]
         return [fields_line(ALERT_MEASUREMENT, tags, fields, ts)]
 
+    def _render(self, notifier: Notifier, transition: Transition) -> tuple[list[Message], str | None]:
+        """What `transition` owes `notifier`. A notifier that cannot render it (a bug) costs only
+        its own message: logged as a dead letter with the error, and the state still moves on."""
+        try:
+            return notifier.render(transition), None
+        except Exception as exc:
+            log.exception("%s: cannot render %s %s %s", notifier.name, *transition_key(transition))
+            error = f"not rendered: {type(exc).__name__}: {exc}"
+            return [Message(UNRENDERED, error.encode())], error
+
     def _kpi_lines(self, kpi: KpiValue) -> list[str]:
         key = (kpi.device, kpi.rule, kpi.kind)
         if kpi.kind in ("rolling", "live", "to-date"):
@@ -224,16 +256,12 @@ class AlertService:
         return [fields_line(KPI_MEASUREMENT, tags, fields, kpi.ts_ns)]
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop`: stale checks every second; outbox and Grafana calls delivered, with backoff."""
-        delay, next_attempt = RETRY_BACKOFF[0], 0.0
-        loop = asyncio.get_running_loop()
+        """Until `stop`: every second (or at once after a transition) stale checks, silent
+        devices' windows, and the due notifications delivered."""
         while not stop.is_set():
             self._wake.clear()  # before delivering: a transition during delivery wakes the next turn
             self.tick()
-            if loop.time() >= next_attempt:
-                ok = await self.deliver()
-                delay = RETRY_BACKOFF[0] if ok else min(delay * 2, RETRY_BACKOFF[1])
-                next_attempt = loop.time() + (0 if ok else delay)
+            await self.deliver()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK)
         await self.deliver()  # one last attempt; the rest waits for the next start
@@ -255,14 +283,16 @@ class AlertService:
         self._checkpointed = self.clock()
 
     async def deliver(self) -> bool:
-        """Every notifier sends what it has queued; False when something is left for a retry.
-
-        SMTP and HTTP run in worker threads; the state store stays on the event loop's thread.
-        """
-        results = [await notifier.deliver() for notifier in self.notifiers]
-        return all(results)
+        """Send the due notifications; False when something is left for a retry. SMTP and HTTP
+        run in worker threads; the state store stays on the event loop's thread."""
+        return await self.dispatcher.deliver()
 
     def close(self) -> None:
         """Checkpoint and close the state store."""
         self.checkpoint()
         self.store.close()
+
+
+def transition_key(transition: Transition) -> tuple[str, str, str]:
+    """(device, rule, event), for logs."""
+    return transition.alert.device, transition.alert.rule, transition.event

@@ -23,6 +23,7 @@ def notifiers_for(plant: Plant, store: StateStore) -> list[Notifier]:
             config.smtp,
             config.recipients,
             base / config.outbox,
+            store=store,
             plant=plant.config.plant.id,
             plant_name=plant.config.plant.name,
             sectors={d.id: getattr(plant.maps.get(d.id), "sector", None) for d in plant.config.devices},

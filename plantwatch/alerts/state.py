@@ -1,16 +1,18 @@
-"""Named stores in one SQLite file: alert states, silences, Grafana calls waiting for a retry, and
-the KPI windows and device liveness a restart continues from."""
+"""Named stores in one SQLite file: alert states, silences, the notification log, and the KPI
+windows and device liveness a restart continues from."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from plantwatch.alerts.lifecycle import Alert
+from plantwatch.alerts.lifecycle import Alert, Transition
+from plantwatch.alerts.notification import Message, Notification
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -22,10 +24,14 @@ CREATE TABLE IF NOT EXISTS silences (
     ends_ns INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kpi_windows (device TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS liveness (device TEXT PRIMARY KEY, last_good_ns INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS grafana_calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, rule TEXT NOT NULL,
-    call TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, notifier TEXT NOT NULL, destination TEXT NOT NULL,
+    device TEXT NOT NULL, rule TEXT NOT NULL, event TEXT NOT NULL, payload BLOB NOT NULL,
+    created_ns INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ns INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (state, next_attempt_ns);
 """
+_NOTIFICATION = "id, notifier, destination, device, rule, event, payload, created_ns, state, attempts, error"
 _COLUMNS = [f.name if f.name != "limit" else "limit_value" for f in fields(Alert)]
 
 
@@ -47,17 +53,6 @@ class Silence:
             and self.device in (None, device)
             and (self.rule is None or rule == self.rule or rule.startswith(self.rule + ":"))
         )
-
-
-@dataclass(frozen=True)
-class GrafanaCall:
-    """An annotation call that failed and waits for a retry."""
-
-    id: int
-    device: str
-    rule: str
-    call: str  # "open" or "close"
-    body: dict[str, Any]
 
 
 class AlertStates(Mapping[tuple[str, str], Alert]):
@@ -110,10 +105,22 @@ class StateStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._adopt_grafana_calls()
         self.alerts = AlertStates(self.db)
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all (BEGIN IMMEDIATE ... COMMIT)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # --- progress: open KPI windows, device liveness ---
 
@@ -128,8 +135,7 @@ class StateStore:
 
     def save_progress(self, windows: dict[str, dict[str, Any]], last_good: dict[str, int]) -> None:
         """The changed KPI windows and every device's liveness, in one transaction."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO kpi_windows (device, state) VALUES (?, ?)",
                 [(device, json.dumps(state)) for device, state in windows.items()],
@@ -171,19 +177,96 @@ class StateStore:
         )
         return cursor.rowcount > 0
 
-    # --- Grafana calls to retry ---
+    # --- the notification log ---
 
-    def queue_grafana(self, device: str, rule: str, call: str, body: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT INTO grafana_calls (device, rule, call, body) VALUES (?, ?, ?, ?)",
-            (device, rule, call, json.dumps(body)),
+    def log_notification(self, notifier: str, message: Message, transition: Transition, now_ns: int) -> int:
+        """Log what a transition owes one destination (inside the transition's transaction)."""
+        alert = transition.alert
+        return self.log_message(
+            notifier, message.destination, alert.device, alert.rule, transition.event, message.payload, now_ns
         )
 
-    def grafana_calls(self) -> list[GrafanaCall]:
-        rows = self.db.execute(
-            "SELECT id, device, rule, call, body FROM grafana_calls ORDER BY id"
-        ).fetchall()
-        return [GrafanaCall(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+    def log_message(
+        self, notifier: str, destination: str, device: str, rule: str, event: str, payload: bytes, now_ns: int
+    ) -> int:
+        """Log one message, pending; its id."""
+        cursor = self.db.execute(
+            "INSERT INTO notifications (notifier, destination, device, rule, event, payload, created_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (notifier, destination, device, rule, event, payload, now_ns),
+        )
+        return int(cursor.lastrowid or 0)
 
-    def done_grafana(self, call_id: int) -> None:
-        self.db.execute("DELETE FROM grafana_calls WHERE id = ?", (call_id,))
+    def notification(self, notification_id: int) -> Notification | None:
+        """One logged notification (None: no such id)."""
+        row = self.db.execute(
+            f"SELECT {_NOTIFICATION} FROM notifications WHERE id = ?", (notification_id,)
+        ).fetchone()
+        return Notification(*row) if row else None
+
+    def notifications(self, *, state: str | None = None, notifier: str | None = None) -> list[Notification]:
+        """Logged notifications, oldest first, optionally of one state and one notifier."""
+        rows = self.db.execute(
+            f"SELECT {_NOTIFICATION} FROM notifications WHERE coalesce(?, state) = state"
+            " AND coalesce(?, notifier) = notifier ORDER BY id",
+            (state, notifier),
+        ).fetchall()
+        return [Notification(*row) for row in rows]
+
+    def due_notifications(self, now_ns: int) -> list[Notification]:
+        """Pending notifications whose next attempt is due, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_NOTIFICATION} FROM notifications WHERE state = 'pending' AND next_attempt_ns <= ?"
+            " ORDER BY id",
+            (now_ns,),
+        ).fetchall()
+        return [Notification(*row) for row in rows]
+
+    def next_attempt_ns(self) -> int | None:
+        """When the earliest pending notification is due (None: nothing pending)."""
+        (due,) = self.db.execute(
+            "SELECT min(next_attempt_ns) FROM notifications WHERE state = 'pending'"
+        ).fetchone()
+        return None if due is None else int(due)
+
+    def settle(self, notification_id: int, state: str, error: str | None = None) -> None:
+        """Delivered (`sent`) or never deliverable (`dead`, with the reason)."""
+        self.db.execute(
+            "UPDATE notifications SET state = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
+            (state, error, notification_id),
+        )
+
+    def retry_later(self, notification_id: int, next_attempt_ns: int, error: str) -> None:
+        """A failed attempt that a retry may cure."""
+        self.db.execute(
+            "UPDATE notifications SET attempts = attempts + 1, next_attempt_ns = ?, error = ? WHERE id = ?",
+            (next_attempt_ns, error, notification_id),
+        )
+
+    def notification_counts(self) -> dict[str, dict[str, int]]:
+        """Notifier -> state -> how many."""
+        counts: dict[str, dict[str, int]] = {}
+        for notifier, state, count in self.db.execute(
+            "SELECT notifier, state, count(*) FROM notifications GROUP BY notifier, state"
+        ):
+            counts.setdefault(notifier, {})[state] = count
+        return counts
+
+    def _adopt_grafana_calls(self) -> None:
+        """Annotation calls queued by a version before the notification log join it, in order."""
+        exists = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'grafana_calls'"
+        ).fetchone()
+        if not exists:
+            return
+        with self.transaction():
+            for device, rule, call, body in self.db.execute(
+                "SELECT device, rule, call, body FROM grafana_calls ORDER BY id"
+            ).fetchall():
+                payload = json.dumps({"call": call, "body": json.loads(body)}).encode()
+                self.db.execute(
+                    "INSERT INTO notifications (notifier, destination, device, rule, event, payload,"
+                    " created_ns) VALUES ('grafana', 'grafana', ?, ?, ?, ?, 0)",
+                    (device, rule, "firing" if call == "open" else "resolved", payload),
+                )
+            self.db.execute("DROP TABLE grafana_calls")

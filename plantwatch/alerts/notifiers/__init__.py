@@ -1,24 +1,45 @@
 """Notifiers: the channels an alert transition is told through (email, Grafana annotations), each
-behind the one `Notifier` interface; a new channel is one more class that implements it."""
+behind the one `Notifier` interface; a new channel is one more class that implements it.
+
+A notifier never keeps what it owes: `render` turns a transition into messages without any I/O,
+and the alert service writes them into the notification log (the state store) in the same
+transaction as the alert's new state. The dispatcher then `send`s each logged notification,
+retrying what can be retried and dead-lettering what never can be (docs/alerts.md#notifications).
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from plantwatch.alerts.lifecycle import Transition
+from plantwatch.alerts.notification import Message, Notification
+
+__all__ = ["Message", "Notification", "Notifier"]
 
 
 class Notifier(Protocol):
-    """One channel. `enqueue` records what a transition owes, durably, without network I/O;
-    `deliver` sends what is queued (retried on the next call when it fails)."""
+    """One channel."""
 
-    name: str  # "email", "grafana": in logs
+    name: str  # "email", "grafana": in the log, in logs and in health
     silenceable: bool  # whether a silence mutes it (email does; annotations record every episode)
 
-    def enqueue(self, transition: Transition) -> None:
-        """Queue what `transition` owes this channel."""
+    @property
+    def can_send(self) -> bool:
+        """False: messages wait in the log (email without an SMTP server)."""
         ...
 
-    async def deliver(self) -> bool:
-        """Send what is queued, oldest first; True when nothing is left waiting for a retry."""
+    def render(self, transition: Transition) -> list[Message]:
+        """The messages `transition` owes this channel; no I/O (it runs inside the transaction)."""
+        ...
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver one logged message; raise DeliveryError saying whether a retry can help."""
+        ...
+
+    def recorded(self, notification: Notification) -> None:
+        """The message is in the log (committed): e.g. show it in the outbox folder."""
+        ...
+
+    def settled(self, notification: Notification) -> None:
+        """The message was delivered or dead-lettered (`notification.state`)."""
         ...

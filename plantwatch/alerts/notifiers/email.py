@@ -1,20 +1,22 @@
-"""Email to regulators: every message is first written to an outbox folder, then sent by SMTP.
+"""Email to regulators and plant staff: one message per interested recipient, sent by SMTP.
 
-`<outbox>/pending/*.eml` waits for delivery (SMTP down or not configured); a delivered message
-moves to `<outbox>/sent/`. Nothing is lost across SMTP outages or restarts.
+The notification log (the state store) holds each message as it will be sent, with a Message-ID
+fixed when it was written; a resend after a crash is the same message. The outbox folder is a
+copy people can read (`.eml`, any mail client): `<outbox>/pending/` waits for delivery (SMTP
+down or not configured), `sent/` was delivered, `dead/` can never be (a refused recipient), with
+the server's reason in its `X-Plantwatch-Dead-Letter` header.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
+import re
 import smtplib
 import ssl
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -23,14 +25,17 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from plantwatch.alerts.errors import DeliveryError
 from plantwatch.alerts.lifecycle import Transition
+from plantwatch.alerts.notifiers import Message, Notification
 from plantwatch.alerts.notifiers.message import body, one_line, subject
+from plantwatch.alerts.state import StateStore
 from plantwatch.config.alerts import Recipient, SmtpConfig
 from plantwatch.config.secrets import secret
-from plantwatch.core.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
-_sequence = itertools.count()
+_FILE = re.compile(r"^(\d{8})-")  # <notification id>-<device>-<event>.eml
+_LEGACY = re.compile(r"^\d+-\d+-(?P<device>.+)-(?P<event>firing|resolved|repeat)\.eml$")
 
 
 def wants(recipient: Recipient, plant: str, sector: str | None, severity: str) -> bool:
@@ -42,8 +47,20 @@ def wants(recipient: Recipient, plant: str, sector: str | None, severity: str) -
     )
 
 
+def classify(exc: smtplib.SMTPException | OSError) -> DeliveryError:
+    """Whether a retry can help: a 5xx answer about this message or recipient never will; the
+    network, 4xx answers and credentials (fixed by an operator) may."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return DeliveryError(f"recipient refused: {exc.recipients}", retryable=any(c < 500 for c in codes))
+    if isinstance(exc, smtplib.SMTPDataError | smtplib.SMTPNotSupportedError):
+        code = getattr(exc, "smtp_code", 0)
+        return DeliveryError(f"message refused: {code} {exc}", retryable=not 500 <= code < 600)
+    return DeliveryError(str(exc) or type(exc).__name__, retryable=True)
+
+
 class EmailNotifier:
-    """Renders transitions per recipient into the outbox and delivers the outbox over SMTP."""
+    """Renders transitions per recipient; sends each over SMTP; keeps the outbox copy in step."""
 
     name = "email"
     silenceable = True
@@ -54,6 +71,7 @@ class EmailNotifier:
         recipients: list[Recipient],
         outbox: Path,
         *,
+        store: StateStore,
         plant: str,
         plant_name: str,
         sectors: Mapping[str, str | None],
@@ -62,43 +80,44 @@ class EmailNotifier:
         base_dir: Path,
     ) -> None:
         self.smtp, self.recipients = smtp, recipients
+        self.store = store
         self.sectors = sectors  # device id -> sector, for the recipients' filters
-        self.pending, self.sent = outbox / "pending", outbox / "sent"
-        self.pending.mkdir(parents=True, exist_ok=True)
-        self.sent.mkdir(parents=True, exist_ok=True)
+        self.folders = {state: outbox / state for state in ("pending", "sent", "dead")}
+        for folder in self.folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        self.pending, self.sent = self.folders["pending"], self.folders["sent"]
         self.plant, self.plant_name = plant, plant_name
         self.zone = ZoneInfo(timezone)
         self.dashboard_url = dashboard_url
         self.base_dir = base_dir
-        self.outage = OutageLog(log)
+        # Credentials now, not at the first mail: a missing variable stops the start (SecretError).
+        self.user = secret(smtp.username_env) if smtp else None
+        self.password = secret(smtp.password_env) if smtp else None
         self.delivered = 0
+        self._reconcile()
 
-    def enqueue(self, transition: Transition) -> None:
-        """Write one .eml per interested recipient into the outbox."""
-        self.write_outbox(transition)
+    @property
+    def can_send(self) -> bool:
+        """Without an SMTP server, mail waits in the outbox."""
+        return self.smtp is not None
 
-    def write_outbox(self, transition: Transition) -> list[Path]:
-        """One .eml per interested recipient, complete or absent; the files written."""
-        files = []
+    def render(self, transition: Transition) -> list[Message]:
+        """One message per interested recipient, with its Message-ID fixed now."""
         sector = self.sectors.get(transition.alert.device)
-        for recipient in self.recipients:
-            if not wants(recipient, self.plant, sector, transition.alert.severity):
-                continue
-            message = self.render(transition, recipient)
-            name = f"{time.time_ns()}-{next(_sequence):06d}-{transition.alert.device}-{transition.event}.eml"
-            temporary = self.pending / f".{name}.tmp"
-            temporary.write_bytes(message.as_bytes(policy=policy.SMTP))
-            os.replace(temporary, self.pending / name)  # complete or absent, never half a message
-            files.append(self.pending / name)
-        return files
+        return [
+            Message(recipient.email, self.compose(transition, recipient).as_bytes(policy=policy.SMTP))
+            for recipient in self.recipients
+            if wants(recipient, self.plant, sector, transition.alert.severity)
+        ]
 
-    def render(self, transition: Transition, recipient: Recipient) -> EmailMessage:
+    def compose(self, transition: Transition, recipient: Recipient) -> EmailMessage:
+        """The mail to one recipient, in the recipient's language."""
         message = EmailMessage(policy=policy.SMTP)
         sender = self.smtp.from_ if self.smtp else f"plantwatch@{self.plant}.invalid"
         message["From"] = Address("plantwatch", addr_spec=sender)
         message["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
         message["Subject"] = subject(transition, self.plant, recipient.lang)
-        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Date"] = format_datetime(datetime.now(self.zone))
         message["Message-ID"] = make_msgid("plantwatch")
         message["X-Plantwatch-Rule"] = one_line(
             f"{transition.alert.device}/{transition.rule.id}/{transition.event}"
@@ -106,6 +125,19 @@ class EmailNotifier:
         text = body(transition, self.plant, self.plant_name, recipient.lang, self.zone, self.dashboard_url)
         message.set_content(text, charset="utf-8")
         return message
+
+    async def send(self, notification: Notification) -> None:
+        """SMTP in a worker thread."""
+        await asyncio.to_thread(self._send, notification)
+
+    def _send(self, notification: Notification) -> None:
+        message = BytesParser(policy=policy.SMTP).parsebytes(notification.payload)
+        try:
+            with self._connect() as client:
+                client.send_message(message, to_addrs=[notification.destination])
+        except (OSError, smtplib.SMTPException) as exc:
+            raise classify(exc) from exc
+        self.delivered += 1
 
     def _connect(self) -> smtplib.SMTP:
         assert self.smtp is not None
@@ -121,42 +153,63 @@ class EmailNotifier:
             client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
             if smtp.security == "starttls":
                 client.starttls(context=context)
-        user = secret(smtp.username_env)
-        if user is not None:
-            client.login(user, secret(smtp.password_env) or "")
+        if self.user is not None:
+            client.login(self.user, self.password or "")
         return client
 
-    async def deliver(self) -> bool:
-        """Send the outbox (SMTP in a worker thread); True when nothing waits for a retry."""
-        await asyncio.to_thread(self.deliver_pending)
-        return self.smtp is None or not any(self.pending.glob("*.eml"))
+    # --- the outbox copy ---
 
-    def deliver_pending(self) -> int:
-        """Send what waits in the outbox, oldest first; stop at the first failure (retried later).
+    def recorded(self, notification: Notification) -> None:
+        """The logged message as `<outbox>/pending/<id>-<device>-<event>.eml` (atomically)."""
+        path = self._path("pending", notification)
+        if not path.exists():
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_bytes(notification.payload)
+            os.replace(temporary, path)
 
-        Blocking: run it in a worker thread. Returns the number delivered in this call.
-        """
-        files = sorted(self.pending.glob("*.eml"))
-        if not files or self.smtp is None:
-            return 0
-        delivered = 0
-        try:
-            with self._connect() as client:
-                for path in files:
-                    message = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
-                    client.send_message(message)
-                    os.replace(path, self.sent / path.name)
-                    delivered += 1
-        except (OSError, smtplib.SMTPException) as exc:
-            self.outage.failure(
-                "SMTP %s:%d: %s; %d message(s) wait in %s",
-                self.smtp.host,
-                self.smtp.port,
-                exc,
-                len(files) - delivered,
-                self.pending,
-            )
-        else:
-            self.outage.recovered("SMTP %s:%d delivering again", self.smtp.host, self.smtp.port)
-        self.delivered += delivered
-        return delivered
+    def settled(self, notification: Notification) -> None:
+        """Moved to `sent/`, or to `dead/` with the reason in a header."""
+        source = self._path("pending", notification)
+        target = self._path("sent" if notification.state == "sent" else "dead", notification)
+        if notification.state == "dead":
+            message = BytesParser(policy=policy.SMTP).parsebytes(notification.payload)
+            message["X-Plantwatch-Dead-Letter"] = one_line(notification.error or "")
+            target.write_bytes(message.as_bytes(policy=policy.SMTP))
+            source.unlink(missing_ok=True)
+        elif source.exists():
+            os.replace(source, target)
+
+    def _path(self, state: str, notification: Notification) -> Path:
+        name = f"{notification.id:08d}-{notification.device}-{notification.event}.eml"
+        return self.folders[state] / name
+
+    def _reconcile(self) -> None:
+        """After a restart: a copy for every pending message, settled ones moved out of pending/,
+        and mail a version before the notification log left in pending/ taken into the log."""
+        for path in sorted(self.pending.glob("*.eml")):
+            found = _FILE.match(path.name)
+            if found:
+                notification = self.store.notification(int(found.group(1)))
+                if notification is not None and notification.state != "pending":
+                    self.settled(notification)
+                continue
+            legacy = _LEGACY.match(path.name)
+            if legacy is None:
+                continue
+            message = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
+            parts = str(message["X-Plantwatch-Rule"] or "").split("/")
+            with self.store.transaction():
+                notification_id = self.store.log_message(
+                    self.name,
+                    message["To"].addresses[0].addr_spec,
+                    legacy["device"],
+                    parts[1] if len(parts) == 3 else "",
+                    legacy["event"],
+                    path.read_bytes(),
+                    path.stat().st_mtime_ns,
+                )
+            adopted = self.store.notification(notification_id)
+            assert adopted is not None
+            os.replace(path, self._path("pending", adopted))
+        for notification in self.store.notifications(state="pending", notifier=self.name):
+            self.recorded(notification)

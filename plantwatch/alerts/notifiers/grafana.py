@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
+from plantwatch.alerts.errors import DeliveryError
 from plantwatch.alerts.lifecycle import Transition
+from plantwatch.alerts.notifiers import Message, Notification
 from plantwatch.alerts.notifiers.message import subject
-from plantwatch.alerts.state import GrafanaCall, StateStore
+from plantwatch.alerts.state import StateStore
 from plantwatch.config.alerts import GrafanaConfig
 from plantwatch.config.secrets import secret
 from plantwatch.contract.grafana import annotation_tags
-from plantwatch.core.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
+# 400 a request Grafana will never take, 404 an annotation that is gone, 422 unprocessable;
+# anything else (401/403 a credential to fix, 429, 5xx, the network) may succeed later.
+PERMANENT_STATUSES = frozenset({400, 404, 422})
+
 
 class GrafanaNotifier:
-    """Region annotations for breaches: opened when an alert fires, closed when it resolves. Calls
-    wait in the state store until Grafana took them; the annotation id is kept with the alert."""
+    """One call per firing (open the region) and per resolution (close it); the id Grafana gives
+    the region is kept with the alert, so the close finds it after a restart."""
 
     name = "grafana"
     silenceable = False  # a silenced breach is still a breach on the dashboard
+    can_send = True
 
     def __init__(self, config: GrafanaConfig, store: StateStore, plant: str) -> None:
         from grafana_client import GrafanaApi  # a fifth of a second to import: only when configured
@@ -34,10 +41,9 @@ class GrafanaNotifier:
         else:
             credential = secret(config.token_env)
         self.api = GrafanaApi.from_url(config.url, credential=credential, timeout=config.timeout)
-        self.outage = OutageLog(log)
 
-    def enqueue(self, transition: Transition) -> None:
-        """Queue the call a transition needs (reminders need none)."""
+    def render(self, transition: Transition) -> list[Message]:
+        """The call a transition needs (reminders need none)."""
         alert, rule = transition.alert, transition.rule
         if transition.event == "firing":
             target = rule.target
@@ -50,44 +56,47 @@ class GrafanaNotifier:
             }
             if self.config.dashboard_uid:
                 body["dashboardUID"] = self.config.dashboard_uid
-            self.store.queue_grafana(alert.device, rule.id, "open", body)
+            call = {"call": "open", "body": body}
         elif transition.event == "resolved":
-            self.store.queue_grafana(
-                alert.device, rule.id, "close", {"timeEnd": alert.window_end_ns // 10**6}
-            )
+            call = {"call": "close", "body": {"timeEnd": alert.window_end_ns // 10**6}}
+        else:
+            return []
+        return [Message(self.config.url, json.dumps(call, ensure_ascii=False).encode())]
 
-    async def deliver(self) -> bool:
-        """Make the queued calls in order; stop at the first failure. True when none is left.
-
-        The state store is read and written here, on the event loop (its connection belongs to
-        that thread); only the HTTP calls run in a worker thread.
-        """
+    async def send(self, notification: Notification) -> None:
+        """Make the call (HTTP in a worker thread; the state store stays on the event loop)."""
         from grafana_client.client import GrafanaException
 
-        for call in self.store.grafana_calls():
-            alert = self.store.alerts.get((call.device, call.rule))
-            annotation = alert.annotation_id if alert else None
-            try:
-                made = await asyncio.to_thread(self._send, call, annotation)
-            except (GrafanaException, OSError, ValueError) as exc:
-                self.outage.failure(
-                    "Grafana %s: %s (%s call kept for a retry)", self.config.url, exc, call.call
-                )
-                return False
-            if made is not None:
-                self.store.alerts.set_annotation(call.device, call.rule, made)
-            self.store.done_grafana(call.id)
-            self.outage.recovered("Grafana %s reachable again", self.config.url)
-        return True
+        call = json.loads(notification.payload)
+        alert = self.store.alerts.get((notification.device, notification.rule))
+        annotation = alert.annotation_id if alert else None
+        try:
+            made = await asyncio.to_thread(self._call, call, annotation, notification)
+        except GrafanaException as exc:
+            status = getattr(exc, "status_code", None)
+            raise DeliveryError(
+                f"Grafana {self.config.url}: {status or ''} {exc}".strip(),
+                retryable=status not in PERMANENT_STATUSES,
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(f"Grafana {self.config.url}: {exc}", retryable=True) from exc
+        if made is not None:
+            self.store.alerts.set_annotation(notification.device, notification.rule, made)
 
-    def _send(self, call: GrafanaCall, annotation: int | None) -> int | None:
-        """One HTTP call (blocking); the id of an annotation it opened."""
-        if call.call == "open":
-            return int(self.api.client.POST("/annotations", json=call.body)["id"])
+    def _call(self, call: dict[str, Any], annotation: int | None, notification: Notification) -> int | None:
+        """One HTTP call (blocking); the id of a region it opened."""
+        if call["call"] == "open":
+            return int(self.api.client.POST("/annotations", json=call["body"])["id"])
         if annotation is None:
-            log.warning("Grafana: no annotation to close for %s %s", call.device, call.rule)
+            log.warning("Grafana: no region to close for %s %s", notification.device, notification.rule)
         else:
             # PATCH with only timeEnd: grafana-client's partial_update_annotation sends
-            # "tags": [] by default, which would wipe the annotation's tags.
-            self.api.client.PATCH(f"/annotations/{annotation}", json=call.body)
+            # "tags": [] by default, which would wipe the region's tags.
+            self.api.client.PATCH(f"/annotations/{annotation}", json=call["body"])
         return None
+
+    def recorded(self, notification: Notification) -> None:
+        """Nothing to show: the log holds the call."""
+
+    def settled(self, notification: Notification) -> None:
+        """Nothing to move."""

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.lifecycle import STALE, Transition
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# Control characters and every other line break Python knows (NEL, LS, PS): none may reach a header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 SUBJECT_TAG = {
     "zh": {"firing": "【告警】", "resolved": "【恢复】", "repeat": "【持续告警】"},
