@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from plantwatch.app.exit_codes import EXIT_BROKEN_PIPE, EXIT_INVALID
 from plantwatch.core.durations import parse_duration
+from plantwatch.core.logs import configure_logging
 
 # The long-running services log at INFO by default; every other command at WARNING.
 SERVICES = {"collect": "INFO", "run": "INFO", "alerts": "INFO"}
@@ -147,10 +147,7 @@ def command(name: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `plantwatch` console script."""
     args = build_parser().parse_args(argv)
-    level = (args.log_level or args.log_level_default).upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("pymodbus", "apscheduler"):  # they log every request / job run at INFO
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(args.log_level or args.log_level_default)
     from plantwatch.config.problems import ConfigError
 
     try:

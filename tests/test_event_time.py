@@ -215,7 +215,7 @@ buffer: {{path: buffer.sqlite}}
     samples = [
         json.loads(line) for line in (tmp_path / "plantwatch-mqtt-rejects.jsonl").read_text().splitlines()
     ]
-    assert [(s["device"], s["reason"]) for s in samples] == [("stack-1", "bad timestamp")]
+    assert [(s["device"], s["reason"]) for s in samples] == [("stack-1", "bad field timestamp")]
 
 
 def kpi_rows(influxdb: InfluxDBServer, db: str, query: str) -> list[list[object]]:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 KPI_POINT_INTERVAL_NS = 10 * 10**9  # rolling, live and to-date values: at most one point per 10 s
 TICK = 1.0  # seconds between stale checks and delivery attempts
 CHECKPOINT_NS = 10 * 10**9  # open KPI windows saved at least this often (and at every stop)
+ACK_BATCH = 10  # bus messages handled before a checkpoint acknowledges them (else within 1 s)
 LATE_NOTICE_NS = 60 * 10**9  # judged this long after its window plus lateness: a late value
 UNRENDERED = "(not rendered)"  # the destination of a message its notifier could not render
 
@@ -98,6 +99,7 @@ class AlertService:
         self.lateness_ns = {d.id: int(plant.lateness(d.id) * 1e9) for d in plant.config.devices}
         self.engine.restore(store.kpi_windows(), started)  # windows continue across a restart
         self._checkpointed = started
+        self._acks: list[Callable[[], object]] = []  # bus messages handled since the checkpoint
         self.transitions: list[Transition] = []  # this run's, oldest first (for health and tests)
         self.silenced = 0
         self.unknown_devices: set[str] = set()
@@ -110,8 +112,11 @@ class AlertService:
         for result in results:
             self.handle(result)
 
-    def handle(self, result: PollResult) -> None:
-        """One result: liveness, KPIs in event time, rule evaluation, transitions."""
+    def handle(self, result: PollResult, ack: Callable[[], object] | None = None) -> None:
+        """One result: liveness, KPIs in event time, rule evaluation, transitions. `ack` (the
+        readings bus) runs once the KPI windows this result moved are saved."""
+        if ack is not None:
+            self._acks.append(ack)
         device = result.device
         if device not in self.last_good:  # e.g. on the bus from a device this config lacks
             if device not in self.unknown_devices:
@@ -132,6 +137,8 @@ class AlertService:
         lines += self._evaluate(self.engine.update(result, now), now)
         if lines and self.write_lines is not None:
             self.write_lines(lines)
+        if len(self._acks) >= ACK_BATCH:  # the broker holds back more once ~20 are unacknowledged
+            self.checkpoint()
 
     def _live(self, result: PollResult) -> bool:
         """Whether the result has a good value of a field a KPI of the device reads (of any
@@ -274,13 +281,17 @@ class AlertService:
             lines += self._stale_check(device, now)
         if lines and self.write_lines is not None:
             self.write_lines(lines)
-        if now - self._checkpointed >= CHECKPOINT_NS:
+        if self._acks or now - self._checkpointed >= CHECKPOINT_NS:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Save the open KPI windows and every device's liveness, so a restart continues them."""
+        """Save the open KPI windows and every device's liveness, so a restart continues them;
+        then acknowledge the bus messages they include."""
         self.store.save_progress(self.engine.changed_state(), self.last_good)
         self._checkpointed = self.clock()
+        acks, self._acks = self._acks, []
+        for ack in acks:
+            ack()
 
     async def deliver(self) -> bool:
         """Send the due notifications; False when something is left for a retry. SMTP and HTTP

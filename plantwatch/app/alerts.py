@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,6 +21,8 @@ from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
 from plantwatch.contract.bus import BusMessageError, bus_subscription, result_from_bus
+from plantwatch.core.outage_log import OutageLog
+from plantwatch.core.tasks import supervised
 from plantwatch.infra.mqtt import MqttConnection
 
 log = logging.getLogger(__name__)
@@ -43,19 +47,37 @@ async def run_alerts(plant: Plant) -> None:
                 write_lines = output.buffer.append
             service = build_alert_service(plant, write_lines=write_lines)
             stack.callback(service.close)
-            running = asyncio.create_task(service.run(stop))
+            restarts: Counter[str] = Counter()
+            running = asyncio.create_task(supervised("alerts", lambda: service.run(stop), stop, restarts))
             plant_id = plant.config.plant.id
             topic = bus_subscription(plant_id)
             if mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
                 topic = f"$share/{plant.config.alerts.share_group}/{topic}"
             connection: MqttConnection
+            skipped: Counter[str] = Counter()
+            bad_messages = OutageLog(log)
 
             def on_message(message: mqtt.MQTTMessage) -> None:
+                ack = partial(connection.ack, message.mid, message.qos)
                 try:
-                    service.handle(result_from_bus(message.payload))
-                except BusMessageError as exc:
-                    log.error("readings bus %s: %s", message.topic, exc)
-                connection.ack(message.mid, message.qos)  # state is on disk: safe to acknowledge
+                    result = result_from_bus(message.payload)
+                except BusMessageError as exc:  # a poison message: skipped, acknowledged, counted
+                    skipped[message.topic] += 1
+                    bad_messages.failure(
+                        "readings bus %s: %s (%d so far)", message.topic, exc, skipped.total()
+                    )
+                    ack()
+                    return
+                bad_messages.recovered("readings bus: good messages again")
+                # acknowledged once the KPI windows it moved are saved (the next checkpoint): a
+                # crash before then gets it again from the broker's session
+                try:
+                    service.handle(result, ack=ack)
+                except Exception:  # a bug must not leave the message unacknowledged: that stalls all
+                    log.exception(
+                        "alerts: readings bus %s: the message broke the alert service", message.topic
+                    )
+                    ack()
 
             connection = MqttConnection(
                 mqtt_config,

@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ from plantwatch.collector.service import CollectorService
 from plantwatch.config.plant import InfluxConfig, Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
+from plantwatch.core.tasks import supervised
 from plantwatch.infra.errors import InfraError
 
 if TYPE_CHECKING:
@@ -44,8 +47,9 @@ async def collect(
     `view`, when given, runs beside the service until it stops (the demo's live view).
     """
     alerts: AlertService | None = None
+    restarts: Counter[str] = Counter()  # crashed tasks, restarted: in the health report
     with stop_on_signals(stop or asyncio.Event()) as stop, gil_switch_interval():
-        async with influx_output(plant, influx, plant.config.buffer.path) as output:
+        async with influx_output(plant, influx, plant.config.buffer.path, restarts=restarts) as output:
             log.info(
                 "collect: %d device(s) -> %s, buffer %s (%d line(s) waiting)",
                 len(plant.config.devices),
@@ -65,13 +69,18 @@ async def collect(
                     forwarder_stats=output.stats,
                     batch_size=influx.batch_size if influx else 5000,
                     health_interval=health_interval,
+                    restarts=restarts,
                 )
-                tasks = []
+                tasks: list[asyncio.Task[None]] = []
+
+                def keep(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+                    tasks.append(asyncio.create_task(supervised(name, run, stop, restarts)))
+
                 if alerts is not None:
                     service.listen(alerts)
-                    tasks.append(asyncio.create_task(alerts.run(stop)))
+                    keep("alerts", partial(alerts.run, stop))
                 if view is not None:
-                    tasks.append(asyncio.create_task(view(alerts, stop)))
+                    keep("view", partial(view, alerts, stop))
                 async with service:
                     await stop.wait()
                 for task in tasks:

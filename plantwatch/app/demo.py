@@ -25,6 +25,7 @@ from plantwatch.app.embedded_broker import PROTOCOL_VERSION, EmbeddedBroker
 from plantwatch.app.exit_codes import EXIT_OK
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.contract.bus import bus_subscription
+from plantwatch.core.redact import redact_url
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.simulator.server import servers_for_plant
 
@@ -172,9 +173,8 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, 
             assert url.hostname is not None and url.port is not None
             await stack.enter_async_context(EmbeddedBroker(url.hostname, url.port))
             broker = f"embedded broker (amqtt, MQTT {PROTOCOL_VERSION})"
-        out.write(
-            f"mqtt: {broker} at {mqtt.url}; readings bus on {bus_subscription(plant.config.plant.id)}\n"
-        )
+        bus = bus_subscription(plant.config.plant.id)
+        out.write(f"mqtt: {broker} at {redact_url(mqtt.url)}; readings bus on {bus}\n")
         out.flush()
         if options.duration is not None:
             asyncio.get_running_loop().call_later(options.duration, stop.set)

@@ -7,12 +7,14 @@ import asyncio
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from plantwatch.config.plant import InfluxConfig, Plant
+from plantwatch.core.tasks import supervised
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.infra.influx.forwarder import Forwarder, ForwarderStats
 from plantwatch.infra.influx.writers import make_writer
@@ -77,7 +79,12 @@ class InfluxOutput:
 
 @asynccontextmanager
 async def influx_output(
-    plant: Plant, influx: InfluxConfig | None, buffer_file: str, *, drain: asyncio.Event | None = None
+    plant: Plant,
+    influx: InfluxConfig | None,
+    buffer_file: str,
+    *,
+    drain: asyncio.Event | None = None,
+    restarts: Counter[str] | None = None,
 ) -> AsyncIterator[InfluxOutput]:
     """Open the buffer at `buffer_file` and forward it to `influx` (none: lines wait in the buffer).
 
@@ -99,7 +106,12 @@ async def influx_output(
         )
         output = InfluxOutput(buffer, forwarder, forwarder.wakeup, forwarder.stats)
     drain = drain or asyncio.Event()
-    forwarding = asyncio.create_task(output.forwarder.run(drain)) if output.forwarder else None
+    forwarding = None
+    if output.forwarder is not None:
+        forwarder = output.forwarder
+        forwarding = asyncio.create_task(
+            supervised("forwarder", lambda: forwarder.run(drain), drain, restarts or Counter())
+        )
     try:
         yield output
         drain.set()

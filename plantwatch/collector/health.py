@@ -36,6 +36,8 @@ class HealthReporter:
         forwarder: ForwarderStats,
         interval: float = 10.0,
         mqtt_rejects: Counter[tuple[str, str]] | None = None,
+        restarts: Counter[str] | None = None,
+        skipped: Counter[str] | None = None,
     ) -> None:
         self.plant_id = plant_id
         self.device_ids = device_ids
@@ -44,6 +46,8 @@ class HealthReporter:
         self.forwarder = forwarder
         self.interval = interval
         self.mqtt_rejects = mqtt_rejects
+        self.restarts = restarts if restarts is not None else Counter()  # crashed tasks, by name
+        self.skipped = skipped if skipped is not None else Counter()  # polls skipped, by device
         self.host = socket.gethostname()
         self._last = (time.monotonic(), 0)
 
@@ -64,6 +68,10 @@ class HealthReporter:
             ("dead_letters", self.forwarder.dead_letters),
             ("refused", self.buffer.refused),
             ("dropped", self.buffer.dropped),
+            ("disk_refused", self.buffer.disk_refused),
+            ("buffer_recreated", self.buffer.recreated),
+            ("polls_skipped", self.skipped.total()),
+            ("task_restarts", self.restarts.total()),
         ]
         lines = [
             fields_line(COLLECTOR_MEASUREMENT, {TAG_PLANT: self.plant_id, "host": self.host}, fields, now_ns)
@@ -84,13 +92,17 @@ class HealthReporter:
         for (device, reason), count in sorted((self.mqtt_rejects or {}).items()):
             tags = {TAG_PLANT: self.plant_id, TAG_DEVICE: device, "reason": reason}
             lines.append(fields_line(MQTT_REJECTS_MEASUREMENT, tags, [("count", count)], now_ns))
-        self.buffer.append(lines)
+        self.buffer.append(lines)  # refused when the disk is full: the log line below still goes out
         text = (
             f"health: {rate:.1f} readings/s, buffer {self.buffer.depth} lines "
             f"(oldest {self.buffer.oldest_age():.1f}s), written {self.forwarder.written}, "
             f"write errors {self.forwarder.write_errors}, dead letters {self.forwarder.dead_letters}, "
-            f"refused {self.buffer.refused}"
+            f"refused {self.buffer.refused + self.buffer.disk_refused}"
         )
+        if self.skipped:
+            text += f", polls skipped {self.skipped.total()}"
+        if self.restarts:
+            text += "; tasks restarted: " + ", ".join(f"{n} {c}x" for n, c in sorted(self.restarts.items()))
         if stale:
             text += "; not polling cleanly: " + ", ".join(stale)
         if self.mqtt_rejects:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -51,7 +52,7 @@ class Collector:
         self.sink = sink
         self.pollers, self.buses = build_pollers(plant)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.skipped: dict[str, int] = {p.device.id: 0 for p in self.pollers}
+        self.skipped: Counter[str] = Counter()  # ticks skipped per device: in the health report
         self.polls: dict[str, int] = {p.device.id: 0 for p in self.pollers}
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -69,9 +70,14 @@ class Collector:
             self._in_flight.discard(task)
 
     def _on_skip(self, event: JobEvent) -> None:
-        if event.job_id in self.skipped:
+        if event.job_id in self.polls:
             self.skipped[event.job_id] += 1
-            log.warning("device %s: poll skipped, the previous one is still running", event.job_id)
+            level = logging.WARNING if self.skipped[event.job_id] == 1 else logging.DEBUG
+            log.log(
+                level,
+                "device %s: poll skipped, the previous one is still running (skips are counted in health)",
+                event.job_id,
+            )
 
     async def __aenter__(self) -> Collector:
         start = datetime.now(UTC) + timedelta(seconds=0.2)

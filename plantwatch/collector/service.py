@@ -4,6 +4,7 @@ sink, the readings bus, and the health report."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from plantwatch.collector.readings_bus import ReadingsBus
 from plantwatch.collector.scheduler import Collector
 from plantwatch.collector.sink import BufferSink, Listener
 from plantwatch.config.plant import MqttConfig, Plant
+from plantwatch.core.tasks import supervised
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.infra.influx.forwarder import ForwarderStats
 from plantwatch.infra.mqtt import MqttConnection
@@ -58,9 +60,11 @@ class CollectorService:
         forwarder_stats: ForwarderStats,
         batch_size: int,
         health_interval: float = 10.0,
+        restarts: Counter[str] | None = None,
     ) -> None:
         self.plant = plant
         self.sink = BufferSink(plant, buffer, wakeup, batch_size)
+        self.restarts = restarts if restarts is not None else Counter()  # crashed tasks, for health
         self.health = HealthReporter(
             plant.config.plant.id,
             [d.id for d in plant.config.devices],
@@ -68,6 +72,7 @@ class CollectorService:
             self.sink.stats,
             forwarder_stats,
             interval=health_interval,
+            restarts=self.restarts,
         )
         self._stack = AsyncExitStack()
         self._health_stop = asyncio.Event()
@@ -78,14 +83,17 @@ class CollectorService:
         self.sink.listeners.append(listener)
 
     async def __aenter__(self) -> CollectorService:
-        self._health_task = asyncio.create_task(self.health.run(self._health_stop))
+        self._health_task = asyncio.create_task(
+            supervised("health", lambda: self.health.run(self._health_stop), self._health_stop, self.restarts)
+        )
         base = self.plant.path.parent if self.plant.path else Path.cwd()
         try:
             if self.plant.config.mqtt is not None:
                 await self._stack.enter_async_context(
                     mqtt_input(self.plant, self.plant.config.mqtt, self.sink, base, self.health)
                 )
-            await self._stack.enter_async_context(Collector(self.plant, self.sink))
+            collector = await self._stack.enter_async_context(Collector(self.plant, self.sink))
+            self.health.skipped = collector.skipped
         except BaseException:
             await self._close()
             raise

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 
 from plantwatch.config.plant import DeviceConfig, Plant
 from plantwatch.contract.influx import DeviceSeries, device_tags, poll_lines
+from plantwatch.core.lru import BoundedCache
 from plantwatch.core.reading import GOOD, PollResult
 from plantwatch.infra.influx.buffer import DurableBuffer
 
 log = logging.getLogger(__name__)
+
+TAGGED_SERIES = 10_000  # cached series prefixes of topic-level tag combinations
 
 
 @dataclass
@@ -77,7 +80,10 @@ class BufferSink:
         self._lines: list[str] = []
         self._results: list[tuple[PollResult, Callable[[], None] | None]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._tagged: dict[tuple[str, tuple[tuple[str, str], ...]], DeviceSeries] = {}
+        # series of topic-level tag combinations: bounded, whatever the topics bring
+        self._tagged: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], DeviceSeries] = BoundedCache(
+            TAGGED_SERIES
+        )
 
     def _series(self, result: PollResult) -> DeviceSeries:
         if not result.tags:
@@ -85,7 +91,8 @@ class BufferSink:
         key = (result.device, tuple(sorted(result.tags.items())))
         series = self._tagged.get(key)
         if series is None:
-            series = self._tagged[key] = device_series(self.plant, self._devices[result.device], result.tags)
+            series = device_series(self.plant, self._devices[result.device], result.tags)
+            self._tagged.put(key, series)
         return series
 
     def __call__(self, result: PollResult, on_accepted: Callable[[], None] | None = None) -> None:

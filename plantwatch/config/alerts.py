@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -83,11 +83,18 @@ class GrafanaConfig(Strict):
     environment; basic auth when `username_env` is set, e.g. the admin of a local demo Grafana)."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$")
-    token_env: str = "GRAFANA_TOKEN"
+    token_env: str | None = None  # default GRAFANA_TOKEN, unless basic auth is configured
     username_env: str | None = None
     password_env: str | None = None
     dashboard_uid: str | None = None
     timeout: Duration = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("username_env") and not data.get("token_env"):
+            data = {**data, "token_env": "GRAFANA_TOKEN"}
+        return data
 
 
 class AlertsConfig(Strict):

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 from plantwatch.config.roles import CLOCK_PARTS, CLOCK_ROLES, Role, Sector
-from plantwatch.config.units import Strict
+from plantwatch.config.units import MEASUREMENT_PATTERN, Strict
 from plantwatch.core.codecs import INTEGER_TYPES, NUMERIC_TYPES, ByteOrder, ValueType, width
 from plantwatch.core.event_time import Marks
 
@@ -134,7 +134,7 @@ class DeviceMap(Strict):
     source: str | None = Field(
         default=None, description="where the layout comes from: a vendor manual, or 'generic'"
     )
-    measurement: str | None = None
+    measurement: str | None = Field(default=None, pattern=MEASUREMENT_PATTERN)  # InfluxDB measurement
     defaults: RegisterDefaults | None = None
     clock: ClockSpec | None = None  # settings of the device clock (its registers have clock_* roles)
     registers: list[Register] = Field(min_length=1)

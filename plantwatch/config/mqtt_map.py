@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from plantwatch.config.roles import Role, Sector
-from plantwatch.config.units import Duration, Strict
+from plantwatch.config.units import MEASUREMENT_PATTERN, Duration, Strict
 from plantwatch.core.event_time import Marks
 
 PayloadFormat = Literal["json", "value", "sparkplug_b"]
@@ -62,7 +62,7 @@ class MqttDeviceMap(Strict):
     product: str | None = None
     protocol: Literal["mqtt"]
     source: str | None = None
-    measurement: str | None = None
+    measurement: str | None = Field(default=None, pattern=MEASUREMENT_PATTERN)  # InfluxDB measurement
     format: PayloadFormat
     topic: str | None = None
     timestamp: MqttTimestamp | None = None

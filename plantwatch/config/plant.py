@@ -227,6 +227,9 @@ class MqttConfig(Strict):
     session_expiry: Duration = 86400.0  # MQTT 5 only
     connect_timeout: Duration = 10.0  # from the TCP connect to the broker's answer (CONNACK)
     max_payload: Size = 262_144
+    # distinct values a topic level turned tag may take per device (each is an InfluxDB series);
+    # past it, new values are stored as "_other" and counted
+    max_tag_values: int = Field(default=1000, ge=1)
     publish_readings: bool = True  # republish every reading to plantwatch/v1/<plant>/<device>
 
     @field_validator("protocol_version", mode="before")

@@ -9,6 +9,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from plantwatch.core.durations import parse_duration, parse_size
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# An InfluxDB measurement name a map may choose: no space, comma, newline or control character.
+MEASUREMENT_PATTERN = r"^[A-Za-z0-9_.-]+$"
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from plantwatch.config.device_map import parse_device_map
 from plantwatch.config.plant import parse_plant_config
 from plantwatch.config.problems import ConfigError, Problem, read_yaml
+from plantwatch.config.secrets import SecretError, secret
 
 
 def _yaml_files(path: Path) -> list[Path]:
@@ -20,12 +24,40 @@ def validate_file(path: Path) -> list[Problem]:
     try:
         data = read_yaml(path)
         if isinstance(data, dict) and "plant" in data:
-            parse_plant_config(data, str(path), path.parent)
+            plant = parse_plant_config(data, str(path), path.parent)
+            return secret_problems(plant.config, str(path))
         else:
             parse_device_map(data, str(path), expected_model=path.stem)
     except ConfigError as exc:
         return exc.problems
     return []
+
+
+def secret_problems(config: BaseModel, file: str) -> list[Problem]:
+    """Every `*_env` key naming a variable that is not set (nor its `_FILE` twin): the commands
+    would refuse to start. The problem names the variable, never a value."""
+    problems = []
+    for key, variable in _secret_keys(config):
+        try:
+            secret(variable)
+        except SecretError as exc:
+            problems.append(Problem(file, key, str(exc)))
+    return problems
+
+
+def _secret_keys(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        key = f"{prefix}{field.alias or name}"
+        if name.endswith("_env") and isinstance(value, str):
+            yield key, value
+        elif isinstance(value, BaseModel):
+            yield from _secret_keys(value, f"{key}.")
+        elif isinstance(value, list | dict):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for index, item in items:
+                if isinstance(item, BaseModel):
+                    yield from _secret_keys(item, f"{key}.{index}.")
 
 
 def validate_paths(paths: list[Path]) -> tuple[list[Path], list[Problem]]:

@@ -57,6 +57,6 @@ def result_from_bus(payload: bytes | bytearray) -> PollResult:
             for name, f in message["fields"].items()
         ]
         ts = int(message["ts"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
         raise BusMessageError(f"not a readings-bus message: {exc!r}"[:200]) from exc
     return PollResult(device, readings, started_ns=ts, finished_ns=ts)

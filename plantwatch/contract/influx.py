@@ -33,8 +33,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def escape_measurement(name: str) -> str:
-    """Measurement names escape commas and spaces."""
-    return name.replace(",", r"\,").replace(" ", r"\ ")
+    """Measurement names escape commas and spaces; a control character (a newline would split the
+    line in two) becomes a space, as in tag values."""
+    return _CONTROL.sub(" ", name).replace(",", r"\,").replace(" ", r"\ ")
 
 
 def tag_value_as_stored(value: str) -> str:

@@ -16,8 +16,11 @@ def _iso(ts_ns: int) -> str:
 
 
 def future_skew(ts_ns: int, now_ns: int, max_skew_ns: int) -> str | None:
-    """Why `ts_ns` cannot be when a value was measured: more than `max_skew_ns` ahead of `now_ns`
-    (a device clock that jumped forward). None when it is plausible."""
+    """Why `ts_ns` cannot be when a value was measured: before 1970 or past what InfluxDB stores
+    (2262), or more than `max_skew_ns` ahead of `now_ns` (a device clock that jumped forward).
+    None when it is plausible."""
+    if not 0 <= ts_ns < 2**63:
+        return f"{BAD_TIMESTAMP}: {ts_ns} ns is outside 1970-2262"
     ahead = ts_ns - now_ns
     if ahead <= max_skew_ns:
         return None

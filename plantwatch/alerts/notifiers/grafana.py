@@ -15,6 +15,7 @@ from plantwatch.alerts.state import StateStore
 from plantwatch.config.alerts import GrafanaConfig
 from plantwatch.config.secrets import secret
 from plantwatch.contract.grafana import annotation_tags
+from plantwatch.core.redact import redact_url, scrub
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class GrafanaNotifier:
             call = {"call": "close", "body": {"timeEnd": alert.window_end_ns // 10**6}}
         else:
             return []
-        return [Message(self.config.url, json.dumps(call, ensure_ascii=False).encode())]
+        return [Message(redact_url(self.config.url), json.dumps(call, ensure_ascii=False).encode())]
 
     async def send(self, notification: Notification) -> None:
         """Make the call (HTTP in a worker thread; the state store stays on the event loop)."""
@@ -73,13 +74,14 @@ class GrafanaNotifier:
         try:
             made = await asyncio.to_thread(self._call, call, annotation, notification)
         except GrafanaException as exc:
-            status = getattr(exc, "status_code", None)
+            status, url = getattr(exc, "status_code", None), self.config.url
             raise DeliveryError(
-                f"Grafana {self.config.url}: {status or ''} {exc}".strip(),
+                f"Grafana {redact_url(url)}: {status or ''} {scrub(exc, url)}".strip(),
                 retryable=status not in PERMANENT_STATUSES,
             ) from exc
         except (OSError, ValueError) as exc:
-            raise DeliveryError(f"Grafana {self.config.url}: {exc}", retryable=True) from exc
+            url = self.config.url
+            raise DeliveryError(f"Grafana {redact_url(url)}: {scrub(exc, url)}", retryable=True) from exc
         if made is not None:
             self.store.alerts.set_annotation(notification.device, notification.rule, made)
 

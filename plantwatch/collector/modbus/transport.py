@@ -125,16 +125,23 @@ class ModbusBus:
                 async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
                     response = await method(address, count=count, device_id=unit)
             except TimeoutError as exc:
+                lost = not client.connected  # the device closed or reset the connection meanwhile
                 self.close()
-                raise ReadError("timeout", fatal_for_poll=True) from exc
+                reason = f"connection reset by {self.endpoint.bus_key}" if lost else "timeout"
+                raise ReadError(reason, fatal_for_poll=True) from exc
             except (ModbusException, OSError) as exc:
                 self.close()
                 raise ReadError(f"connection error: {exc}", fatal_for_poll=True) from exc
         if response.isError():
             raise ReadError(exception_reason(response.exception_code), fatal_for_poll=False)
         values = response.bits if function in (1, 2) else response.registers
-        if len(values) < count:
-            raise ReadError(f"short response: {len(values)} of {count}", fatal_for_poll=False)
+        # Registers: exactly as many as asked. Bits come padded to whole bytes.
+        expected = (count + 7) // 8 * 8 if function in (1, 2) else count
+        if len(values) != expected:
+            unit_name = "bit" if function in (1, 2) else "register"
+            raise ReadError(
+                f"bad response length: asked {count} {unit_name}(s), got {len(values)}", fatal_for_poll=False
+            )
         return values[:count]
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField, MqttTimestamp
 from plantwatch.core.reading import Reading
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an InfluxDB integer field holds
 
 
 class PayloadError(CollectorError):
@@ -46,16 +47,21 @@ def convert(field: MqttField, raw: Any) -> Any:
         raw = int(raw)
     try:
         number = float(raw) if field.type == "float" else int(raw)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # "abc"; a 400-digit integer as a float
         article = "an" if field.type == "int" else "a"
         raise PayloadError(
             "wrong type", f"{field.name}: {raw!r} is not {article} {field.type}"[:200]
         ) from exc
     if isinstance(number, float) and not math.isfinite(number):
-        raise PayloadError("wrong type", f"{field.name}: {raw!r} is not finite")
+        raise PayloadError("wrong type", f"{field.name}: {raw!r} is not finite"[:200])
+    if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+        raise PayloadError("wrong type", f"{field.name}: {raw!r} is beyond a 64-bit integer"[:200])
     if field.scale == 1 and field.offset == 0:
         return number
-    return number * field.scale + field.offset
+    scaled = number * field.scale + field.offset
+    if not math.isfinite(scaled):
+        raise PayloadError("wrong type", f"{field.name}: {raw!r} scaled is not finite"[:200])
+    return scaled
 
 
 @lru_cache(maxsize=1024)
@@ -98,10 +104,9 @@ def parse_timestamp(spec: MqttTimestamp, document: Any) -> int:
     factor = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_ns": 1}[spec.format]
     if isinstance(raw, float) and not math.isfinite(raw):
         raise PayloadError("bad timestamp", f"{raw!r} is not finite")
-    nanoseconds = int(raw * factor) if isinstance(raw, float) else raw * factor
-    if not 0 <= nanoseconds < 2**63:  # what InfluxDB can store: 1970 to 2262
-        raise PayloadError("bad timestamp", f"{raw!r} ({spec.format}) is out of range"[:200])
-    return nanoseconds
+    # A time outside 1970-2262 (what InfluxDB stores) is refused per field, with the other
+    # implausible ones, by core.event_time.checked: the message itself is kept.
+    return int(raw * factor) if isinstance(raw, float) else raw * factor
 
 
 def decode_json(device_map: MqttDeviceMap, device: str, payload: bytes, arrival_ns: int) -> list[Reading]:
@@ -109,8 +114,8 @@ def decode_json(device_map: MqttDeviceMap, device: str, payload: bytes, arrival_
     (the rest of the message is kept); a payload that is not a JSON object is rejected whole."""
     try:
         document = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError("bad json", str(exc)[:200]) from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[...
+        raise PayloadError("bad json", f"{type(exc).__name__}: {exc}"[:200]) from exc
     if not isinstance(document, dict):
         raise PayloadError("not an object", f"payload is a JSON {type(document).__name__}")
     timestamp = parse_timestamp(device_map.timestamp, document) if device_map.timestamp else arrival_ns

@@ -121,10 +121,21 @@ class Update:
 
 
 class SparkplugTracker:
-    """Turns the messages of one group into Updates, keeping births and seq per edge node."""
+    """Turns the messages of one group into Updates, keeping births and seq per edge node.
 
-    def __init__(self) -> None:
+    It remembers only what the plant uses: aliases of the metrics named in `wanted_metrics`, of
+    the devices (per edge node) in `wanted_devices`. A birth of 20,000 metrics, or of devices
+    nobody configured, costs no memory.
+    """
+
+    def __init__(
+        self,
+        wanted_metrics: frozenset[str] | None = None,
+        wanted_devices: dict[str, set[str | None]] | None = None,
+    ) -> None:
         self.nodes: dict[str, EdgeNode] = {}
+        self.wanted_metrics = wanted_metrics
+        self.wanted_devices = wanted_devices
 
     def handle(self, message_type: str, edge_node: str, device: str | None, payload: bytes) -> Update:
         """Process one message; raises PayloadError for what cannot be used."""
@@ -147,10 +158,16 @@ class SparkplugTracker:
                 rebirth = f"seq gap: expected {expected}, got {seq}"
             node.seq = seq
         target = None if message_type.startswith("N") else device
+        wanted = self.wanted_devices is None or target in self.wanted_devices.get(edge_node, {None})
         if message_type in ("NBIRTH", "DBIRTH"):
-            node.aliases[target] = {
-                m.alias: m.name for m in message.metrics if m.HasField("alias") and m.name
-            }
+            if wanted:
+                node.aliases[target] = {
+                    m.alias: m.name
+                    for m in message.metrics
+                    if m.HasField("alias")
+                    and m.name
+                    and (self.wanted_metrics is None or m.name in self.wanted_metrics)
+                }
             node.dead.discard(target)
         elif message_type not in ("NDATA", "DDATA"):
             raise PayloadError("unhandled message type", message_type)
@@ -160,7 +177,8 @@ class SparkplugTracker:
             name = metric.name
             if not name and metric.HasField("alias"):
                 if names is None or metric.alias not in names:
-                    rebirth = rebirth or f"alias {metric.alias} without a birth"
+                    if wanted and names is None:  # aliases of unwanted metrics are not kept
+                        rebirth = rebirth or f"alias {metric.alias} without a birth"
                     continue
                 name = names[metric.alias]
             if name:

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 SAMPLES_PER_REASON = 5
 UNKNOWN = "?"  # device of a message that matched no configured device
+OTHER = "_other"  # a topic-level tag value past `mqtt.max_tag_values`
+# Counted like rejects, though the message itself is kept:
+BAD_FIELD_TIMESTAMP = "bad field timestamp"  # fields stamped outside 1970-2262 or too far ahead
+TOO_MANY_TAG_VALUES = "too many tag values"
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,9 @@ class MqttSubscriber:
         self.routes = build_routes(plant)
         self.rejects = Rejects(samples_file)
         self.max_skew_ns = int(plant.config.event_time.max_skew * 1e9)
+        mqtt_config = plant.config.mqtt
+        self.max_tag_values = mqtt_config.max_tag_values if mqtt_config else 1000
+        self._tag_values: dict[tuple[str, str], set[str]] = {}
         self.messages = 0
         self.outcomes: Counter[str] = Counter()  # one per message: accepted, rejected or ignored
         self.connection: Link | None = None  # the MqttConnection, set by the service
@@ -159,11 +166,27 @@ class MqttSubscriber:
         return sorted({route.subscription for route in self.routes})
 
     def handle(self, message: mqtt.MQTTMessage) -> None:
-        """Process one message (on the event loop); ack it when accepted or rejected."""
+        """Process one message (on the event loop); ack it when accepted or rejected. Whatever a
+        message does to the decoders, it is rejected alone: a poison message is acknowledged,
+        counted and sampled, never left to block the broker's in-flight window."""
         self.messages += 1
         arrival = time.time_ns()
         ack = self._acker(message)
         topic, payload = message.topic, bytes(message.payload)
+        try:
+            self._handle(topic, payload, arrival, ack)
+        except Exception as exc:
+            log.debug("MQTT message on %s broke its decoder", topic, exc_info=True)
+            self._reject(
+                self._device_of(topic),
+                topic,
+                "decode error",
+                f"{type(exc).__name__}: {exc}"[:200],
+                payload,
+                ack,
+            )
+
+    def _handle(self, topic: str, payload: bytes, arrival: int, ack: Callable[[], None]) -> None:
         if len(payload) > self.max_payload:
             self._reject(self._device_of(topic), topic, "too large", f"{len(payload)} bytes", payload, ack)
             return
@@ -192,7 +215,7 @@ class MqttSubscriber:
                 self.rejects.record(
                     device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
                 )
-            tags = {k: v for k, v in found.items() if k != "field"}  # unfilled topic levels
+            tags = self._bounded({k: v for k, v in found.items() if k != "field"}, device, topic, payload)
             result = PollResult(
                 device, readings, started_ns=arrival, finished_ns=arrival, tags=tags, polled=False
             )
@@ -214,7 +237,9 @@ class MqttSubscriber:
             self.outcomes["ignored"] += 1
             ack()
             return
-        tracker = self._trackers.setdefault(group, SparkplugTracker())
+        tracker = self._trackers.get(group)
+        if tracker is None:
+            tracker = self._trackers[group] = self._sparkplug_tracker(group)
         try:
             update = tracker.handle(message_type, edge, spb_device, payload)
         except PayloadError as exc:
@@ -263,6 +288,17 @@ class MqttSubscriber:
         for result in results:
             self.sink(result, ack if result is results[-1] else None)
 
+    def _sparkplug_tracker(self, group: str) -> SparkplugTracker:
+        """A tracker keeping the births of this group's configured devices and fields only."""
+        routes = [
+            r for r in self.routes if r.device_map.format == "sparkplug_b" and r.device.vars["group"] == group
+        ]
+        devices: dict[str, set[str | None]] = {}
+        for route in routes:
+            devices.setdefault(route.device.vars["edge_node"], {None}).add(route.device.vars.get("device"))
+        metrics = frozenset(f.source for route in routes for f in route.device_map.fields)
+        return SparkplugTracker(metrics, devices)
+
     def _spb_readings(self, route: Route, update: Update, arrival: int, message_type: str) -> list[Reading]:
         readings = []
         for f in route.device_map.fields:
@@ -290,16 +326,31 @@ class MqttSubscriber:
             readings.append(Reading(route.device.id, f.name, value, ts, "good", f.unit, role))
         return readings
 
+    def _bounded(self, tags: dict[str, str], device: str, topic: str, payload: bytes) -> dict[str, str]:
+        """Topic-level tags, each level holding at most `mqtt.max_tag_values` distinct values per
+        device (each is an InfluxDB series); past that a new value is stored as OTHER, counted."""
+        for level, value in tags.items():
+            seen = self._tag_values.setdefault((device, level), set())
+            if value in seen:
+                continue
+            if len(seen) < self.max_tag_values:
+                seen.add(value)
+                continue
+            tags[level] = OTHER
+            self.rejects.record(
+                device, topic, TOO_MANY_TAG_VALUES, f"{level}: {self.max_tag_values} already", payload
+            )
+        return tags
+
     def _checked(
         self, readings: list[Reading], arrival: int, device: str, topic: str, payload: bytes
     ) -> list[Reading]:
-        """Readings stamped beyond `event_time.max_skew` ahead become `bad timestamp`, counted."""
+        """Readings stamped outside 1970-2262 or beyond `event_time.max_skew` ahead become
+        `bad timestamp` (the message is kept), counted."""
         readings, bad = checked(readings, arrival, self.max_skew_ns)
         if bad:
-            stamps = "; ".join(
-                f"{r.field}: {r.quality}" for r in readings if r.quality.startswith(BAD_TIMESTAMP)
-            )
-            self.rejects.record(device, topic, BAD_TIMESTAMP, stamps, payload)
+            detail = next(r.quality for r in readings if r.quality.startswith(BAD_TIMESTAMP))
+            self.rejects.record(device, topic, BAD_FIELD_TIMESTAMP, f"{bad} field(s): {detail}", payload)
         return readings
 
     def _request_rebirth(self, group: str, edge: str, why: str, topic: str, payload: bytes) -> None:

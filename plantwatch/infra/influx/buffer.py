@@ -7,11 +7,25 @@ one row: the group's lines joined by newlines (a line never holds a raw newline,
 line_protocol.py), so the cost per line is a string join, not a B-tree insert and delete.
 `synchronous=NORMAL` survives any process crash, `FULL` also survives power loss at the cost of
 an fsync per commit.
+
+Faults it survives:
+- **A full disk.** A reserve file (4 MiB) is kept beside the buffer; when deleting sent lines
+  finds no space, the reserve is released, so the buffer always drains. New lines are refused,
+  counted (`disk_refused`) and logged once; the buffer takes lines again, and rebuilds its
+  reserve, by itself once there is room.
+- **A second process.** One process per buffer: `<buffer>.lock` is held (flock) while open; a
+  second process gets BufferInUseError naming the first one's pid.
+- **The file deleted or replaced while open.** Noticed at the next append or read; the lines
+  the open connection still holds are written to a new file at the path (a replacing file is
+  moved aside first), so nothing held is lost.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,9 +33,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from plantwatch.core.outage_log import OutageLog
+from plantwatch.infra.errors import InfraError
+
 log = logging.getLogger(__name__)
 
 WhenFull = Literal["refuse_new", "drop_oldest"]
+RESERVE_BYTES = 4 * 2**20  # kept free for deletes on a full disk
+RESERVE_CHECK_S = 10.0  # how often a released reserve is tried again
+WAL_LIMIT_BYTES = 8 * 2**20  # the WAL is truncated to this after each checkpoint
+
+
+class BufferInUseError(InfraError):
+    """Another process has the buffer open."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -65,9 +90,17 @@ class DurableBuffer:
         self.synchronous = synchronous
         self.refused = 0
         self.dropped = 0
+        self.disk_refused = 0  # lines refused because the disk was full
+        self.recreated = 0  # times the file was found deleted or replaced and written anew
         self.moved_aside: Path | None = None
         self._full_logged = False
+        self._lock = self._take_lock()
         self._conn = self._open()
+        self._inode = self.path.stat().st_ino
+        self.reserve = self.path.with_name(f"{self.path.name}.reserve")
+        self._reserve_checked = 0.0
+        self._disk_outage = OutageLog(log)
+        self._keep_reserve()
         count, size, oldest = self._conn.execute(
             "SELECT coalesce(sum(lines), 0), coalesce(sum(length(data)), 0), min(created_ns) FROM chunks"
         ).fetchone()
@@ -77,9 +110,28 @@ class DurableBuffer:
         if count:
             log.info("buffer %s: recovered %d unsent line(s) from a previous run", path, count)
 
+    def _take_lock(self) -> int:
+        """Hold `<buffer>.lock` while open; refuse when another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(f"{self.path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise BufferInUseError(
+                f"buffer {self.path} is in use by another plantwatch process (pid {holder}): "
+                "one process per buffer; give this one its own `buffer.path`"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd
+
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         conn.execute(_SCHEMA)
         return conn
@@ -112,17 +164,38 @@ class DurableBuffer:
         return self._connect()
 
     def append(self, lines: list[str]) -> int:
-        """Store lines in one transaction; return how many were accepted (all, or 0 when refused)."""
+        """Store lines in one transaction; return how many were accepted (all, or 0 when refused:
+        the buffer is full, or the disk is)."""
         if not lines:
             return 0
+        self._check_file()
         data = "\n".join(lines)
         if self.size + len(data) > self.max_bytes and not self._make_room(len(data), len(lines)):
             return 0
         now = time.time_ns()
-        with self._transaction():
-            self._conn.execute(
-                "INSERT INTO chunks (created_ns, lines, data) VALUES (?, ?, ?)", (now, len(lines), data)
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO chunks (created_ns, lines, data) VALUES (?, ?, ?)", (now, len(lines), data)
+                )
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            self.disk_refused += len(lines)
+            self._disk_outage.failure(
+                "buffer %s: the disk is full; new readings are refused (%d so far) while what is "
+                "buffered is still sent",
+                self.path,
+                self.disk_refused,
             )
+            return 0
+        if self._disk_outage.failing:
+            self._disk_outage.recovered(
+                "buffer %s: room on the disk again; taking readings (%d were refused)",
+                self.path,
+                self.disk_refused,
+            )
+        self._keep_reserve()
         self.depth += len(lines)
         self.size += len(data)
         if self._oldest_ns is None:
@@ -158,6 +231,7 @@ class DurableBuffer:
 
     def read(self, limit: int) -> Batch | None:
         """The oldest whole groups holding up to `limit` lines (at least one group), or None."""
+        self._check_file()
         rows: list[tuple[int, int, int, str]] = []
         count = 0
         for row in self._conn.execute("SELECT id, created_ns, lines, data FROM chunks ORDER BY id"):
@@ -168,6 +242,11 @@ class DurableBuffer:
             if count >= limit:
                 break
         if not rows:
+            if self.depth:  # the counts drifted from the rows: believe the rows
+                log.warning(
+                    "buffer %s: %d line(s) counted but none stored; recounting", self.path, self.depth
+                )
+                self._recount()
             return None
         lines = "\n".join(row[3] for row in rows).split("\n")
         return Batch(
@@ -179,8 +258,12 @@ class DurableBuffer:
         self._delete_through(batch.last_id, len(batch.lines), batch.size)
 
     def _delete_through(self, last_id: int, count: int, size: int) -> None:
-        with self._transaction():
-            self._conn.execute("DELETE FROM chunks WHERE id <= ?", (last_id,))
+        try:
+            self._delete(last_id)
+        except sqlite3.OperationalError as exc:
+            if not (_disk_full(exc) and self._release_reserve()):
+                raise
+            self._delete(last_id)  # deleting needs a little room: the reserve gave it
         self.depth -= count
         self.size -= size
         if self.depth == 0:
@@ -190,6 +273,74 @@ class DurableBuffer:
             (self._oldest_ns,) = self._conn.execute("SELECT min(created_ns) FROM chunks").fetchone()
         if self.size <= self.max_bytes * 0.9:
             self._full_logged = False
+
+    def _delete(self, last_id: int) -> None:
+        with self._transaction():
+            self._conn.execute("DELETE FROM chunks WHERE id <= ?", (last_id,))
+
+    def _recount(self) -> None:
+        self.depth, self.size, self._oldest_ns = self._conn.execute(
+            "SELECT coalesce(sum(lines), 0), coalesce(sum(length(data)), 0), min(created_ns) FROM chunks"
+        ).fetchone()
+
+    def _keep_reserve(self) -> None:
+        """Write the reserve file when it is missing and the disk has room (checked every 10 s)."""
+        now = time.monotonic()
+        if self.reserve.exists() or now - self._reserve_checked < RESERVE_CHECK_S:
+            return
+        self._reserve_checked = now
+        try:
+            if shutil.disk_usage(self.path.parent).free < 2 * RESERVE_BYTES:
+                return
+            with self.reserve.open("wb") as out:
+                out.write(bytes(RESERVE_BYTES))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            self.reserve.unlink(missing_ok=True)
+
+    def _release_reserve(self) -> bool:
+        """Free the reserve for a delete on a full disk; False when there is none."""
+        if not self.reserve.exists():
+            return False
+        self.reserve.unlink()
+        self._reserve_checked = time.monotonic()
+        log.warning(
+            "buffer %s: the disk is full; released the reserve so sent lines can be deleted", self.path
+        )
+        return True
+
+    def _check_file(self) -> None:
+        """Notice the file deleted or replaced under us, and write what we hold to a new one."""
+        try:
+            same = self.path.stat().st_ino == self._inode
+        except FileNotFoundError:
+            same = False
+        if same:
+            return
+        log.error(
+            "buffer %s was deleted or replaced while in use: writing the %d line(s) it held to a new file",
+            self.path,
+            self.depth,
+        )
+        self.recreated += 1
+        fresh = self.path.with_name(f"{self.path.name}.recovering")
+        fresh.unlink(missing_ok=True)
+        copy = sqlite3.connect(fresh)
+        try:
+            self._conn.backup(copy)  # the open connection still reads the unlinked file
+        finally:
+            copy.close()
+        self._conn.close()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        if self.path.exists():  # replaced: keep the stranger, do not write over it
+            self.path.rename(self.path.with_name(f"{self.path.name}.replaced-{stamp}"))
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        fresh.rename(self.path)
+        self._conn = self._connect()
+        self._inode = self.path.stat().st_ino
+        self._recount()
 
     def oldest_age(self) -> float:
         """Seconds since the oldest unsent line was accepted (0 when empty)."""
@@ -201,6 +352,7 @@ class DurableBuffer:
     def close(self) -> None:
         """Close the file; unsent lines stay for the next run."""
         self._conn.close()
+        os.close(self._lock)
 
 
 class _Transaction:
@@ -214,3 +366,8 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _disk_full(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_FULL: the disk (or the file system's quota) has no room."""
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc)

@@ -1,7 +1,8 @@
 """Drain the durable buffer into InfluxDB in order, one batch in flight, losing nothing.
 
 - A batch leaves the buffer only after InfluxDB acknowledged it.
-- Timeouts, 5xx and 429 are retried with exponential backoff (1 s to 15 s), honouring Retry-After.
+- Timeouts, 5xx and 429 are retried with exponential backoff (1 s to 15 s), honouring Retry-After
+  within the same bounds (a `0` would spin, a day would stall forwarding after a recovery).
 - A rejected batch (400/413/422) is split in halves until the bad lines are isolated: the good
   ones are written, each bad one goes to the dead-letter file with the server's reason.
 - Wrong credentials or a missing database (401/403/404) keep everything buffered and are retried.
@@ -73,6 +74,7 @@ class Forwarder:
         self.stats = ForwarderStats()
         self.wakeup = asyncio.Event()
         self._outage = OutageLog(log)
+        self._last_rejection = ""
         self._progress = DrainProgress(buffer, self.stats, every=progress_every)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -105,7 +107,8 @@ class Forwarder:
         timer = loop.call_later(deadline, stop.set)
         try:
             while self.buffer.depth and not stop.is_set():
-                await self.send_batch(stop, linger=False)
+                if not await self.send_batch(stop, linger=False):
+                    break  # nothing readable: never spin on a count that disagrees with the rows
         except Stopped:
             pass
         finally:
@@ -120,8 +123,17 @@ class Forwarder:
         young = (time.time_ns() - batch.oldest_ns) / 1e9 < self.flush_interval
         if linger and len(batch.lines) < self.batch_size and young:
             return False
+        dead_before = self.stats.dead_letters
         await self._deliver(batch.lines, stop)
         self.buffer.ack(batch)
+        if self.stats.dead_letters > dead_before:  # one line for the batch, not one per bad line
+            log.error(
+                "InfluxDB %s rejected %d line(s) of a batch (%s): kept in %s",
+                self.writer.target,
+                self.stats.dead_letters - dead_before,
+                self._last_rejection,
+                self.dead_letter,
+            )
         self.stats.recent.append((time.monotonic(), len(batch.lines)))
         self._progress.update()
         self._outage.recovered(
@@ -141,8 +153,9 @@ class Forwarder:
                     await self._split(lines, exc, stop)
                     return
                 self._record_failure(exc)
-                delay = exc.retry_after
-                if delay is None:
+                if exc.retry_after is not None:  # the server's wish, within our bounds
+                    delay = min(self.backoff_max, max(self.backoff_min, exc.retry_after))
+                else:
                     delay = min(self.backoff_max, self.backoff_min * 2**attempt)
                 attempt += 1
                 if await _wait_any(stop, None, delay):
@@ -173,7 +186,8 @@ class Forwarder:
         }
         with self.dead_letter.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        log.error("dead letter (%s): %s -> %s", exc.status, line[:200], self.dead_letter)
+        self._last_rejection = f"{exc.status}: {exc}"
+        log.debug("dead letter (%s): %s -> %s", exc.status, line[:200], self.dead_letter)
 
 
 class DrainProgress:

@@ -19,6 +19,7 @@ import urllib3
 
 from plantwatch.config.plant import InfluxConfig
 from plantwatch.config.secrets import secret
+from plantwatch.core.redact import redact_url, scrub
 from plantwatch.infra.errors import InfraError
 
 ErrorKind = Literal["retry", "reject", "config"]
@@ -93,7 +94,7 @@ class V1Writer:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        self.target = f"{cfg.url} database {cfg.database}" + (
+        self.target = f"{redact_url(cfg.url)} database {cfg.database}" + (
             f" rp {cfg.retention_policy}" if cfg.retention_policy else ""
         )
         self._url = cfg.url.rstrip("/") + "/write"
@@ -121,7 +122,9 @@ class V1Writer:
         try:
             response = self._pool.request("POST", url, body=body, headers=self._headers)
         except urllib3.exceptions.HTTPError as exc:
-            raise WriteError(f"cannot reach InfluxDB at {self.config.url}: {exc}", kind="retry") from exc
+            raise WriteError(
+                f"cannot reach InfluxDB at {self.target}: {scrub(exc, self.config.url)}", kind="retry"
+            ) from exc
         if response.status >= 300:
             raise classify(response.status, response.data.decode("utf-8", "replace"), dict(response.headers))
 
@@ -148,7 +151,7 @@ class V2Writer:
 
         assert cfg.bucket is not None  # InfluxConfig requires it for api v2
         self._bucket = cfg.bucket
-        self.target = f"{cfg.url} bucket {cfg.bucket}"
+        self.target = f"{redact_url(cfg.url)} bucket {cfg.bucket}"
         token = secret(cfg.token_env)
         user, password = secret(cfg.username_env), secret(cfg.password_env)
         if token is None and user is not None:
@@ -174,7 +177,9 @@ class V2Writer:
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
             raise classify(exc.status or 0, body, dict(exc.headers or {})) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise WriteError(f"cannot reach InfluxDB at {self.config.url}: {exc}", kind="retry") from exc
+            raise WriteError(
+                f"cannot reach InfluxDB at {self.target}: {scrub(exc, self.config.url)}", kind="retry"
+            ) from exc
 
     async def write(self, lines: list[str]) -> None:
         """Write all lines or raise WriteError."""
