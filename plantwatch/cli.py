@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("alerts", help="the alert service alone, on the readings bus over MQTT")
     p.add_argument("--config", required=True, help="plant.yaml with an `mqtt` section")
+    p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
     p.set_defaults(run="alerts:command", log_level_default=SERVICES["alerts"])
 
     p = sub.add_parser("targets", help="list the plan targets and their sources")

@@ -25,7 +25,15 @@ def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
     assert [(r.field, r.value, r.quality, r.timestamp_ns) for r in back.readings] == [
         (r.field, r.value, r.quality, r.timestamp_ns) for r in sent.readings
     ]
-    for bad in (b"not json", b"[]", b'{"device": "saf-1"}', b'{"device": "x", "ts": 1, "fields": {"a": 1}}'):
+    field = '{"value": 1, "quality": "good", "ts": %d}'
+    for bad in (
+        b"not json",
+        b"[]",
+        b'{"device": "saf-1"}',
+        b'{"device": "x", "ts": 1, "fields": {"a": 1}}',
+        b'{"device": "x", "ts": -1, "fields": {}}',
+        ('{"device": "x", "ts": 1, "fields": {"a": %s}}' % (field % 2**63)).encode(),
+    ):
         with pytest.raises(BusMessageError, match="not a readings-bus message"):
             result_from_bus(bad)
 

@@ -171,6 +171,7 @@ def test_influxdb_down_for_60_seconds_loses_nothing_and_keeps_order(
     assert firsts == sorted(firsts) and len(firsts) >= 60
 
 
+@pytest.mark.slow
 def test_kill_9_then_restart_loses_nothing_accepted(
     simulator: int, influx: InfluxDBServer, tmp_path: Path
 ) -> None:

@@ -154,10 +154,11 @@ buffer: {{path: buffer.sqlite}}
                     "SELECT count(last_success_age_s) FROM plantwatch_device WHERE device = 'saf-9'",
                     "SELECT count(reason) FROM plantwatch_quality WHERE device = 'saf-dead'",
                     "SELECT count(good) FROM plantwatch_poll WHERE device = 'saf-9'",
+                    'SELECT count("firing") FROM "plantwatch_alerts"',
                 )
             ),
             30,
-            "health, device health, quality and poll points from plantwatch run",
+            "health, device health, quality, poll and alerts health points from plantwatch run",
         )
     finally:
         assert stop(run) == 0

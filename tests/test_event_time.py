@@ -339,6 +339,7 @@ def test_a_once_a_minute_device_never_flaps_and_a_silent_one_is_stale_once(tmp_p
     service.close()
 
 
+@pytest.mark.slow
 def test_a_dead_modbus_meter_is_stale_within_its_intervals_and_a_restart_does_not_churn(
     tmp_path: Path, influxdb: InfluxDBServer, influx_db: str
 ) -> None:

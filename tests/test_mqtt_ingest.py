@@ -156,6 +156,7 @@ def test_tls_with_the_fixtures_own_ca(tmp_path: Path, plant_influx: InfluxDBServ
         broker.stop()
 
 
+@pytest.mark.slow
 def test_broker_and_collector_restarts_lose_no_accepted_message(
     broker: MosquittoServer, plant_influx: InfluxDBServer, tmp_path: Path
 ) -> None:
@@ -231,6 +232,7 @@ def test_mqtt_3_1_1_on_the_embedded_amqtt_broker_reaches_influxdb_and_the_readin
     assert connected in (tmp_path / "c.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("clean_start", "kept"), [(False, 40), (True, 20)])
 def test_mqtt_3_1_1_session_keeps_what_arrives_while_the_collector_is_away_unless_clean(
     clean_start: bool, kept: int, broker: MosquittoServer, plant_influx: InfluxDBServer, tmp_path: Path

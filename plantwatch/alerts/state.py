@@ -36,6 +36,16 @@ _COLUMNS = [f.name if f.name != "limit" else "limit_value" for f in fields(Alert
 
 
 @dataclass(frozen=True)
+class QueueCounts:
+    """One notifier's part of the notification log."""
+
+    pending: int = 0
+    sent: int = 0
+    dead: int = 0
+    oldest_pending_ns: int | None = None  # when the oldest pending message was logged
+
+
+@dataclass(frozen=True)
 class Silence:
     """Mute notifications for matching alerts until `ends_ns`; None matches anything."""
 
@@ -243,13 +253,17 @@ class StateStore:
             (next_attempt_ns, error, notification_id),
         )
 
-    def notification_counts(self) -> dict[str, dict[str, int]]:
-        """Notifier -> state -> how many."""
-        counts: dict[str, dict[str, int]] = {}
-        for notifier, state, count in self.db.execute(
-            "SELECT notifier, state, count(*) FROM notifications GROUP BY notifier, state"
+    def notification_counts(self) -> dict[str, QueueCounts]:
+        """Per notifier: how many messages are pending, sent and dead, and the oldest pending."""
+        counts: dict[str, QueueCounts] = {}
+        for notifier, state, count, oldest in self.db.execute(
+            "SELECT notifier, state, count(*), min(created_ns) FROM notifications GROUP BY notifier, state"
         ):
-            counts.setdefault(notifier, {})[state] = count
+            queue = counts.setdefault(notifier, QueueCounts())
+            if state == "pending":
+                counts[notifier] = replace(queue, pending=count, oldest_pending_ns=oldest)
+            elif state in ("sent", "dead"):
+                counts[notifier] = replace(queue, **{state: count})
         return counts
 
     def _adopt_grafana_calls(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from plantwatch.alerts.health import AlertsHealth
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
 from plantwatch.app.lifecycle import influx_output, stop_on_signals
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 ALERTS_BUFFER = "plantwatch-alerts-buffer.sqlite"
 
 
-async def run_alerts(plant: Plant) -> None:
+async def run_alerts(plant: Plant, health_interval: float = 10.0) -> None:
     """Consume `plantwatch/v1/<plant>/+` until SIGINT/SIGTERM; KPI and alert points go to InfluxDB
     through a durable buffer of their own when the plant has an `influx` section."""
     mqtt_config = plant.config.mqtt
@@ -48,13 +49,17 @@ async def run_alerts(plant: Plant) -> None:
             service = build_alert_service(plant, write_lines=write_lines)
             stack.callback(service.close)
             restarts: Counter[str] = Counter()
-            running = asyncio.create_task(supervised("alerts", lambda: service.run(stop), stop, restarts))
+            skipped: Counter[str] = Counter()
+            health = AlertsHealth(service, health_interval, restarts=restarts, bus_skipped=skipped)
+            running = [
+                asyncio.create_task(supervised("alerts", lambda: service.run(stop), stop, restarts)),
+                asyncio.create_task(supervised("health", lambda: health.run(stop), stop, restarts)),
+            ]
             plant_id = plant.config.plant.id
             topic = bus_subscription(plant_id)
             if mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
                 topic = f"$share/{plant.config.alerts.share_group}/{topic}"
             connection: MqttConnection
-            skipped: Counter[str] = Counter()
             bad_messages = OutageLog(log)
 
             def on_message(message: mqtt.MQTTMessage) -> None:
@@ -94,7 +99,8 @@ async def run_alerts(plant: Plant) -> None:
             )
             async with connection:
                 await stop.wait()
-            await running
+            for task in running:
+                await task
 
 
 def command(args: argparse.Namespace) -> int:
@@ -106,7 +112,7 @@ def command(args: argparse.Namespace) -> int:
             [Problem(str(path), "mqtt", "required by `plantwatch alerts`: the broker of the readings bus")]
         )
     try:
-        asyncio.run(run_alerts(plant))
+        asyncio.run(run_alerts(plant, args.health_interval))
     except SecretError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID

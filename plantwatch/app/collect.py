@@ -77,8 +77,12 @@ async def collect(
                     tasks.append(asyncio.create_task(supervised(name, run, stop, restarts)))
 
                 if alerts is not None:
+                    from plantwatch.alerts.health import AlertsHealth  # `collect` never loads it
+
+                    alerts_health = AlertsHealth(alerts, health_interval, restarts=restarts)
                     service.listen(alerts)
                     keep("alerts", partial(alerts.run, stop))
+                    keep("alerts health", partial(alerts_health.run, stop))
                 if view is not None:
                     keep("view", partial(view, alerts, stop))
                 async with service:

@@ -57,6 +57,8 @@ def result_from_bus(payload: bytes | bytearray) -> PollResult:
             for name, f in message["fields"].items()
         ]
         ts = int(message["ts"])
+        if not all(0 <= stamp < 2**63 for stamp in (ts, *(r.timestamp_ns for r in readings))):
+            raise ValueError("a timestamp outside 1970-2262 (the collector never publishes one)")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
         raise BusMessageError(f"not a readings-bus message: {exc!r}"[:200]) from exc
     return PollResult(device, readings, started_ns=ts, finished_ns=ts)

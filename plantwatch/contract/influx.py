@@ -22,6 +22,8 @@ DEVICE_HEALTH_MEASUREMENT = "plantwatch_device"  # per device: age of the last g
 MQTT_REJECTS_MEASUREMENT = "plantwatch_mqtt_rejects"  # per device and reason: unusable MQTT messages
 KPI_MEASUREMENT = "plantwatch_kpi"  # tags plant, device, target, kind; fields value, limit, ...
 ALERT_MEASUREMENT = "plantwatch_alert"  # tags plant, device, rule, severity; fields event, firing, ...
+ALERTS_HEALTH_MEASUREMENT = "plantwatch_alerts"  # the alert service's health, every 10 s
+NOTIFICATIONS_MEASUREMENT = "plantwatch_notifications"  # per notifier: pending, sent, dead
 
 # Tags on every device point, in this order; a device's own `tags` follow, sorted by key.
 TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT = "plant", "device", "sector", "model", "product"

@@ -30,6 +30,7 @@ class GrafanaApi:
         self.dashboard_folders: dict[str, str] = {}
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.down = False  # answer 503 to everything, as a Grafana restarting behind a proxy
+        self.reject: list[int] = []  # statuses to answer the next annotation calls with, in order
         self._next = 1
         self._lock = threading.Lock()
         api = self
@@ -64,6 +65,8 @@ class GrafanaApi:
                     return self._reply(400, {"message": "bad request data"})
                 with api._lock:
                     api.requests.append((method, path, body))
+                    if api.reject and path.startswith("/api/annotations"):
+                        return self._reply(api.reject.pop(0), {"message": "refused by the test"})
                     status, reply = api.route(method, path, body, parse_qs(urlsplit(self.path).query))
                 return self._reply(status, reply)
 

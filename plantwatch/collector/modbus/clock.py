@@ -14,7 +14,12 @@ _PARTS = ("year", "month", "day", "hour", "minute", "second")
 
 
 class ClockError(ValueError):
-    """The clock registers of a poll give no usable time (unread, or no such date)."""
+    """The clock registers of a poll give no usable time: `unread` (the request failed, which the
+    poller logs already), or read but no such date."""
+
+    def __init__(self, message: str, *, unread: bool = False) -> None:
+        super().__init__(message)
+        self.unread = unread
 
 
 class DeviceClock:
@@ -41,8 +46,10 @@ class DeviceClock:
         values = {}
         for name in names:
             reading = readings.get(name)
-            if reading is None or not reading.good or not isinstance(reading.value, int | float):
-                raise ClockError(f"{name}: {reading.quality if reading else 'not read'}")
+            if reading is None or not reading.good:
+                raise ClockError(f"{name}: {reading.quality if reading else 'not read'}", unread=True)
+            if not isinstance(reading.value, int | float):
+                raise ClockError(f"{name}: {reading.value!r} is not a number")
             values[name] = int(reading.value)
         if self.epoch:
             seconds = values[self.epoch]

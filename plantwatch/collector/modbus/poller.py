@@ -99,9 +99,10 @@ class ModbusDevicePoller:
         try:
             device_ns = self.clock.read({r.field: r for r in readings})
         except ClockError as exc:
-            self._clock_outage.failure(
-                "device %s: clock unreadable (%s); its readings carry the poll time", self.device.id, exc
-            )
+            if not exc.unread:  # a failed request is logged once already, by device and cause
+                self._clock_outage.failure(
+                    "device %s: clock unreadable (%s); its readings carry the poll time", self.device.id, exc
+                )
             return readings
         self._clock_outage.recovered("device %s: clock readable again", self.device.id)
         stamped = [r._replace(timestamp_ns=device_ns) for r in readings]

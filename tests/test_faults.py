@@ -1,0 +1,714 @@
+"""The fault suite (`pytest -m fault`): each fault of issue #15, made real against real services,
+and what plantwatch must do about it. The numbers in the test names are the issue's items.
+
+Notifications (1-4): a `kill -9` at each step of an alert's notification path; an undeliverable
+mail or annotation that blocks nothing; a missing secret that stops the start, not the loop; a
+crashing task restarted. Ingest (5-14): poison messages, a full disk, a second process on a
+buffer, Retry-After, unbounded topics, a deleted buffer, impossible timestamps, log floods,
+credentials in URLs, malformed Modbus answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from plantwatch.alerts.health import AlertsHealth
+from plantwatch.alerts.setup import build_alert_service
+from plantwatch.alerts.state import QueueCounts
+from plantwatch.collector.modbus.transport import ModbusBus, ReadError
+from plantwatch.collector.mqtt.subscriber import OTHER, MqttSubscriber
+from plantwatch.config.plant import InfluxConfig, load_plant_config, parse_endpoint
+from plantwatch.contract.bus import bus_payload, bus_topic
+from plantwatch.core.reading import PollResult
+from plantwatch.core.tasks import supervised
+from plantwatch.infra.influx.buffer import RESERVE_BYTES, BufferInUseError, DurableBuffer
+from plantwatch.infra.influx.forwarder import Forwarder
+from plantwatch.infra.influx.writers import make_writer
+from tests.alert_helpers import HOUR_NS, T0, result
+from tests.conftest import GRAFANA_TOKEN
+from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient, mqtt_plant
+from tests.services.grafana_api import GrafanaApi
+from tests.services.influx_proxy import InfluxProxy
+from tests.services.influxdb import InfluxDBServer
+from tests.services.mosquitto import MosquittoServer
+from tests.services.processes import free_port, log_count, start_plantwatch, stop, wait_for_log
+from tests.services.smtp import SmtpServer
+from tests.waiting import wait_until, wait_until_async
+
+pytestmark = pytest.mark.fault
+
+SMTP_ENV = {"PW_SMTP_USER": "plantwatch", "PW_SMTP_PASSWORD": "mail-s3cret"}
+
+
+def alerts_plant(folder: Path, smtp: SmtpServer, extra: str = "") -> Path:
+    config = folder / "plant.yaml"
+    config.write_text(
+        f"""plant: {{id: works, name: Works}}
+devices:
+  - {{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}}
+alerts:
+  smtp: {{host: 127.0.0.1, port: {smtp.port}, security: starttls, ca_file: {smtp.certs["ca"]},
+         username_env: PW_SMTP_USER, password_env: PW_SMTP_PASSWORD, from: alerts@works.example}}
+  recipients: [{{name: Duty, email: duty@eco.example, lang: en}}]
+{extra}""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def taps(*rows: tuple[int, float, int, float]) -> list[PollResult]:
+    """(hour, energy counter, tap counter, tap weight) as results of saf-1."""
+    return [
+        result("saf-1", T0 + hour * HOUR_NS, active_energy=energy, tap_counter=count, tap_weight=weight)
+        for hour, energy, count, weight in rows
+    ]
+
+
+BREACH = taps((0, 0, 1, 8), (1, 1000, 2, 8), (3, 70000, 3, 8))  # the third: 69,000 kWh / 8 t
+
+
+# --- 1 and 4: a kill -9 at each step of the notification path ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("point", "copies"),
+    [
+        ("notify.before_commit", 1),  # nothing committed: the bus message comes again, detected again
+        ("notify.after_commit", 1),  # logged, not sent: sent after the restart
+        ("notify.after_send", 2),  # SMTP took it, not marked sent: sent again, the same Message-ID
+        ("notify.after_mark", 1),  # sent and marked: never again
+    ],
+)
+def test_1_4_a_kill_at_any_step_of_the_notification_path_loses_no_mail(
+    point: str, copies: int, tmp_path: Path, broker: MosquittoServer, smtp: SmtpServer
+) -> None:
+    config = alerts_plant(tmp_path, smtp)
+    config.write_text(
+        config.read_text()
+        + f'mqtt: {{url: "{broker.url}", client_id: kill-test, protocol_version: "3.1.1"}}\n'
+    )
+    env = {**os.environ, **SMTP_ENV}
+    log1 = tmp_path / "1.log"
+    dying = subprocess.Popen(
+        [sys.executable, "-m", "plantwatch", "alerts", "--config", str(config)],
+        stdout=log1.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**env, "PLANTWATCH_FAILPOINT": point},
+    )
+    try:
+        wait_for_log(log1, SUBSCRIBED)
+        bus = MqttTestClient(broker, "collector-stand-in")
+        for tap in BREACH:
+            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", tap))
+        bus.close()
+        assert dying.wait(30) == -9, log1.read_text()  # killed itself at the armed point
+    finally:
+        if dying.poll() is None:
+            dying.kill()
+    restarted = subprocess.Popen(
+        [sys.executable, "-m", "plantwatch", "alerts", "--config", str(config)],
+        stdout=(tmp_path / "2.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        wait_until(lambda: len(smtp.inbox.messages) >= copies, 30, f"{copies} mail(s)")
+        wait_for_log(tmp_path / "2.log", SUBSCRIBED)
+        wait_until(lambda: list((tmp_path / "plantwatch-outbox" / "sent").glob("*.eml")), 10, "marked sent")
+    finally:
+        assert stop(restarted) == 0
+    subjects = [str(m["Subject"]).strip() for m in smtp.inbox.messages]
+    assert subjects == ["[FIRING] works saf-1: unit power consumption 8,625 kWh/t (target <= 7,800)"] * copies
+    assert len({m["Message-ID"] for m in smtp.inbox.messages}) == 1  # a resend is the same mail
+    assert not list((tmp_path / "plantwatch-outbox" / "pending").glob("*.eml"))
+
+
+# --- 2: one undeliverable item blocks nothing ------------------------------------------------
+
+
+def test_2_an_undeliverable_mail_or_call_is_dead_lettered_and_blocks_nothing(
+    tmp_path: Path,
+    smtp: SmtpServer,
+    grafana: GrafanaApi,
+    plant_influx: InfluxDBServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {**SMTP_ENV, "PW_GRAFANA_TOKEN": GRAFANA_TOKEN}.items():
+        monkeypatch.setenv(key, value)
+    config = alerts_plant(
+        tmp_path,
+        smtp,
+        f'  grafana: {{url: "{grafana.url}", token_env: PW_GRAFANA_TOKEN}}\n',
+    )
+    config.write_text(
+        config.read_text().replace(
+            "recipients: [{name: Duty, email: duty@eco.example, lang: en}]",
+            "recipients: [{name: Gone, email: gone@eco.example, lang: en}, "
+            "{name: Duty, email: duty@eco.example, lang: en}]",
+        )
+    )
+    smtp.inbox.refused.add("gone@eco.example")  # 550: this mailbox will never exist
+    grafana.reject = [400]  # the first annotation call is refused for good
+    points: list[str] = []
+    service = build_alert_service(load_plant_config(config), write_lines=points.extend)
+    # fires, resolves at 7,500 kWh/t, fires again at 8,750 kWh/t
+    for tap in [*BREACH, *taps((5, 130000, 4, 8), (7, 200000, 5, 8))]:
+        service.handle(tap)
+    assert [t.event for t in service.transitions] == ["firing", "resolved", "firing"]
+    assert asyncio.run(service.deliver())  # nothing left to retry: delivered or dead
+    assert smtp.inbox.envelopes == [("alerts@works.example", ["duty@eco.example"])] * 3
+    counts = service.store.notification_counts()
+    assert counts == {"email": QueueCounts(sent=3, dead=3), "grafana": QueueCounts(sent=2, dead=1)}
+    points.clear()
+    text = AlertsHealth(service).report()  # dead letters counted in health and in InfluxDB
+    assert "notifications: email 3 sent, 0 pending, 3 dead; grafana 2 sent, 0 pending, 1 dead" in text
+    assert plant_influx.write("\n".join(points), "plant") == 204
+    queues = plant_influx.query(
+        'SELECT "dead", "sent", "pending" FROM "plantwatch_notifications" GROUP BY "notifier"', "plant"
+    )
+    assert {(s["tags"]["notifier"], *s["values"][-1][1:]) for s in queues} == {
+        ("email", 3, 3, 0),
+        ("grafana", 1, 2, 0),
+    }
+    [health] = plant_influx.query('SELECT "notifications_dead", "firing" FROM "plantwatch_alerts"', "plant")
+    assert health["values"][-1][1:] == [4, 1]
+    dead = sorted((tmp_path / "plantwatch-outbox" / "dead").glob("*.eml"))
+    assert len(dead) == 3
+    letter = BytesParser(policy=policy.SMTP).parsebytes(dead[0].read_bytes())
+    assert "550" in str(letter["X-Plantwatch-Dead-Letter"])
+    assert str(letter["To"]).endswith("gone@eco.example>")
+    [annotation] = grafana.annotations.values()  # the second episode's region, behind the refused one
+    assert annotation["time"] == (T0 + 5 * HOUR_NS) // 10**6
+    service.close()
+
+
+# --- 3: a missing secret stops the start; a crashing task is restarted -----------------------
+
+
+def test_3_a_missing_secret_stops_the_start_and_validate_names_it(
+    tmp_path: Path, smtp: SmtpServer, influxdb: InfluxDBServer, influx_db: str
+) -> None:
+    config = alerts_plant(tmp_path, smtp)
+    config.write_text(
+        config.read_text()
+        + f'influx: {{url: "{influxdb.url}", api: v1, database: {influx_db}}}\nbuffer: {{path: b.sqlite}}\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PW_SMTP")}
+    env["PW_SMTP_USER"] = "plantwatch"  # the password is missing
+    run = subprocess.run(
+        [sys.executable, "-m", "plantwatch", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "environment variable PW_SMTP_PASSWORD (named by the config) is not set" in run.stderr
+    assert "Traceback" not in run.stderr
+    validate = subprocess.run(
+        [sys.executable, "-m", "plantwatch", "validate", str(config)], capture_output=True, text=True, env=env
+    )
+    assert validate.returncode == 1
+    assert f"{config}: alerts.smtp.password_env: environment variable PW_SMTP_PASSWORD" in validate.stdout
+    secret_file = tmp_path / "smtp-password"  # a Docker or Kubernetes secret instead
+    secret_file.write_text("mail-s3cret\n")
+    env["PW_SMTP_PASSWORD_FILE"] = str(secret_file)
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "plantwatch", "validate", str(config)], capture_output=True, env=env
+        ).returncode
+        == 0
+    )
+
+
+def test_3_a_crashing_task_is_logged_restarted_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    runs: list[int] = []
+    restarts: Counter[str] = Counter()
+
+    async def flaky() -> None:
+        runs.append(1)
+        if len(runs) < 3:
+            raise RuntimeError("a bug")
+
+    async def scenario() -> None:
+        await supervised("flaky", flaky, asyncio.Event(), restarts, delay=(0.01, 0.02))
+
+    with caplog.at_level(logging.ERROR, logger="plantwatch"):
+        asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert len(runs) == 3 and restarts == Counter({"flaky": 2})
+    crashes = [r for r in caplog.records if "task flaky crashed" in r.getMessage()]
+    assert len(crashes) == 2 and crashes[0].exc_info is not None  # with the traceback
+
+
+# --- 5: poison messages --------------------------------------------------------------------
+
+
+def test_5_poison_mqtt_messages_are_acknowledged_and_stop_nothing(
+    tmp_path: Path, broker: MosquittoServer, plant_influx: InfluxDBServer
+) -> None:
+    config = mqtt_plant(tmp_path, broker.url, plant_influx.url)
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
+    try:
+        wait_for_log(tmp_path / "c.log", SUBSCRIBED)
+        device = MqttTestClient(broker, "cems-logger")
+        topic = "plants/works/north/cems/stack-1/data"
+        device.publish(topic, b"[" * 100_000)  # RecursionError in the JSON decoder
+        device.publish(
+            topic,
+            json.dumps({"ts": 1_764_000_000_000, "values": {"dust": int("9" * 400)}, "seq": 99, "flag": "N"}),
+        )
+        for seq in range(5):
+            good = {"ts": 1_764_000_000_001 + seq, "values": {"dust": 30}, "seq": seq, "flag": "N"}
+            device.publish(topic, json.dumps(good))
+        device.close()
+        wait_until(lambda: len(dust_points(plant_influx)) >= 5, 30, "the good messages after the poison")
+    finally:
+        assert stop(collect) == 0
+    reasons = [
+        json.loads(line)["reason"]
+        for line in (tmp_path / "plantwatch-mqtt-rejects.jsonl").read_text().splitlines()
+    ]
+    assert reasons == ["bad json", "bad field"]  # the 400-digit number costs only its field
+    collect = start_plantwatch(
+        "collect", "--config", str(config), "--health-interval", "1s", log=tmp_path / "c2.log"
+    )
+    try:
+        wait_for_log(tmp_path / "c2.log", SUBSCRIBED)
+        wait_for_log(tmp_path / "c2.log", "health:")  # a health report: the session was resumed
+    finally:
+        assert stop(collect) == 0
+    assert (
+        len((tmp_path / "plantwatch-mqtt-rejects.jsonl").read_text().splitlines()) == 2
+    )  # nothing redelivered
+
+
+def dust_points(influx: InfluxDBServer) -> list[list[object]]:
+    series = influx.query("SELECT dust FROM cems WHERE device = 'stack-1'", "plant")
+    return series[0]["values"] if series else []
+
+
+def test_5_poison_on_the_readings_bus_is_skipped(
+    tmp_path: Path, broker: MosquittoServer, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in SMTP_ENV.items():
+        monkeypatch.setenv(key, value)
+    config = alerts_plant(tmp_path, smtp)
+    config.write_text(config.read_text() + f'mqtt: {{url: "{broker.url}", client_id: poison-bus}}\n')
+    service = start_plantwatch(
+        "alerts", "--config", str(config), "--health-interval", "1s", log=tmp_path / "a.log"
+    )
+    try:
+        wait_for_log(tmp_path / "a.log", SUBSCRIBED)
+        bus = MqttTestClient(broker, "collector-stand-in")
+        bus.publish(bus_topic("works", "saf-1"), b'{"device": ' * 50_000)
+        bus.publish(bus_topic("works", "saf-1"), json.dumps({"device": "saf-1", "ts": 10**400, "fields": {}}))
+        for tap in BREACH:
+            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", tap))
+        bus.close()
+        wait_until(lambda: smtp.inbox.messages, 30, "the breach mail after the poison")
+        wait_for_log(tmp_path / "a.log", "1 firing, 1 transition(s) this run; notifications: email 1 sent")
+    finally:
+        assert stop(service) == 0
+    assert log_count(tmp_path / "a.log", "not a readings-bus message") == 1  # once per episode
+    assert log_count(tmp_path / "a.log", "; unreadable bus messages 2") >= 1  # in the health report
+
+
+# --- 6: a full disk ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of the test's own: a disk that can be filled."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write until the disk is full; the filler file."""
+    filler = folder / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(bytes(2**16))
+            out.flush()
+    return filler
+
+
+def lines(count: int, start: int = 0) -> list[str]:
+    return [f"disk,device=d{i % 7} value={i}i {1_764_000_000_000_000_000 + start + i}" for i in range(count)]
+
+
+def test_6_a_full_disk_still_drains_refuses_new_lines_once_logged_and_recovers(
+    small_disk: Path, influxdb: InfluxDBServer, influx_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = DurableBuffer(small_disk / "buffer.sqlite")
+    assert buffer.reserve.stat().st_size == RESERVE_BYTES
+    kept = sum(buffer.append(lines(500, start=1000 * n)) for n in range(20))  # 10,000 lines
+    filler = fill(small_disk)
+    with caplog.at_level(logging.DEBUG, logger="plantwatch"):
+        refused = [buffer.append(lines(500, start=10**6 + 1000 * n)) for n in range(50)]
+        assert refused == [0] * 50 and buffer.disk_refused == 25_000
+        writer = make_writer(InfluxConfig(url=influxdb.url, api="v1", database=influx_db))
+        forwarder = Forwarder(buffer, writer, batch_size=1000, dead_letter=small_disk / "dead")
+        assert asyncio.run(forwarder.flush(60))  # drains: deleting sent lines needs the reserve
+    full = [r for r in caplog.records if "new readings are refused" in r.getMessage()]
+    assert [r.levelname for r in full if r.levelname != "DEBUG"] == ["ERROR"]  # once, not 50 times
+    (series,) = influxdb.query("SELECT count(value) FROM disk", influx_db)
+    assert series["values"][0][1] == kept == 10_000
+    filler.unlink()  # room again
+    with caplog.at_level(logging.INFO, logger="plantwatch"):
+        assert buffer.append(lines(10, start=5 * 10**6)) == 10
+    assert any("room on the disk again" in r.getMessage() for r in caplog.records)
+    buffer.close()
+
+
+def test_6_health_keeps_reporting_on_a_full_disk(small_disk: Path) -> None:
+    from plantwatch.collector.health import HealthReporter
+    from plantwatch.collector.sink import IngestStats
+    from plantwatch.infra.influx.forwarder import ForwarderStats
+
+    buffer = DurableBuffer(small_disk / "buffer.sqlite")
+    health = HealthReporter("works", ["d1"], buffer, IngestStats(), ForwarderStats(), interval=0.05)
+    fill(small_disk)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(health.run(stop))
+        await wait_until_async(lambda: buffer.disk_refused >= 3, 10, "three health reports refused")
+        stop.set()
+        await running  # never crashed: it reported every time
+
+    asyncio.run(scenario())
+    assert "refused" in health.report()
+    buffer.close()
+
+
+# --- 7: one process per buffer; counts that disagree never hang --------------------------------
+
+
+def test_7_a_second_process_on_a_buffer_is_refused_by_name(
+    tmp_path: Path, plant_influx: InfluxDBServer
+) -> None:
+    held = DurableBuffer(tmp_path / "buffer.sqlite")
+    with pytest.raises(
+        BufferInUseError, match=rf"in use by another plantwatch process \(pid {os.getpid()}\)"
+    ):
+        DurableBuffer(tmp_path / "buffer.sqlite")
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        "plant: {id: w, name: W}\n"
+        f'influx: {{url: "{plant_influx.url}", api: v1, database: plant}}\n'
+        "buffer: {path: buffer.sqlite}\n",
+        encoding="utf-8",
+    )
+    second = subprocess.run(
+        [sys.executable, "-m", "plantwatch", "collect", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1 and "is in use by another plantwatch process" in second.stderr
+    held.close()
+
+
+def test_7_a_count_that_disagrees_with_the_rows_never_hangs_a_flush(tmp_path: Path) -> None:
+    buffer = DurableBuffer(tmp_path / "buffer.sqlite")
+    buffer.append(lines(3))
+    with sqlite3.connect(tmp_path / "buffer.sqlite") as db:  # what two writers or a bug can leave
+        db.execute("DELETE FROM chunks")
+    writer = make_writer(InfluxConfig(url="http://127.0.0.1:1", api="v1", database="x"))
+    forwarder = Forwarder(buffer, writer, dead_letter=tmp_path / "dead")
+    started = time.monotonic()
+    assert asyncio.run(asyncio.wait_for(forwarder.flush(5), 10))  # recounted: nothing left
+    assert time.monotonic() - started < 5 and buffer.depth == 0
+    buffer.close()
+
+
+def test_7_a_newline_in_a_measurement_is_refused_by_validate(tmp_path: Path) -> None:
+    bad = tmp_path / "m.yaml"
+    bad.write_text(
+        'model: m\ndescription: d\nsector: emissions\nprotocol: modbus\nmeasurement: "cems\\nx"\n'
+        "registers: [{name: dust, address: 0, type: float32}]\n",
+        encoding="utf-8",
+    )
+    from plantwatch.config.validate import validate_paths
+
+    [problem] = validate_paths([bad])[1]
+    assert problem.path == "measurement" and "should match pattern" in problem.message
+
+
+# --- 8: Retry-After within bounds -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("retry_after", "most_requests"), [("0", 4), ("864000", 4)])
+def test_8_retry_after_is_held_within_the_backoff_bounds(
+    retry_after: str, most_requests: int, tmp_path: Path, influxdb: InfluxDBServer, influx_db: str
+) -> None:
+    """`0` must not spin (thousands of requests a second); a day must not stall forwarding."""
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    buffer.append(lines(10))
+    with InfluxProxy(influxdb.url) as proxy:
+        proxy.inject = [(503, {"Retry-After": retry_after}, "{}")] * 2
+        writer = make_writer(InfluxConfig(url=proxy.url, api="v1", database=influx_db))
+        forwarder = Forwarder(
+            buffer,
+            writer,
+            dead_letter=tmp_path / "dead",
+            backoff_min=0.5,
+            backoff_max=1.0,
+            flush_interval=0.01,
+        )
+        started = time.monotonic()
+        assert asyncio.run(forwarder.flush(30))
+        elapsed = time.monotonic() - started
+    assert len(proxy.requests) == 3 <= most_requests  # two refusals, then the write
+    assert 1.0 <= elapsed < 5  # each wait between 0.5 and 1 s, whatever the server asked
+    buffer.close()
+
+
+# --- 9: bounded state ---------------------------------------------------------------------
+
+
+def test_9_topic_levels_and_sparkplug_births_cannot_grow_memory_without_end(tmp_path: Path) -> None:
+    from paho.mqtt.client import MQTTMessage
+
+    config = mqtt_plant(tmp_path, "mqtt://127.0.0.1:1", "http://127.0.0.1:1", sparkplug=True)
+    config.write_text(
+        config.read_text().replace("client_id: pw-test", "client_id: pw-test, max_tag_values: 50")
+    )
+    plant = load_plant_config(config)
+    accepted: list[PollResult] = []
+    subscriber = MqttSubscriber(
+        plant, lambda r, ack: accepted.append(r), max_payload=10**6, samples_file=tmp_path / "rejects.jsonl"
+    )
+
+    def message(topic: str, payload: bytes) -> MQTTMessage:
+        m = MQTTMessage(topic=topic.encode())
+        m.payload = payload
+        return m
+
+    for line in range(200):  # 200 distinct values of the {line} level
+        document = json.dumps({"ts": 1_764_000_000_000 + line, "values": {"dust": 1.0}})
+        subscriber.handle(message(f"plants/works/line-{line}/cems/stack-1/data", document.encode()))
+    lines_seen = {r.tags["line"] for r in accepted}
+    assert len(accepted) == 200 and len(lines_seen) == 51 and OTHER in lines_seen  # 50 + "_other"
+    assert subscriber.rejects.counts[("stack-1", "too many tag values")] == 150
+
+    from tests.test_sparkplug import DOUBLE, payload
+
+    birth = [
+        {"name": f"Noise/{n}", "alias": n + 10, "datatype": DOUBLE, "double_value": 1.0}
+        for n in range(20_000)
+    ]
+    birth.append({"name": "Power/Active", "alias": 1, "datatype": DOUBLE, "double_value": 2.0})
+    subscriber.handle(message("spBv1.0/works/NBIRTH/gw1", payload(0, [])))
+    subscriber.handle(message("spBv1.0/works/DBIRTH/gw1/saf9", payload(1, birth)))
+    tracker = subscriber._trackers["works"]
+    assert tracker.nodes["gw1"].aliases["saf9"] == {1: "Power/Active"}  # only what the map uses
+
+
+# --- 10: the buffer file deleted while running --------------------------------------------------
+
+
+def test_10_a_deleted_buffer_file_is_noticed_recreated_and_loses_nothing(
+    tmp_path: Path, influxdb: InfluxDBServer, influx_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "buffer.sqlite"
+    buffer = DurableBuffer(path)
+    buffer.append(lines(300))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)  # an operator's `rm`, or a cleanup job
+    with caplog.at_level(logging.ERROR, logger="plantwatch"):
+        buffer.append(lines(200, start=1000))
+    assert any("was deleted or replaced" in r.getMessage() for r in caplog.records)
+    assert path.exists() and buffer.recreated == 1 and buffer.depth == 500
+    writer = make_writer(InfluxConfig(url=influxdb.url, api="v1", database=influx_db))
+    assert asyncio.run(Forwarder(buffer, writer, dead_letter=tmp_path / "dead").flush(30))
+    (series,) = influxdb.query("SELECT count(value) FROM disk", influx_db)
+    assert series["values"][0][1] == 500
+    buffer.close()
+    assert DurableBuffer(path).depth == 0  # the new file is the buffer from now on
+
+
+# --- 11: timestamps outside what InfluxDB stores ------------------------------------------------
+
+
+def test_11_impossible_timestamps_cost_their_fields_not_the_batch(
+    tmp_path: Path, broker: MosquittoServer, plant_influx: InfluxDBServer
+) -> None:
+    config = mqtt_plant(tmp_path, broker.url, plant_influx.url, sparkplug=True)
+    config.write_text(config.read_text().replace("format: epoch_ms", "format: epoch_ms"))
+    collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
+    try:
+        wait_for_log(tmp_path / "c.log", SUBSCRIBED)
+        device = MqttTestClient(broker, "cems-logger")
+        topic = "plants/works/north/cems/stack-1/data"
+        device.publish(topic, json.dumps({"ts": 253_402_214_400_000, "values": {"dust": 11.0}}))  # year 9999
+        device.publish(topic, json.dumps({"ts": -62_135_596_800_000, "values": {"dust": 12.0}}))  # year 0001
+        device.publish(topic, json.dumps({"ts": 1_764_000_000_000, "values": {"dust": 13.0}}))
+        from tests.test_sparkplug import DOUBLE, UINT64, payload
+
+        metrics = [
+            {"name": "Power/Active", "datatype": DOUBLE, "double_value": 30000.0, "timestamp": 2**64 - 1},
+            {
+                "name": "Energy/Active",
+                "datatype": UINT64,
+                "long_value": 12_345,
+                "timestamp": 1_764_000_000_000,
+            },
+        ]
+        device.publish("spBv1.0/works/NBIRTH/gw1", payload(0, []))
+        device.publish("spBv1.0/works/DDATA/gw1/saf9", payload(1, metrics))
+        device.close()
+        wait_until(
+            lambda: plant_influx.query("SELECT active_energy FROM saf", "plant"), 20, "the good metric"
+        )
+        wait_until(lambda: len(dust_points(plant_influx)) == 1, 20, "the good minute")
+    finally:
+        assert stop(collect) == 0
+    assert [row[1] for row in dust_points(plant_influx)] == [13.0]
+    quality = plant_influx.query('SELECT "field", reason FROM plantwatch_quality', "plant")
+    refused = {row[1] for row in quality[0]["values"] if row[2].startswith("bad timestamp: ")}
+    assert refused == {"dust", "seq", "data_flag", "active_power"}  # the good metric's time was good
+    assert not (tmp_path / "plantwatch-dead-letter.jsonl").exists()  # InfluxDB refused nothing
+
+
+# --- 12: logs that stay readable ------------------------------------------------------------
+
+
+async def _long_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A Modbus TCP device answering every read with three registers too many."""
+    while request := await reader.read(12):
+        tid, _, _, unit, function, _, count = struct.unpack(">HHHBBHH", request)
+        registers = b"".join(struct.pack(">H", r) for r in range(count + 3))
+        pdu = struct.pack(">BB", function, len(registers)) + registers
+        writer.write(struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu)
+        await writer.drain()
+
+
+async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A device that resets the connection at the first request."""
+    await reader.read(12)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def test_12_bad_answers_of_three_devices_log_one_error_each(
+    tmp_path: Path, plant_influx: InfluxDBServer
+) -> None:
+    async def serve_and_collect() -> str:
+        server = await asyncio.start_server(_long_answers, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        devices = "".join(
+            f'  - {{id: d{n}, map: dust_cems, url: "tcp://127.0.0.1:{port}", unit: {n}, interval: 100ms}}\n'
+            for n in (1, 2, 3)
+        )
+        config = tmp_path / "plant.yaml"
+        config.write_text(
+            f"plant: {{id: w, name: W}}\ndevices:\n{devices}"
+            f'influx: {{url: "{plant_influx.url}", api: v1, database: plant}}\nbuffer: {{path: b.sqlite}}\n'
+        )
+        log = tmp_path / "c.log"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "plantwatch", "collect", "--config", str(config), "--health-interval", "1s",
+            stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        await wait_until_async(lambda: log_count(log, "health:") >= 3, 30, "three health reports")
+        proc.terminate()
+        await proc.wait()
+        server.close()
+        return log.read_text()
+
+    text = asyncio.run(serve_and_collect())
+    errors = [line for line in text.splitlines() if " ERROR " in line]
+    assert len(errors) == 3 and all("bad response length" in line for line in errors), (
+        errors
+    )  # one per device
+    assert "polls skipped" not in text or text.count("poll skipped") <= 3  # skips are counted, not logged
+
+
+def test_12_a_batch_of_rejected_lines_is_one_error(
+    tmp_path: Path, influxdb: InfluxDBServer, influx_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    buffer.append([*lines(5), *(f"disk value={i}x 1" for i in range(8))])  # 8 lines InfluxDB refuses
+    writer = make_writer(InfluxConfig(url=influxdb.url, api="v1", database=influx_db))
+    with caplog.at_level(logging.INFO, logger="plantwatch"):
+        assert asyncio.run(Forwarder(buffer, writer, dead_letter=tmp_path / "dead.jsonl").flush(30))
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "rejected 8 line(s) of a batch" in errors[0].getMessage()
+    assert len((tmp_path / "dead.jsonl").read_text().splitlines()) == 8
+    buffer.close()
+
+
+# --- 13: credentials in URLs -----------------------------------------------------------------
+
+
+def test_13_credentials_in_the_influx_url_never_reach_the_log(tmp_path: Path) -> None:
+    refused = free_port()
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        "plant: {id: w, name: W}\n"
+        f'influx: {{url: "http://plantwatch:s3cret-pw@127.0.0.1:{refused}", api: v1, database: plant,'
+        " flush_interval: 100ms, shutdown_timeout: 1s}\nbuffer: {path: b.sqlite}\n"
+    )
+    collect = start_plantwatch(
+        "collect", "--config", str(config), "--health-interval", "1s", log=tmp_path / "c.log"
+    )
+    try:
+        wait_for_log(tmp_path / "c.log", "cannot reach InfluxDB")
+    finally:
+        assert stop(collect) == 0
+    text = (tmp_path / "c.log").read_text()
+    assert "s3cret-pw" not in text and f"plantwatch:***@127.0.0.1:{refused}" in text
+
+
+# --- 14: Modbus answers checked --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "reason"),
+    [
+        (_long_answers, "bad response length: asked 4 register(s), got 7"),
+        (_reset, "connection reset by tcp://"),
+    ],
+)
+def test_14_a_long_answer_and_a_reset_are_named_for_what_they_are(device: object, reason: str) -> None:
+    async def read() -> str:
+        server = await asyncio.start_server(device, "127.0.0.1", 0)  # type: ignore[arg-type]
+        bus = ModbusBus(parse_endpoint(f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"), timeout=1.0)
+        try:
+            await bus.read(1, 3, 0, 4, 1.0)
+        except ReadError as exc:
+            return exc.reason
+        finally:
+            bus.close()
+            server.close()
+        return "accepted"
+
+    assert asyncio.run(read()).startswith(reason)
