@@ -646,10 +646,8 @@ def test_12_bad_answers_of_three_devices_log_one_error_each(
 
     text = asyncio.run(serve_and_collect())
     errors = [line for line in text.splitlines() if " ERROR " in line]
-    assert len(errors) == 3 and all("bad response length" in line for line in errors), (
-        errors
-    )  # one per device
-    assert "polls skipped" not in text or text.count("poll skipped") <= 3  # skips are counted, not logged
+    # one per device; skipped polls, counted and not logged: tests/test_scheduler.py (also `fault`)
+    assert len(errors) == 3 and all("bad response length" in line for line in errors), errors
 
 
 def test_12_a_batch_of_rejected_lines_is_one_error(
