@@ -31,9 +31,9 @@ def result(device: str, ts_ns: int, quality: dict[str, str] | None = None, **val
     return PollResult(device, readings, started_ns=ts_ns, finished_ns=ts_ns)
 
 
-def number(value: float) -> str:
-    """As the mail prints it: thousands separators, at most two decimals."""
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+def number(value: float, decimals: int) -> str:
+    """As the mail prints it: thousands separators, the decimals of the unit (kWh/t 0, t 2)."""
+    return f"{value:,.{decimals}f}"
 
 
 def closed_taps(rows: Sequence[tuple[int, float, float, float]]) -> list[tuple[int, float, float]]:

@@ -124,9 +124,15 @@ def test_early_warning_wording_in_both_languages() -> None:
     alert, transition = evaluate(Alert("stack-1", early.id), early, value)
     assert transition is not None and alert.state == "firing"
     assert subject(transition, "works", "en") == (
-        "[FIRING] works stack-1: flue dust concentration, hourly average (early warning)"
-        " 41.2 mg/m3 (target <= 40)"
+        "[EARLY WARNING] works stack-1: flue dust concentration, rolling 15-minute average"
+        " 41.2 mg/m³ (early-warning line ≤ 40.0 mg/m³)"
     )
-    assert subject(transition, "works", "zh").startswith("【告警】 works stack-1: flue dust")
-    assert "（预警） 41.2 mg/m3 (目标 <= 40)" in subject(transition, "works", "zh")
-    assert "Target: <= 40 mg/m3 (80% × 50)" in body(transition, "works", "Works", "en", ZoneInfo("UTC"), None)
+    assert subject(transition, "works", "zh") == (
+        "【预警】 works stack-1：粉尘排放浓度滚动15分钟均值 41.2 mg/m³（预警线 ≤ 40.0 mg/m³）"
+    )
+    en = body(transition, "works", "Works", "en", ZoneInfo("UTC"), None)
+    assert "Early-warning line: 40.0 mg/m³ (80% of the 50.0 mg/m³ limit)" in en
+    assert "hourly" not in en and "1h" not in en  # it is not an hourly average
+    zh = body(transition, "works", "某厂", "zh", ZoneInfo("Asia/Shanghai"), None)
+    assert "预警线：40.0 mg/m³（限值 50.0 mg/m³ 的 80%）" in zh
+    assert "统计窗口：滚动15分钟均值，" in zh and "小时" not in zh

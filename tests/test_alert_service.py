@@ -67,17 +67,16 @@ def test_breach_email_and_region_annotation_then_recovery(
     assert asyncio.run(service.deliver())
     [mail] = smtp.inbox.messages  # warning severity: only the zh recipient wants it
     assert smtp.inbox.envelopes == [("alerts@works.example", ["duty@eco.example"])]
-    assert mail["Subject"] == "【告警】 works saf-1: unit power consumption 8,013.33 kWh/t (目标 <= 7,800)"
+    assert mail["Subject"] == "【告警】 works saf-1：硅铁单位电耗 8,013 kWh/t（目标 ≤ 7,800 kWh/t）"
     text = mail.get_content()
     for expected in (
-        "企业: 西宁铁合金厂 (works)",
-        "当前值: 8,013.33 kWh/t",
-        "目标: <= 7,800 kWh/t",
-        "= 60,100 kWh / 7.5 t",
-        "依据: 铁合金行业兼并重组和结构调整实施方案",
-        "二（一）3: 硅铁单位电耗降至7800度以下",
-        "统计窗口: tap, ",
-        "仪表盘: http://grafana.works.example/d/plant-overview",
+        "企业：西宁铁合金厂（works）",
+        "当前值：8,013 kWh/t",
+        "目标：≤ 7,800 kWh/t",
+        "计算：能耗 60,100 kWh ÷ 产量 7.50 t = 8,013 kWh/t",
+        "依据：青海省《关于加快我省铁合金行业兼并重组和结构调整实施方案》（2013年）二（一）3：“硅铁单位电耗降至7800度以下”",
+        "统计窗口：每次出铁，",
+        "仪表盘：http://grafana.works.example/d/plant-overview",
     ):
         assert expected in text, expected
     [annotation] = grafana.annotations.values()
@@ -96,7 +95,7 @@ def test_breach_email_and_region_annotation_then_recovery(
     tap(service, 7, 179500, 5, 7.5)  # 57000 / 7.5 = 7600: resolved
     assert [t.event for t in service.transitions] == ["firing", "resolved"]
     assert asyncio.run(service.deliver())
-    assert smtp.inbox.messages[1]["Subject"].startswith("【恢复】 works saf-1: unit power consumption 7,600")
+    assert smtp.inbox.messages[1]["Subject"].startswith("【恢复】 works saf-1：硅铁单位电耗 7,600 kWh/t")
     # the region is closed with timeEnd, and the PATCH did not wipe the tags
     assert annotation["timeEnd"] == (T0 + 7 * HOUR_NS) // 10**6 and len(annotation["tags"]) == 5
     assert [m for m, *_ in grafana.requests] == ["POST", "PATCH"]
@@ -283,7 +282,8 @@ def test_validate_names_the_missing_ferronickel_number(tmp_path: Path) -> None:
     assert messages == [
         f"{config}: alerts.targets.steel-eaf-special-energy.devices: no device 'eaf-9'",
         f"{config}: alerts.targets.ferroalloy-feni-unit-power.value: device saf-3 is a ferronickel device"
-        " and the plan gives no number (镍铁单位电耗达到同行业先进水平): set the plant's value in kWh/t",
+        " and the plan gives no number (unit power consumption of ferronickel at the industry's advanced"
+        " level): set the plant's value in kWh/t",
     ]
 
 

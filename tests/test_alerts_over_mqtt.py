@@ -79,9 +79,9 @@ alerts:
     mail = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
     assert (
         mail["Subject"].strip()
-        == "[FIRING] works saf-1: unit power consumption 8,625 kWh/t (target <= 7,800)"
+        == "[FIRING] works saf-1: ferrosilicon unit power consumption 8,625 kWh/t (target ≤ 7,800 kWh/t)"
     )
-    assert "= 69,000 kWh / 8 t" in mail.get_content()  # type: ignore[attr-defined]
+    assert "Calculation: energy 69,000 kWh ÷ production 8.00 t = 8,625 kWh/t" in mail.get_content()  # type: ignore[attr-defined]
     log = (tmp_path / "alerts.log").read_text()
     assert subscription in log and f"(MQTT {version}, new session)" in log
     assert "not a readings-bus message" in log

@@ -53,7 +53,7 @@ def taps_in_buffer(points: dict[tuple[str, int], dict[str, str]], device: str) -
                 float(fields[k].rstrip("i")) for k in ("active_energy", "tap_counter", "tap_weight")
             )
             rows.append((ts, energy, count, weight))
-    return [(number(energy), number(weight)) for _, energy, weight in closed_taps(rows)]
+    return [(number(energy, 0), number(weight, 2)) for _, energy, weight in closed_taps(rows)]
 
 
 @dataclass(frozen=True)
@@ -119,16 +119,17 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
     units = set()
     for mail in firing:
         subject = str(mail["Subject"]).strip()
-        value, unit, limit = re.search(r" ([\d,.]+) (\S+) \(target <= ([\d,.]+)\)", subject).groups()  # type: ignore[union-attr]
+        value, unit, limit = re.search(r" ([\d,.]+) (\S+) \(target ≤ ([\d,.]+) \S+\)", subject).groups()  # type: ignore[union-attr]
         assert float(value.replace(",", "")) > float(limit.replace(",", "")), subject
         units.add(unit)
         text = mail.get_content()  # type: ignore[attr-defined]
-        if unit == "mg/m3":  # the CEMS: its clock runs at x1200, so dust windows close within seconds
+        if unit == "mg/m³":  # the CEMS: its clock runs at x1200, so dust windows close within seconds
             continue
-        energy, weight = re.search(r"^= ([\d,.]+) kWh / ([\d,.]+) t", text, re.MULTILINE).groups()  # type: ignore[union-attr]
+        calculation = r"^Calculation: energy ([\d,.]+) kWh ÷ production ([\d,.]+) t"
+        energy, weight = re.search(calculation, text, re.MULTILINE).groups()  # type: ignore[union-attr]
         device = re.search(r"^Device: (\S+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
         assert (energy, weight) in taps_in_buffer(points, device), (subject, energy, weight)
         ratio = float(energy.replace(",", "")) / float(weight.replace(",", ""))
         assert ratio == pytest.approx(float(value.replace(",", "")), rel=1e-3)  # both sides rounded
-    assert {"kWh/t", "mg/m3"} <= units  # per-tonne and dust breaches
+    assert {"kWh/t", "mg/m³"} <= units  # per-tonne and dust breaches
     assert "mail: " in out_text and " in the outbox" in out_text

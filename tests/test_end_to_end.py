@@ -94,18 +94,23 @@ alerts:
     _, energy, weight = taps[breach]
     firing = next(m for m in smtp.inbox.messages if str(m["Subject"]).strip().startswith("[FIRING]"))
     assert str(firing["Subject"]).strip() == (
-        f"[FIRING] works saf-1: unit power consumption {number(energy / weight)} kWh/t (target <= 7,800)"
+        f"[FIRING] works saf-1: ferrosilicon unit power consumption {number(energy / weight, 0)} kWh/t"
+        " (target ≤ 7,800 kWh/t)"
     )
     text = firing.get_content()  # type: ignore[attr-defined]
-    assert f"= {number(energy)} kWh / {number(weight)} t" in text
-    assert "Source: 铁合金行业兼并重组和结构调整实施方案" in text and "二（一）3" in text
+    assert f"Calculation: energy {number(energy, 0)} kWh ÷ production {number(weight, 2)} t" in text
+    assert (
+        "Source: Qinghai Province (2013), Implementation Plan on Accelerating Mergers, Acquisitions and"
+        " Structural Adjustment of the Ferroalloy Industry in Our Province"
+        " (《关于加快我省铁合金行业兼并重组和结构调整实施方案》), Part II (1) item 3"
+    ) in text
     assert smtp.inbox.envelopes[0] == ("alerts@works.example", ["duty@eco.example"])
 
     recovery = next(
         i for i, (_, e, w) in enumerate(taps) if i > breach and e / w <= limit * 0.98
     )  # the clear margin: 2 % below the target
     resolved = next(m for m in smtp.inbox.messages if str(m["Subject"]).strip().startswith("[RESOLVED]"))
-    assert number(taps[recovery][1] / taps[recovery][2]) in str(resolved["Subject"])
+    assert number(taps[recovery][1] / taps[recovery][2], 0) in str(resolved["Subject"])
     assert subjects(smtp.inbox.messages)[:2] == [
         str(firing["Subject"]).strip(),
         str(resolved["Subject"]).strip(),

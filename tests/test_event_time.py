@@ -202,8 +202,8 @@ buffer: {{path: buffer.sqlite}}
     ]
     subjects = [str(m["Subject"]).strip() for m in smtp.inbox.messages]
     assert subjects == [
-        "[FIRING] works stack-1: flue dust concentration, hourly average 55 mg/m3 (target <= 50)",
-        "[RESOLVED] works stack-1: flue dust concentration, hourly average 30 mg/m3 (target <= 50)",
+        "[FIRING] works stack-1: flue dust concentration, hourly average 55.0 mg/m³ (target ≤ 50.0 mg/m³)",
+        "[RESOLVED] works stack-1: flue dust concentration, hourly average 30.0 mg/m³ (target ≤ 50.0 mg/m³)",
     ]
     body = mail_text(smtp.inbox.messages[0])
     assert "(late data: received after the window ended)" in body  # five hours old, seen now

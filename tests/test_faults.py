@@ -135,7 +135,8 @@ def test_1_4_a_kill_at_any_step_of_the_notification_path_loses_no_mail(
     finally:
         assert stop(restarted) == 0
     subjects = [str(m["Subject"]).strip() for m in smtp.inbox.messages]
-    assert subjects == ["[FIRING] works saf-1: unit power consumption 8,625 kWh/t (target <= 7,800)"] * copies
+    firing = "[FIRING] works saf-1: ferrosilicon unit power consumption 8,625 kWh/t (target ≤ 7,800 kWh/t)"
+    assert subjects == [firing] * copies
     assert len({m["Message-ID"] for m in smtp.inbox.messages}) == 1  # a resend is the same mail
     assert not list((tmp_path / "plantwatch-outbox" / "pending").glob("*.eml"))
 

@@ -34,6 +34,13 @@ class Rule:
             limit *= (1 - self.clear_margin) if lower_is_better else (1 + self.clear_margin)
         return HOLDS[self.target.comparator](value, limit)
 
+    def worse(self, peak: float | None, value: float) -> float:
+        """The worse of an episode's peak so far and a new value."""
+        if peak is None:
+            return value
+        lower_is_better = self.target is None or self.target.comparator in ("<=", "<")
+        return max(peak, value) if lower_is_better else min(peak, value)
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -51,6 +58,8 @@ class Alert:
     window_end_ns: int = 0
     last_sent_ns: int = 0
     annotation_id: int | None = None
+    episode_start_ns: int = 0  # start of the first breaching window of the current or last episode
+    peak: float | None = None  # the episode's worst value (the highest, for a "<=" target)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ def _fire(alert: Alert, since_ns: int, window_start_ns: int, now_ns: int) -> Ale
         window_end_ns=now_ns,
         last_sent_ns=now_ns,
         annotation_id=None,
+        episode_start_ns=window_start_ns,
+        peak=None,
     )
 
 
@@ -92,6 +103,7 @@ def evaluate(alert: Alert, rule: Rule, kpi: KpiValue) -> tuple[Alert, Transition
         if rule.holds(value, clearing=True):
             resolved = replace(seen, state="normal", window_start_ns=kpi.start_ns, window_end_ns=ts)
             return resolved, Transition("resolved", resolved, rule, kpi)
+        seen = replace(seen, peak=rule.worse(alert.peak, value))
         if ts - alert.last_sent_ns >= rule.repeat_ns:
             reminded = replace(seen, last_sent_ns=ts)
             return reminded, Transition("repeat", reminded, rule, kpi)
@@ -100,7 +112,7 @@ def evaluate(alert: Alert, rule: Rule, kpi: KpiValue) -> tuple[Alert, Transition
         return replace(seen, state="normal"), None
     since = alert.since_ns if alert.state == "pending" else ts
     if ts - since >= rule.for_ns:
-        fired = _fire(seen, since, kpi.start_ns, ts)
+        fired = replace(_fire(seen, since, kpi.start_ns, ts), peak=value)
         return fired, Transition("firing", fired, rule, kpi)
     return replace(seen, state="pending", since_ns=since), None
 

@@ -25,7 +25,7 @@ def notifiers_for(plant: Plant, store: StateStore) -> list[Notifier]:
             base / config.outbox,
             store=store,
             plant=plant.config.plant.id,
-            plant_name=plant.config.plant.name,
+            plant_names={lang: plant.config.plant.name_in(lang) for lang in ("zh", "en")},
             sectors={d.id: getattr(plant.maps.get(d.id), "sector", None) for d in plant.config.devices},
             timezone=config.timezone,
             dashboard_url=config.dashboard_url,

@@ -18,7 +18,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     device TEXT NOT NULL, rule TEXT NOT NULL, state TEXT NOT NULL, since_ns INTEGER, fired_ns INTEGER,
     value REAL, limit_value REAL, severity TEXT, window_start_ns INTEGER, window_end_ns INTEGER,
-    last_sent_ns INTEGER, annotation_id INTEGER, PRIMARY KEY (device, rule));
+    last_sent_ns INTEGER, annotation_id INTEGER, episode_start_ns INTEGER, peak REAL,
+    PRIMARY KEY (device, rule));
 CREATE TABLE IF NOT EXISTS silences (
     id INTEGER PRIMARY KEY AUTOINCREMENT, plant TEXT, device TEXT, rule TEXT,
     ends_ns INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL);
@@ -115,6 +116,7 @@ class StateStore:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._add_columns()
         self._adopt_grafana_calls()
         self.alerts = AlertStates(self.db)
 
@@ -265,6 +267,13 @@ class StateStore:
             elif state in ("sent", "dead"):
                 counts[notifier] = replace(queue, **{state: count})
         return counts
+
+    def _add_columns(self) -> None:
+        """Columns a state file of an earlier version lacks (they start empty)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(alerts)")}
+        for column, kind in (("episode_start_ns", "INTEGER"), ("peak", "REAL")):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {kind}")
 
     def _adopt_grafana_calls(self) -> None:
         """Annotation calls queued by a version before the notification log join it, in order."""

@@ -26,6 +26,7 @@ def command(args: argparse.Namespace) -> int:
         value = "plant must set" if t.value is None else f"{t.comparator} {t.value:g} {t.unit}"
         print(f"{t.id}  [{t.severity}, {t.source}]")
         applies = f"{t.sector}/{t.product or '*'}"
-        print(f"    {applies}: {t.indicator}, {value}, window {t.window}, from {t.effective}")
-        print(f"    {t.plan} {t.clause}: {t.quote}")
+        print(f"    {applies}: {t.indicator('en')}, {value}, window {t.window}, from {t.effective}")
+        print(f"    {t.plan.cite('en')}, {t.clause('en')}: {t.quote('en')}")
+        print(f"    {t.plan.cite('zh')}{t.clause('zh')}：{t.quote('zh')}")
     return EXIT_OK

@@ -23,6 +23,22 @@ class NumeratorTerm(Strict):
     carrier: str = "electricity"
 
 
+class LocalText(Strict):
+    """Words in both languages mails are written in: a zh mail is entirely Chinese, an en mail
+    entirely English."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class PlanFields(Strict):
+    """A plan as a document: who issued it, when, and its title in both languages."""
+
+    province: LocalText
+    year: int = Field(ge=1949, le=2100)
+    title: LocalText
+
+
 class TargetFields(Strict):
     """A plan target as written in the catalogue or in `alerts.targets.<id>` (all optional here:
     an override names only what it changes; a new target must give the rest)."""
@@ -30,7 +46,7 @@ class TargetFields(Strict):
     sector: str | None = None
     product: str | None = None
     devices: list[str] | None = None  # only these devices (default: every device of sector/product)
-    indicator: str | None = None
+    indicator: LocalText | str | None = None  # a plain string is used in both languages
     kpi: KpiKind | None = None
     numerator: list[NumeratorTerm] | None = None
     per: str | None = None  # "tap" or the role of a production counter
@@ -43,9 +59,9 @@ class TargetFields(Strict):
     for_: Duration | Literal[0] | None = Field(default=None, alias="for")
     repeat: Duration | None = None
     effective: date | None = None
-    plan: str | None = None
-    clause: str | None = None
-    quote: str | None = None
+    plan: str | None = None  # a plan id of the catalogue's `plans`, or a document's title
+    clause: LocalText | str | None = None
+    quote: LocalText | str | None = None
 
 
 class SmtpConfig(Strict):

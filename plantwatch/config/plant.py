@@ -106,7 +106,12 @@ class PlantInfo(Strict):
     """The plant's identity, used as a tag on everything it produces."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    name: str
+    name: str  # the plant's official name, in zh mails and reports
+    name_en: str | None = None  # in en mails and reports (default: `name`)
+
+    def name_in(self, lang: str) -> str:
+        """The plant's name for a reader of `lang`."""
+        return (self.name_en or self.name) if lang == "en" else self.name
 
 
 class DeviceConfig(Strict):
@@ -458,7 +463,7 @@ def _target_problems(plant: Plant, file: str) -> list[Problem]:
                         file,
                         f"alerts.targets.{target.id}.value",
                         f"device {device_id} is a {target.product or target.sector} device and the plan "
-                        f"gives no number ({target.quote}): set the plant's value in {target.unit}",
+                        f"gives no number ({target.quote('en')}): set the plant's value in {target.unit}",
                     )
                 )
     return problems

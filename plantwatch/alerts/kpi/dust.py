@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +17,11 @@ VALID_MINUTES_PER_HOUR = 45  # HJ 75: an hourly average needs at least 45 valid 
 EARLY_MINUTES = 15  # the early warning follows a rolling 15-minute average ...
 EARLY_MIN_VALID = 10  # ... of at least this many valid minutes
 NORMAL_FLAG = "N"  # F stopped, M maintenance, C calibration, D fault: excluded
+# What a closed hour's `details` hold: the mean of the valid minutes as measured ("raw") and of
+# their O2 ("o2", when corrected), the reference O2, and how the other minutes of the hour went:
+# "flag_<X>" minutes excluded by data flag X, "invalid" minutes with readings none of them usable,
+# "missing" minutes without a reading.
+DETAILS = ("raw", "o2", "o2_reference", "invalid", "missing")
 
 
 def o2_corrected(concentration: float, o2_measured: float, o2_reference: float) -> float | None:
@@ -50,21 +55,33 @@ class DustHourly:
         self._minute: int | None = None  # start of the minute being averaged
         self._sum = 0.0
         self._count = 0
+        self._raw = 0.0  # sums of the minute's valid readings as measured, and of their O2
+        self._o2_sum = 0.0
+        self._seen: Counter[str] = Counter()  # readings of the minute by flag ("" when unusable)
         self._hour: int | None = None  # start of the open hour
         self._hour_minutes: list[float] = []  # valid minute means of the open hour
+        self._hour_raw: list[float] = []  # ... as measured
+        self._hour_o2: list[float] = []  # ... their O2
+        self._hour_other: Counter[str] = Counter()  # the hour's other minutes: flag_X, invalid
         self._recent: deque[tuple[int, float]] = deque()  # (minute start, mean) of valid minutes
 
-    def _valid_value(self, values: Mapping[str, object], qualities: Mapping[str, str]) -> float | None:
-        if qualities.get(self.dust) != "good" or values.get(self.dust) is None:
-            return None
+    def _valid_value(
+        self, values: Mapping[str, object], qualities: Mapping[str, str]
+    ) -> tuple[float, float, float] | str:
+        """(value as judged, as measured, measured O2) of a usable reading, else why not: the
+        data flag that excludes it, or "" (no good value)."""
         if self.flag is not None and values.get(self.flag, NORMAL_FLAG) != NORMAL_FLAG:
-            return None
+            return f"flag_{values[self.flag]}"
+        if qualities.get(self.dust) != "good" or values.get(self.dust) is None:
+            return ""
         value = float(values[self.dust])  # type: ignore[arg-type]
         if self.o2_reference is None:
-            return value
+            return value, value, 0.0
         if self.o2 is None or qualities.get(self.o2) != "good":
-            return None
-        return o2_corrected(value, float(values[self.o2]), self.o2_reference)  # type: ignore[arg-type]
+            return ""
+        o2 = float(values[self.o2])  # type: ignore[arg-type]
+        corrected = o2_corrected(value, o2, self.o2_reference)
+        return "" if corrected is None else (corrected, value, o2)
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
         """One result measured at `ts` (default: its readings' time): the minutes and hours it
@@ -74,13 +91,19 @@ class DustHourly:
         out = self.advance(minute)  # every window before this minute is over
         if self._minute is None:
             self._minute, self._sum, self._count = minute, 0.0, 0
+            self._raw, self._o2_sum, self._seen = 0.0, 0.0, Counter()
         if self._hour is None:
             self._hour = minute - minute % HOUR_NS
         values = {r.field: r.value for r in result.readings}
         qualities = {r.field: r.quality for r in result.readings}
-        value = self._valid_value(values, qualities)
-        if value is not None:
+        usable = self._valid_value(values, qualities)
+        if isinstance(usable, str):
+            self._seen[usable] += 1
+        else:
+            value, raw, o2 = usable
             self._sum += value
+            self._raw += raw
+            self._o2_sum += o2
             self._count += 1
         return out
 
@@ -97,10 +120,15 @@ class DustHourly:
         return out
 
     def _close_minute(self, minute: int) -> list[KpiValue]:
-        if self._count == 0:
+        if self._count == 0:  # no usable reading: excluded by its (most frequent) flag, or invalid
+            if self._seen:
+                why = self._seen.most_common(1)[0][0]
+                self._hour_other[why or "invalid"] += 1
             return []
         mean = self._sum / self._count
         self._hour_minutes.append(mean)
+        self._hour_raw.append(self._raw / self._count)
+        self._hour_o2.append(self._o2_sum / self._count)
         self._recent.append((minute, mean))
         while self._recent and self._recent[0][0] <= minute - EARLY_MINUTES * MINUTE_NS:
             self._recent.popleft()
@@ -124,13 +152,29 @@ class DustHourly:
     def _close_hour(self) -> KpiValue:
         """The open hour as regulators judge it: valid with at least 45 valid minutes."""
         assert self._hour is not None
-        minutes = self._hour_minutes
+        minutes, other = self._hour_minutes, self._hour_other
         valid = len(minutes) >= VALID_MINUTES_PER_HOUR
         value = sum(minutes) / len(minutes) if valid else None
+        details: list[tuple[str, float]] = []
+        if minutes:
+            details.append(("raw", sum(self._hour_raw) / len(minutes)))
+            if self.o2_reference is not None:
+                details += [("o2", sum(self._hour_o2) / len(minutes)), ("o2_reference", self.o2_reference)]
+        details += sorted((key, float(n)) for key, n in other.items())
+        details.append(("missing", float(60 - len(minutes) - other.total())))
         start, end = self._hour, self._hour + HOUR_NS
-        self._hour, self._hour_minutes = end, []
+        self._hour, self._hour_minutes, self._hour_raw, self._hour_o2 = end, [], [], []
+        self._hour_other = Counter()
         return KpiValue(
-            self.device, self.target.id, self.target.id, value, end, start, "closed", float(len(minutes))
+            self.device,
+            self.target.id,
+            self.target.id,
+            value,
+            end,
+            start,
+            "closed",
+            float(len(minutes)),
+            details=tuple(details),
         )
 
     def state(self) -> dict[str, Any]:
@@ -142,6 +186,12 @@ class DustHourly:
             "hour": self._hour,
             "hour_minutes": self._hour_minutes,
             "recent": [list(entry) for entry in self._recent],
+            "raw": self._raw,
+            "o2_sum": self._o2_sum,
+            "seen": dict(self._seen),
+            "hour_raw": self._hour_raw,
+            "hour_o2": self._hour_o2,
+            "hour_other": dict(self._hour_other),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -149,3 +199,9 @@ class DustHourly:
         self._minute, self._sum, self._count = state["minute"], state["sum"], state["count"]
         self._hour, self._hour_minutes = state["hour"], list(state["hour_minutes"])
         self._recent = deque((int(m), float(v)) for m, v in state["recent"])
+        # a checkpoint of a version without the details: measured values unknown, taken as judged
+        self._raw, self._o2_sum = state.get("raw", self._sum), state.get("o2_sum", 0.0)
+        self._seen = Counter(state.get("seen", {}))
+        self._hour_raw = list(state.get("hour_raw", self._hour_minutes))
+        self._hour_o2 = list(state.get("hour_o2", [0.0] * len(self._hour_minutes)))
+        self._hour_other = Counter(state.get("hour_other", {}))

@@ -21,6 +21,7 @@ class KpiValue(NamedTuple):
     kind: str
     numerator: float | None = None  # energy (kWh or kgce), dust minutes for dust_hourly
     denominator: float | None = None  # production (t or kg)
+    details: tuple[tuple[str, float], ...] = ()  # how it was computed, for mails (dust: see DETAILS)
 
 
 ALERTED_KINDS = frozenset({"closed", "rolling", "live", "early"})

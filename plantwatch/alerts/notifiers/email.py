@@ -15,6 +15,7 @@ import os
 import re
 import smtplib
 import ssl
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from email import policy
@@ -34,6 +35,9 @@ from plantwatch.config.alerts import Recipient, SmtpConfig
 from plantwatch.config.secrets import secret
 
 log = logging.getLogger(__name__)
+# SMTP line endings; headers folded only past RFC 5322's 998 characters: Python's folding of a
+# subject that mixes ASCII and encoded words doubles a space when read back ("55.0  mg/m³").
+MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 _FILE = re.compile(r"^(\d{8})-")  # <notification id>-<device>-<event>.eml
 _LEGACY = re.compile(r"^\d+-\d+-(?P<device>.+)-(?P<event>firing|resolved|repeat)\.eml$")
 
@@ -73,7 +77,7 @@ class EmailNotifier:
         *,
         store: StateStore,
         plant: str,
-        plant_name: str,
+        plant_names: Mapping[str, str],
         sectors: Mapping[str, str | None],
         timezone: str,
         dashboard_url: str | None,
@@ -86,7 +90,7 @@ class EmailNotifier:
         for folder in self.folders.values():
             folder.mkdir(parents=True, exist_ok=True)
         self.pending, self.sent = self.folders["pending"], self.folders["sent"]
-        self.plant, self.plant_name = plant, plant_name
+        self.plant, self.plant_names = plant, plant_names  # lang -> the plant's name
         self.zone = ZoneInfo(timezone)
         self.dashboard_url = dashboard_url
         self.base_dir = base_dir
@@ -105,24 +109,27 @@ class EmailNotifier:
         """One message per interested recipient, with its Message-ID fixed now."""
         sector = self.sectors.get(transition.alert.device)
         return [
-            Message(recipient.email, self.compose(transition, recipient).as_bytes(policy=policy.SMTP))
+            Message(recipient.email, self.compose(transition, recipient).as_bytes(policy=MAIL_POLICY))
             for recipient in self.recipients
             if wants(recipient, self.plant, sector, transition.alert.severity)
         ]
 
     def compose(self, transition: Transition, recipient: Recipient) -> EmailMessage:
         """The mail to one recipient, in the recipient's language."""
-        message = EmailMessage(policy=policy.SMTP)
+        message = EmailMessage(policy=MAIL_POLICY)
         sender = self.smtp.from_ if self.smtp else f"plantwatch@{self.plant}.invalid"
         message["From"] = Address("plantwatch", addr_spec=sender)
         message["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
         message["Subject"] = subject(transition, self.plant, recipient.lang)
-        message["Date"] = format_datetime(datetime.now(self.zone))
+        detected = transition.detected_ns or time.time_ns()
+        # in the body's zone, so header and body agree on the day
+        message["Date"] = format_datetime(datetime.fromtimestamp(detected / 1e9, self.zone))
         message["Message-ID"] = make_msgid("plantwatch")
         message["X-Plantwatch-Rule"] = one_line(
             f"{transition.alert.device}/{transition.rule.id}/{transition.event}"
         )
-        text = body(transition, self.plant, self.plant_name, recipient.lang, self.zone, self.dashboard_url)
+        name = self.plant_names[recipient.lang]
+        text = body(transition, self.plant, name, recipient.lang, self.zone, self.dashboard_url)
         message.set_content(text, charset="utf-8")
         return message
 
@@ -131,7 +138,7 @@ class EmailNotifier:
         await asyncio.to_thread(self._send, notification)
 
     def _send(self, notification: Notification) -> None:
-        message = BytesParser(policy=policy.SMTP).parsebytes(notification.payload)
+        message = BytesParser(policy=MAIL_POLICY).parsebytes(notification.payload)
         try:
             with self._connect() as client:
                 client.send_message(message, to_addrs=[notification.destination])
@@ -172,9 +179,9 @@ class EmailNotifier:
         source = self._path("pending", notification)
         target = self._path("sent" if notification.state == "sent" else "dead", notification)
         if notification.state == "dead":
-            message = BytesParser(policy=policy.SMTP).parsebytes(notification.payload)
+            message = BytesParser(policy=MAIL_POLICY).parsebytes(notification.payload)
             message["X-Plantwatch-Dead-Letter"] = one_line(notification.error or "")
-            target.write_bytes(message.as_bytes(policy=policy.SMTP))
+            target.write_bytes(message.as_bytes(policy=MAIL_POLICY))
             source.unlink(missing_ok=True)
         elif source.exists():
             os.replace(source, target)
@@ -196,7 +203,7 @@ class EmailNotifier:
             legacy = _LEGACY.match(path.name)
             if legacy is None:
                 continue
-            message = BytesParser(policy=policy.SMTP).parsebytes(path.read_bytes())
+            message = BytesParser(policy=MAIL_POLICY).parsebytes(path.read_bytes())
             parts = str(message["X-Plantwatch-Rule"] or "").split("/")
             with self.store.transaction():
                 notification_id = self.store.log_message(

@@ -1,4 +1,9 @@
-"""The words of an alert in Chinese and English: subject and body, built from one transition."""
+"""The words of an alert mail, in one language: subject and plain-text body, built from one transition.
+
+A zh mail is entirely Chinese and an en mail entirely English; what both share are identifiers
+(plant and device ids), numbers, unit symbols, URLs and, in English, the Chinese title of the
+plan beside its translation. Every time carries the plant's zone as an explicit UTC offset.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from plantwatch.alerts.lifecycle import STALE, Transition
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.alerts.lifecycle import STALE, Alert, Transition
+from plantwatch.config.targets import Target
 
 # Control characters and every other line break Python knows (NEL, LS, PS): none may reach a header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -15,42 +22,130 @@ SUBJECT_TAG = {
     "zh": {"firing": "【告警】", "resolved": "【恢复】", "repeat": "【持续告警】"},
     "en": {"firing": "[FIRING]", "resolved": "[RESOLVED]", "repeat": "[STILL FIRING]"},
 }
+EARLY_TAG = {
+    "zh": {"firing": "【预警】", "resolved": "【预警解除】", "repeat": "【持续预警】"},
+    "en": {
+        "firing": "[EARLY WARNING]",
+        "resolved": "[EARLY WARNING CLEARED]",
+        "repeat": "[EARLY WARNING, STILL]",
+    },
+}
 LABELS = {
     "zh": {
         "plant": "企业",
         "device": "设备",
         "indicator": "指标",
+        "severity": "级别",
         "value": "当前值",
         "target": "目标",
         "window": "统计窗口",
-        "since": "开始时间",
+        "calculation": "计算",
+        "energy": "能耗",
+        "production": "产量",
+        "detected": "发现时间",
+        "started": "超标开始",
+        "resolved_at": "恢复时间",
+        "duration": "持续时长",
+        "peak": "峰值",
         "plan": "依据",
-        "rule": "规则",
-        "severity": "级别",
         "dashboard": "仪表盘",
         "stale": "无数据（仪表停止上报）",
-        "early": "（预警）",
-        "detected": "发现时间",
+        "last_good": "最后一次有效数据",
         "late": "（数据迟到：统计窗口结束后才收到）",
+        "to": "至",
+        "hourly": "小时均值",
+        "corrected": "（已按基准氧含量折算）",
+        "valid_minutes": "有效分钟",
+        "excluded": "按数据标记剔除",
+        "invalid": "数据无效",
+        "missing": "无数据",
+        "correction": "氧含量折算",
+        "measured_mean": "实测浓度均值",
+        "o2_measured": "实测氧含量均值",
+        "o2_reference": "基准氧含量",
+        "formula": "每分钟 C折 = C实 × (21 − {ref}) ÷ (21 − O₂实)",
+        "early_value": "滚动15分钟均值",
+        "early_line": "预警线",
+        "early_rule": "{line}（限值 {limit} 的 {share}）",
+        "early_suffix": "（预警）",
     },
     "en": {
         "plant": "Plant",
         "device": "Device",
         "indicator": "Indicator",
+        "severity": "Severity",
         "value": "Value",
         "target": "Target",
         "window": "Window",
-        "since": "Started",
+        "calculation": "Calculation",
+        "energy": "energy",
+        "production": "production",
+        "detected": "Detected",
+        "started": "Breach started",
+        "resolved_at": "Resolved at",
+        "duration": "Duration",
+        "peak": "Peak",
         "plan": "Source",
-        "rule": "Rule",
-        "severity": "Severity",
         "dashboard": "Dashboard",
         "stale": "no readings (the meter stopped reporting)",
-        "early": " (early warning)",
-        "detected": "Detected",
+        "last_good": "Last good data",
         "late": " (late data: received after the window ended)",
+        "to": "to",
+        "hourly": "Hourly average",
+        "corrected": " (corrected to the reference O₂)",
+        "valid_minutes": "Valid minutes",
+        "excluded": "excluded by data flag",
+        "invalid": "invalid data",
+        "missing": "no data",
+        "correction": "O₂ correction",
+        "measured_mean": "measured mean",
+        "o2_measured": "measured O₂ mean",
+        "o2_reference": "reference O₂",
+        "formula": "each minute C_ref = C × (21 − {ref}) ÷ (21 − O₂)",
+        "early_value": "Rolling 15-minute average",
+        "early_line": "Early-warning line",
+        "early_rule": "{line} ({share} of the {limit} limit)",
+        "early_suffix": " (early warning)",
+        "rule": "Rule",
     },
 }
+SEVERITY = {
+    "zh": {"info": "提示", "warning": "警告", "critical": "严重"},
+    "en": {"info": "info", "warning": "warning", "critical": "critical"},
+}
+COMPARATOR = {"<=": "≤", "<": "<", ">=": "≥", ">": ">"}
+FLAGS = {
+    "zh": {"M": "维护", "C": "校准", "F": "停运", "D": "故障"},
+    "en": {"M": "maintenance", "C": "calibration", "F": "stopped", "D": "fault"},
+}
+# The name of a per-tap window in each sector: a ferroalloy tap, a steel heat, a polysilicon batch.
+TAP_NAMES = {
+    "ferroalloy": {"zh": "每次出铁", "en": "per tap"},
+    "steel": {"zh": "每炉次", "en": "per heat"},
+    "polysilicon": {"zh": "每批次", "en": "per batch"},
+}
+WINDOW_NAMES = {
+    "zh": {
+        "live": "实时",
+        "shift": "班",
+        "day": "日",
+        "month": "月",
+        "hour": "小时均值",
+        "early": "滚动15分钟均值",
+    },
+    "en": {
+        "live": "live",
+        "shift": "shift",
+        "day": "day",
+        "month": "month",
+        "hour": "hourly average",
+        "early": "rolling 15-minute average",
+    },
+}
+# One number format per unit: the same decimals for a value, its target and its peak.
+DECIMALS = {"kWh/t": 0, "kWh/kg": 1, "kgce/t": 1, "mg/m³": 1, "kWh": 0, "kgce": 0, "t": 2, "kg": 1, "%": 1}
+# Zones a Chinese reader knows as Beijing time.
+BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC"})
 
 
 def one_line(text: str) -> str:
@@ -58,68 +153,229 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()
 
 
-def _number(value: float | None) -> str:
+def number(value: float | None, unit: str = "") -> str:
+    """`value` with thousands separators and the decimals of its unit (2 by default)."""
     if value is None:
         return "-"
-    return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+    return f"{value:,.{DECIMALS.get(unit, 2)}f}"
 
 
-def _local(ts_ns: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+def quantity(value: float | None, unit: str) -> str:
+    """E.g. `8,625 kWh/t`, `51.7 mg/m³`, `18.0%`."""
+    separator = "" if unit == "%" else " "
+    return f"{number(value, unit)}{separator}{unit}"
+
+
+def local_time(ts_ns: int, zone: ZoneInfo, lang: str) -> str:
+    """E.g. `2026-12-02 04:21:36 (UTC+08:00)`; in Chinese `2026-12-02 04:21:36（北京时间，UTC+08:00）`."""
+    return local_span(ts_ns, None, zone, lang)
+
+
+def local_span(start_ns: int, end_ns: int | None, zone: ZoneInfo, lang: str) -> str:
+    """A time, or a window `start to end`, in `zone` with its UTC offset said once."""
+    moment = datetime.fromtimestamp(start_ns / 1e9, zone)
+    offset = moment.strftime("%z")
+    utc = f"UTC{offset[:3]}:{offset[3:]}"
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if end_ns is not None:
+        end = datetime.fromtimestamp(end_ns / 1e9, zone).strftime("%Y-%m-%d %H:%M:%S")
+        text += f" {LABELS[lang]['to']} {end}"
+    if lang == "zh":
+        return f"{text}（北京时间，{utc}）" if zone.key in BEIJING else f"{text}（{utc}）"
+    return f"{text} ({utc})"
+
+
+def duration(ns: int, lang: str) -> str:
+    """E.g. `2 h 5 min` / `2小时5分钟`; days when it is that long."""
+    minutes = max(0, round(ns / 60e9))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if lang == "zh":
+        parts = [f"{days}天" if days else "", f"{hours}小时" if hours or days else "", f"{minutes}分钟"]
+        return "".join(parts)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours or days else "", f"{minutes} min"]
+    return " ".join(p for p in parts if p)
+
+
+def window_name(target: Target, rule_id: str, lang: str) -> str:
+    """What the window of a rule's values is called: 每次出铁, 小时均值, 滚动15分钟均值, 日, 月…"""
+    if rule_id.endswith(":early"):
+        return WINDOW_NAMES[lang]["early"]
+    if target.kpi == "dust_hourly":
+        return WINDOW_NAMES[lang]["hour"]
+    if target.window == "tap":
+        return TAP_NAMES.get(target.sector, TAP_NAMES["ferroalloy"])[lang]
+    if target.window in WINDOW_NAMES[lang]:
+        return WINDOW_NAMES[lang][target.window]
+    hours = target.window.removesuffix("h")  # a rolling window, e.g. 24h
+    return f"滚动{hours}小时" if lang == "zh" else f"rolling {hours} h"
 
 
 def subject(transition: Transition, plant: str, lang: str) -> str:
-    """E.g. `[FIRING] works saf-1: unit power consumption 8,013.33 kWh/t (target <= 7,800)`."""
+    """E.g. `[FIRING] works saf-1: ferrosilicon unit power consumption 8,625 kWh/t (target ≤ 7,800 kWh/t)`."""
     alert, rule = transition.alert, transition.rule
-    tag = SUBJECT_TAG[lang][transition.event]
+    early = rule.id.endswith(":early")
+    tag = (EARLY_TAG if early else SUBJECT_TAG)[lang][transition.event]
+    colon = "：" if lang == "zh" else ": "
     if rule.target is None:
-        return one_line(f"{tag} {plant} {alert.device}: {LABELS[lang]['stale']}")
+        return one_line(f"{tag} {plant} {alert.device}{colon}{LABELS[lang]['stale']}")
     target = rule.target
-    early = LABELS[lang]["early"] if rule.id.endswith(":early") else ""
-    return one_line(
-        f"{tag} {plant} {alert.device}: {target.indicator}{early} {_number(alert.value)} {target.unit}"
-        f" ({'目标' if lang == 'zh' else 'target'} {target.comparator} {_number(rule.limit)})"
-    )
+    value = quantity(alert.value, target.unit)
+    bound = f"{COMPARATOR[target.comparator]} {quantity(rule.limit, target.unit)}"
+    indicator = target.indicator(lang)
+    if target.kpi == "dust_hourly":  # an hourly average or a rolling 15-minute one: say which
+        indicator += ("" if lang == "zh" else ", ") + window_name(target, rule.id, lang)
+    if lang == "zh":
+        what = "预警线" if early else "目标"
+        return one_line(f"{tag} {plant} {alert.device}：{indicator} {value}（{what} {bound}）")
+    what = "early-warning line" if early else "target"
+    return one_line(f"{tag} {plant} {alert.device}: {indicator} {value} ({what} {bound})")
 
 
 def body(
     transition: Transition, plant: str, plant_name: str, lang: str, zone: ZoneInfo, link: str | None
 ) -> str:
-    """The plain-text body: every number a regulator needs, and where they come from."""
+    """The plain-text body: every number a regulator needs, labelled, and where the limit comes from."""
     alert, rule, labels = transition.alert, transition.rule, LABELS[lang]
+    colon = "：" if lang == "zh" else ": "
+
+    def line(label: str, text: str) -> str:
+        return f"{labels[label]}{colon}{text}"
+
+    def when(ts_ns: int) -> str:
+        return local_time(ts_ns, zone, lang)
+
     lines = [
-        f"{labels['plant']}: {plant_name} ({plant})",
-        f"{labels['device']}: {alert.device}",
-        f"{labels['rule']}: {rule.id}   {labels['severity']}: {alert.severity}",
+        line("plant", f"{plant_name}（{plant}）" if lang == "zh" else f"{plant_name} ({plant})"),
+        line("device", alert.device),
     ]
-    if rule.target is None or rule.id == STALE:
-        lines.append(f"{labels['indicator']}: {labels['stale']}")
-        lines.append(f"{labels['since']}: {_local(alert.since_ns, zone)}")
+    target = rule.target
+    if target is None or rule.id == STALE:
+        lines += [line("indicator", labels["stale"]), line("severity", SEVERITY[lang][alert.severity])]
+        lines.append(line("last_good", when(alert.episode_start_ns or alert.since_ns)))
+        if transition.event == "resolved":
+            lines += _resolution(alert, None, lang, zone)
     else:
-        target = rule.target
-        lines += [
-            f"{labels['indicator']}: {target.indicator}",
-            f"{labels['value']}: {_number(alert.value)} {target.unit}",
-            f"{labels['target']}: {target.comparator} {_number(rule.limit)} {target.unit}"
-            + (
-                f" ({target.early_warning:.0%} × {_number(target.value)})"
-                if rule.id.endswith(":early")
-                else ""
-            ),
-            f"{labels['window']}: {target.window}, {_local(alert.window_start_ns, zone)} – "
-            f"{_local(alert.window_end_ns, zone)}",
-            f"{labels['since']}: {_local(alert.since_ns, zone)}",
-            f"{labels['plan']}: {target.plan}, {target.clause}"
-            + (f": {target.quote}" if target.quote else ""),
-        ]
-        kpi = transition.kpi
-        if kpi is not None and kpi.denominator is not None and target.kpi == "per_tonne":
-            energy_unit, product_unit = target.unit.split("/")
-            numbers = f"{_number(kpi.numerator)} {energy_unit} / {_number(kpi.denominator)} {product_unit}"
-            lines.append(f"= {numbers}")
+        early = rule.id.endswith(":early")
+        indicator = target.indicator(lang) + (labels["early_suffix"] if early else "")
+        lines += [line("indicator", indicator), line("severity", SEVERITY[lang][alert.severity])]
+        span = local_span(alert.window_start_ns, alert.window_end_ns, zone, lang)
+        window = line("window", f"{window_name(target, rule.id, lang)}{'，' if lang == 'zh' else ', '}{span}")
+        lines += _value_lines(transition, target, lang, window)
+        if transition.event == "resolved":
+            lines += _resolution(alert, target, lang, zone)
+        elif transition.event == "repeat":
+            lines.append(line("started", when(alert.episode_start_ns or alert.since_ns)))
+            lines.append(line("duration", duration(alert.window_end_ns - _episode_start(alert), lang)))
+            lines.append(line("peak", quantity(alert.peak, target.unit)))
+        lines.append(line("plan", _citation(target, lang)))
     if transition.detected_ns:
         late = labels["late"] if transition.late else ""
-        lines.append(f"{labels['detected']}: {_local(transition.detected_ns, zone)}{late}")
+        lines.append(line("detected", when(transition.detected_ns) + late))
     if link:
-        lines.append(f"{labels['dashboard']}: {link}")
+        lines.append(line("dashboard", link))
+    if lang == "en":
+        lines.append(line("rule", rule.id))
     return "\n".join(lines) + "\n"
+
+
+def _episode_start(alert: Alert) -> int:
+    return alert.episode_start_ns or alert.since_ns
+
+
+def _resolution(alert: Alert, target: Target | None, lang: str, zone: ZoneInfo) -> list[str]:
+    """Resolved-at, how long the episode lasted, and its peak."""
+    labels, colon = LABELS[lang], "：" if lang == "zh" else ": "
+    resolved_at = alert.window_end_ns
+    out = [
+        f"{labels['started']}{colon}{local_time(_episode_start(alert), zone, lang)}",
+        f"{labels['resolved_at']}{colon}{local_time(resolved_at, zone, lang)}",
+        f"{labels['duration']}{colon}{duration(resolved_at - _episode_start(alert), lang)}",
+    ]
+    if target is not None and alert.peak is not None:
+        out.append(f"{labels['peak']}{colon}{quantity(alert.peak, target.unit)}")
+    return out
+
+
+def _value_lines(transition: Transition, target: Target, lang: str, window: str) -> list[str]:
+    """The value, the target it is held to, the window, and the arithmetic behind the value."""
+    alert, rule, kpi = transition.alert, transition.rule, transition.kpi
+    labels, colon = LABELS[lang], "：" if lang == "zh" else ": "
+    unit = target.unit
+    if rule.id.endswith(":early"):
+        assert target.early_warning is not None
+        valid = f"{labels['valid_minutes']} {round(kpi.numerator or 0) if kpi else '-'}/15"
+        share = f"{target.early_warning:.0%}"
+        rule_text = labels["early_rule"].format(
+            limit=quantity(target.value, unit), share=share, line=quantity(rule.limit, unit)
+        )
+        wrap = ("（", "）") if lang == "zh" else (" (", ")")
+        return [
+            f"{labels['early_value']}{colon}{quantity(alert.value, unit)}{wrap[0]}{valid}{wrap[1]}",
+            f"{labels['early_line']}{colon}{rule_text}",
+            window,
+        ]
+    if target.kpi == "dust_hourly":
+        corrected = kpi is not None and dict(kpi.details).get("o2_reference") is not None
+        value = f"{labels['hourly']}{colon}{quantity(alert.value, unit)}"
+        out = [value + (labels["corrected"] if corrected else "")]
+    else:
+        out = [f"{labels['value']}{colon}{quantity(alert.value, unit)}"]
+    out.append(f"{labels['target']}{colon}{COMPARATOR[target.comparator]} {quantity(rule.limit, unit)}")
+    out.append(window)
+    if kpi is None:
+        return out
+    if target.kpi == "per_tonne" and kpi.numerator is not None and kpi.denominator is not None:
+        energy_unit, product_unit = unit.split("/")
+        energy = f"{labels['energy']} {quantity(kpi.numerator, energy_unit)}"
+        product = f"{labels['production']} {number(kpi.denominator, 't')} {product_unit}"
+        out.append(f"{labels['calculation']}{colon}{energy} ÷ {product} = {quantity(kpi.value, unit)}")
+    if target.kpi == "dust_hourly":
+        out += _dust_lines(kpi, unit, lang)
+    return out
+
+
+def _dust_lines(kpi: KpiValue, unit: str, lang: str) -> list[str]:
+    """Valid minutes of the hour and why the others do not count; the O2 correction applied."""
+    labels, colon = LABELS[lang], "：" if lang == "zh" else ": "
+    details = dict(kpi.details)
+    valid = round(kpi.numerator or 0)
+    excluded = [
+        (
+            f"{FLAGS[lang].get(key[5:], key[5:])}（{key[5:]}）{round(n)}"
+            if lang == "zh"
+            else f"{FLAGS[lang].get(key[5:], key[5:])} ({key[5:]}) {round(n)}"
+        )
+        for key, n in sorted(details.items())
+        if key.startswith("flag_") and n
+    ]
+    separator = "、" if lang == "zh" else ", "
+    others = []
+    if excluded:
+        others.append(f"{labels['excluded']}{'：' if lang == 'zh' else ': '}{separator.join(excluded)}")
+    for key in ("invalid", "missing"):
+        if details.get(key):
+            others.append(f"{labels[key]} {round(details[key])}")
+    text = f"{labels['valid_minutes']}{colon}{valid}/60"
+    if others:
+        joined = ("；" if lang == "zh" else "; ").join(others)
+        text += f"（{joined}）" if lang == "zh" else f" ({joined})"
+    out = [text]
+    if "o2_reference" in details:
+        reference = quantity(details["o2_reference"], "%")
+        parts = [
+            f"{labels['measured_mean']} {quantity(details.get('raw'), unit)}",
+            f"{labels['o2_measured']} {quantity(details.get('o2'), '%')}",
+            f"{labels['o2_reference']} {reference}",
+            labels["formula"].format(ref=number(details["o2_reference"], "%")),
+        ]
+        out.append(f"{labels['correction']}{colon}{('，' if lang == 'zh' else ', ').join(parts)}")
+    return out
+
+
+def _citation(target: Target, lang: str) -> str:
+    """The plan as a document, the clause, and the plan's words."""
+    quote = target.quote(lang)
+    if lang == "zh":
+        return f"{target.plan.cite('zh')}{target.clause('zh')}" + (f"：“{quote}”" if quote else "")
+    return f"{target.plan.cite('en')}, {target.clause('en')}" + (f': "{quote}"' if quote else "")
