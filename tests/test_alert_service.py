@@ -40,8 +40,8 @@ alerts:
   smtp: {{host: 127.0.0.1, port: {smtp.port}, security: starttls, ca_file: {smtp.certs["ca"]},
          username_env: PW_SMTP_USER, password_env: PW_SMTP_PASSWORD, from: alerts@works.example}}
   recipients:
-    - {{name: 省生态环境厅 值班, email: duty@eco.example, lang: zh}}
-    - {{name: Plant Manager, email: manager@works.example, lang: en, severities: [critical]}}
+    - {{name: 能源管理部 值班, email: duty@eco.example, lang: zh, role: plant}}
+    - {{name: Plant Manager, email: manager@works.example, lang: en, role: plant, severities: [critical]}}
   grafana: {{url: "{grafana.url}", token_env: PW_GRAFANA_TOKEN, dashboard_uid: plant-overview}}
   dashboard_url: http://grafana.works.example/d/plant-overview
 {extra}""",

@@ -57,7 +57,7 @@ devices:
   - {{id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}}
 mqtt: {{url: "{broker.url}", client_id: alerts-test, protocol_version: "{version}"}}
 alerts:
-  recipients: [{{name: Duty, email: duty@eco.example, lang: en}}]
+  recipients: [{{name: Duty, email: duty@eco.example, lang: en, role: plant}}]
 """
     )
     service = start_plantwatch("alerts", "--config", str(config), log=tmp_path / "alerts.log")

@@ -41,7 +41,7 @@ def subjects(inbox: list[EmailMessage]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_furnace_above_target_mails_the_regulator_and_closes_the_annotation(
+def test_furnace_above_target_mails_plant_staff_and_closes_the_annotation(
     tmp_path: Path,
     smtp: SmtpServer,
     grafana: GrafanaApi,
@@ -64,7 +64,7 @@ buffer: {{path: buffer.sqlite}}
 alerts:
   smtp: {{host: 127.0.0.1, port: {smtp.port}, security: starttls, ca_file: {smtp.certs["ca"]},
          username_env: PW_SMTP_USER, password_env: PW_SMTP_PASSWORD, from: alerts@works.example}}
-  recipients: [{{name: Regulator, email: duty@eco.example, lang: en}}]
+  recipients: [{{name: Energy manager, email: duty@eco.example, lang: en, role: plant}}]
   grafana: {{url: "{grafana.url}", token_env: PW_GRAFANA_TOKEN, dashboard_uid: plant-overview}}
 """,
         encoding="utf-8",

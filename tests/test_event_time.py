@@ -352,7 +352,7 @@ devices:
 influx: {{url: "{influxdb.url}", api: v1, database: {influx_db}, flush_interval: 200ms}}
 buffer: {{path: buffer.sqlite}}
 alerts:
-  recipients: [{{name: Duty, email: duty@works.example, lang: en}}]
+  recipients: [{{name: Duty, email: duty@works.example, lang: en, role: plant}}]
 """,
         encoding="utf-8",
     )

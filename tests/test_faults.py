@@ -66,7 +66,7 @@ devices:
 alerts:
   smtp: {{host: 127.0.0.1, port: {smtp.port}, security: starttls, ca_file: {smtp.certs["ca"]},
          username_env: PW_SMTP_USER, password_env: PW_SMTP_PASSWORD, from: alerts@works.example}}
-  recipients: [{{name: Duty, email: duty@eco.example, lang: en}}]
+  recipients: [{{name: Duty, email: duty@eco.example, lang: en, role: plant}}]
 {extra}""",
         encoding="utf-8",
     )
@@ -160,9 +160,9 @@ def test_2_an_undeliverable_mail_or_call_is_dead_lettered_and_blocks_nothing(
     )
     config.write_text(
         config.read_text().replace(
-            "recipients: [{name: Duty, email: duty@eco.example, lang: en}]",
-            "recipients: [{name: Gone, email: gone@eco.example, lang: en}, "
-            "{name: Duty, email: duty@eco.example, lang: en}]",
+            "recipients: [{name: Duty, email: duty@eco.example, lang: en, role: plant}]",
+            "recipients: [{name: Gone, email: gone@eco.example, lang: en, role: plant}, "
+            "{name: Duty, email: duty@eco.example, lang: en, role: plant}]",
         )
     )
     smtp.inbox.refused.add("gone@eco.example")  # 550: this mailbox will never exist

@@ -71,8 +71,10 @@ def test_dust_has_excursions_over_the_limit_and_a_maintenance_flag(
     sim = SimulatedDevice(shipped_maps["dust_cems"], 1)
     dust = [sim.values(float(t))["dust"] for t in range(0, 24 * 3600, 60)]
     assert min(dust) > 20 and max(dust) > 55
-    share_over = sum(d > 50 for d in dust) / len(dust)
-    assert 0.02 < share_over < 0.15
+    hourly = [sum(dust[h * 60 : (h + 1) * 60]) / 60 for h in range(24)]
+    # every 4 h an hour over the 50 mg/m³ limit, and the next one back under it
+    assert [h for h, mean in enumerate(hourly) if mean > 50] == list(range(0, 24, 4))
+    assert all(hourly[h + 1] < 45 for h in range(0, 24, 4))
     flags = [sim.values(float(t))["data_flag"] for t in range(0, 24 * 3600, 60)]
     assert flags.count("M") == 30 and set(flags) == {"N", "M"}
 

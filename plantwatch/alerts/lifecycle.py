@@ -11,19 +11,23 @@ from plantwatch.config.targets import HOLDS, Target
 State = Literal["normal", "pending", "firing"]
 Event = Literal["firing", "resolved", "repeat"]
 STALE = "stale"  # the rule name of a device that stopped sending readings
+Audience = Literal["regulator", "plant"]
+REGULATOR: Audience = "regulator"  # breaches the plans judge: regulators and plant staff are told
+PLANT: Audience = "plant"  # every other warning: plant staff only
 
 
 @dataclass(frozen=True)
 class Rule:
     """What one alert rule compares: a target's limit (or its early-warning share of it)."""
 
-    id: str  # the target id, "<target id>:early", or "stale"
+    id: str  # the target id, "<target id>:early", "<target id>:<judged window>", or "stale"
     target: Target | None  # None for the stale rule
     limit: float | None
     severity: str
     for_ns: int
     repeat_ns: int
     clear_margin: float
+    audience: Audience = PLANT
 
     def holds(self, value: float, *, clearing: bool = False) -> bool:
         """Whether `value` meets the rule; when `clearing`, it must be inside by the margin."""

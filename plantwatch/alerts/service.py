@@ -12,7 +12,16 @@ from dataclasses import replace
 from plantwatch.alerts.delivery import Dispatcher
 from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.kpi.value import KpiValue
-from plantwatch.alerts.lifecycle import STALE, Alert, Rule, Transition, evaluate, evaluate_stale
+from plantwatch.alerts.lifecycle import (
+    PLANT,
+    REGULATOR,
+    STALE,
+    Alert,
+    Rule,
+    Transition,
+    evaluate,
+    evaluate_stale,
+)
 from plantwatch.alerts.notifiers import Message, Notifier
 from plantwatch.alerts.state import StateStore
 from plantwatch.config.plant import Plant
@@ -32,29 +41,43 @@ UNRENDERED = "(not rendered)"  # the destination of a message its notifier could
 
 
 def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[tuple[str, str], Rule]:
-    """(device, rule id) -> rule, for every computed KPI, its early warning, and staleness."""
+    """(device, rule id) -> rule, for every computed KPI, its early warning, and staleness.
+
+    Who is told (docs/alerts.md#routing): regulators get the breaches the plans judge (dust hourly
+    averages, critical targets such as elimination lines, per-tonne values over the calendar window
+    a target is judged over); plant staff get every rule.
+    """
     alerts = plant.config.alerts
     by_id = {t.id: t for t in targets}
     rules: dict[tuple[str, str], Rule] = {}
     for device, calculators in engine.calculators.items():
         for calculator in calculators:
-            target = by_id[calculator.target.id]  # type: ignore[attr-defined]
+            target = by_id[calculator.target.id]
             assert target.value is not None
             for_s = alerts.for_ if target.for_ is None else target.for_
             repeat_s = target.repeat or alerts.repeat
             for_ns, repeat_ns = int(for_s * 1e9), int(repeat_s * 1e9)
-            rules[(device, target.id)] = Rule(
-                target.id, target, target.value, target.severity, for_ns, repeat_ns, alerts.clear_margin
+            judged = calculator.rule != target.id  # the per-tonne value over its judged window
+            regulator = judged or target.kpi == "dust_hourly" or target.severity == "critical"
+            rules[(device, calculator.rule)] = Rule(
+                calculator.rule,
+                target,
+                target.value,
+                target.severity,
+                0 if judged else for_ns,
+                repeat_ns,
+                alerts.clear_margin,
+                REGULATOR if regulator else PLANT,
             )
             if target.early_warning is not None:
                 early = f"{target.id}:early"
                 limit = target.value * target.early_warning
                 rules[(device, early)] = Rule(
-                    early, target, limit, "warning", for_ns, repeat_ns, alerts.clear_margin
+                    early, target, limit, "warning", for_ns, repeat_ns, alerts.clear_margin, PLANT
                 )
     for device_config in plant.config.devices:
         rules[(device_config.id, STALE)] = Rule(
-            STALE, None, None, "warning", 0, int(alerts.repeat * 1e9), 0.0
+            STALE, None, None, "warning", 0, int(alerts.repeat * 1e9), 0.0, PLANT
         )
     return rules
 

@@ -31,8 +31,13 @@ from plantwatch.simulator.server import servers_for_plant
 
 SAMPLE = Path(__file__).resolve().parent.parent / "collector" / "modbus" / "sample.plant.yaml"
 RECIPIENTS = [  # where the demo's mail goes: the outbox, or the SMTP server given
-    {"name": "省生态环境厅 值班 (demo)", "email": "duty@eco.example", "lang": "zh"},
-    {"name": "Plant energy manager (demo)", "email": "energy@demo-works.example", "lang": "en"},
+    {"name": "省生态环境厅 值班（演示）", "email": "duty@eco.example", "lang": "zh", "role": "regulator"},
+    {
+        "name": "Plant energy manager (demo)",
+        "email": "energy@demo-works.example",
+        "lang": "en",
+        "role": "plant",
+    },
 ]
 
 
@@ -114,7 +119,10 @@ def _number(value: float | None) -> str:
 
 def view_table(plant: Plant, alerts: AlertService) -> list[str]:
     """One line per device and rule: the latest KPI, the target and the alert state."""
-    lines = [f"{'device':<10} {'sector':<11} {'rule':<34} {'kind':<8} {'value':>10} {'target':>12}  state"]
+    lines = [
+        f"{'device':<10} {'sector':<11} {'rule':<34} {'kind':<8} {'value':>10} {'target':>12}  state"
+        "  (dust: valid minutes)"
+    ]
     sectors = {d.id: getattr(plant.maps.get(d.id), "sector", "") for d in plant.config.devices}
     for (device, rule), kpi in sorted(alerts.latest.items()):
         alert = alerts.alerts.get((device, rule))
@@ -122,9 +130,12 @@ def view_table(plant: Plant, alerts: AlertService) -> list[str]:
         found = alerts.rules.get((device, rule))
         comparator = found.target.comparator if found and found.target else ""
         limit = f"{comparator} {_number(found.limit if found else None)}"
+        minutes = ""
+        if found and found.target and found.target.kpi == "dust_hourly" and kpi.numerator is not None:
+            minutes = f"  ({kpi.numerator:.0f}/{15 if rule.endswith(':early') else 60})"
         lines.append(
             f"{device:<10} {sectors.get(device, ''):<11} {rule:<34} {kpi.kind:<8} {_number(kpi.value):>10} "
-            f"{limit:>12}  {state.upper() if state == 'firing' else state}"
+            f"{limit:>12}  {state.upper() if state == 'firing' else state}{minutes}"
         )
     return lines
 

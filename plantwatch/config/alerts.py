@@ -51,6 +51,8 @@ class TargetFields(Strict):
     numerator: list[NumeratorTerm] | None = None
     per: str | None = None  # "tap" or the role of a production counter
     window: str | None = None  # tap | live | <duration> rolling | shift | day | month
+    # the calendar window regulators judge a per-tonne target over (its own rule, `<id>:<window>`)
+    judged_over: Literal["shift", "day", "month"] | None = None
     unit: str | None = None
     comparator: Comparator | None = None
     value: float | None = None
@@ -78,11 +80,16 @@ class SmtpConfig(Strict):
 
 
 class Recipient(Strict):
-    """Who gets which alerts, in which language. Empty filters mean everything."""
+    """Who gets which alerts, in which language. Empty filters mean everything.
+
+    A `regulator` gets the breaches the plans judge, the daily digest and the monthly report;
+    `plant` staff get every warning (docs/alerts.md#routing).
+    """
 
     name: str
     email: str = Field(pattern=EMAIL)
     lang: Literal["zh", "en"] = "zh"
+    role: Literal["regulator", "plant"] = "regulator"
     plants: list[str] = Field(default_factory=list)
     sectors: list[str] = Field(default_factory=list)
     severities: list[Severity] = Field(default_factory=list)

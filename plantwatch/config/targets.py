@@ -90,6 +90,7 @@ class Target:
     numerator: tuple[NumeratorTerm, ...]
     per: str | None
     window: str
+    judged_over: str | None  # the calendar window regulators judge it over (per-tonne targets)
     unit: str
     comparator: Comparator
     value: float | None
@@ -219,6 +220,7 @@ def resolve_targets(
                 numerator=tuple(NumeratorTerm.model_validate(t) for t in merged.get("numerator", [])),
                 per=merged.get("per"),
                 window=merged["window"],
+                judged_over=merged.get("judged_over"),
                 unit=merged["unit"],
                 comparator=merged["comparator"],
                 value=merged.get("value"),

@@ -114,9 +114,11 @@ SHIPPED: dict[str, dict[str, Signal]] = {
         "_water_rate": Level(30, 2, HOUR),
         "cooling_water_used": Integral("_water_rate", PER_HOUR, 500_000),
     },
-    # Dust around 30 mg/m3 with a 40-minute excursion to ~65 every 5 h (limit 50).
+    # Dust around 30 mg/m³ with a 90-minute excursion to ~65 every 4 h (limit 50). Excursions
+    # start on the hour: the first hour of each averages ~55 mg/m³ (a breach regulators are
+    # told), the second ~38 (it resolves); the demo at x600 shows one within its first 30 s.
     "dust_cems": {
-        "dust": Excursions(30, 5, HOUR, 2, every=5 * HOUR, length=40 * 60, height=35),
+        "dust": Excursions(30, 5, HOUR, 2, every=4 * HOUR, length=90 * 60, height=35),
         "so2": Level(80, 20, 3 * HOUR, 5),
         "nox": Level(150, 20, 3 * HOUR, 5),
         "o2": Level(11.5, 1.0, 2 * HOUR, 0.2),

@@ -49,6 +49,7 @@ class DustHourly:
         o2_reference: float | None = None,
     ) -> None:
         self.device, self.target = device, target
+        self.rule = target.id
         self.dust, self.o2, self.flag = dust, o2, flag
         self.o2_reference = o2_reference
         self.fields = frozenset(f for f in (dust, o2, flag) if f)
@@ -129,14 +130,30 @@ class DustHourly:
         self._hour_minutes.append(mean)
         self._hour_raw.append(self._raw / self._count)
         self._hour_o2.append(self._o2_sum / self._count)
+        # the open hour so far (for dashboards and the demo; never alerted on)
+        so_far = sum(self._hour_minutes) / len(self._hour_minutes)
+        hour = minute - minute % HOUR_NS
+        out = [
+            KpiValue(
+                self.device,
+                self.target.id,
+                self.target.id,
+                so_far,
+                minute + MINUTE_NS,
+                hour,
+                "to-date",
+                float(len(self._hour_minutes)),
+            )
+        ]
         self._recent.append((minute, mean))
         while self._recent and self._recent[0][0] <= minute - EARLY_MINUTES * MINUTE_NS:
             self._recent.popleft()
         if self.target.early_warning is None or len(self._recent) < EARLY_MIN_VALID:
-            return []
+            return out
         rolling = sum(m for _, m in self._recent) / len(self._recent)
         start = minute - (EARLY_MINUTES - 1) * MINUTE_NS
         return [
+            *out,
             KpiValue(
                 self.device,
                 self.target.id,
@@ -146,7 +163,7 @@ class DustHourly:
                 start,
                 "early",
                 float(len(self._recent)),
-            )
+            ),
         ]
 
     def _close_hour(self) -> KpiValue:

@@ -29,6 +29,8 @@ class Calculator(Protocol):
     """One target's KPI for one device: results in event order, windows closed by the watermark."""
 
     fields: frozenset[str]  # the fields it reads: a good value of one keeps the device live
+    target: Target
+    rule: str  # the rule its values feed: the target id, or `<target id>:<judged window>`
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
         """One result measured at `ts`: the values it completes or updates."""
@@ -151,13 +153,16 @@ class KpiEngine:
                 if calculator is None:
                     log.warning("KPI %s for %s not computed: %s", target.id, device_id, why)
                     continue
+                calculators = [calculator]
+                if isinstance(calculator, PerTonne) and target.judged_over not in (None, target.window):
+                    calculators.append(calculator.judged(target.judged_over))
                 if device_id not in self.devices:
                     lateness = plant.lateness(device_id)
                     # silent this long (no result at all), the watermark follows the wall clock
                     silence = lateness + 2 * plant.expected_interval(device_id) + SILENCE_MARGIN
                     gate = EventTimeGate(int(lateness * 1e9), int(silence * 1e9))
                     self.devices[device_id] = DeviceKpis(device_id, gate, plant.marks(device_id))
-                self.devices[device_id].calculators.append(calculator)
+                self.devices[device_id].calculators += calculators
 
     @property
     def calculators(self) -> dict[str, list[Calculator]]:

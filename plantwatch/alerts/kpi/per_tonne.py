@@ -44,8 +44,13 @@ class PerTonne:
         tap_weight: CounterField | None = None,
         timezone: str = "Asia/Shanghai",
         shift_hours: int = 8,
+        window: str | None = None,
     ) -> None:
         self.device, self.target = device, target
+        # the target's window, or the calendar window regulators judge it over (`judged_over`),
+        # whose values feed the rule `<target id>:<window>`
+        self.window = window or target.window
+        self.rule = target.id if self.window == target.window else f"{target.id}:{self.window}"
         self.numerator = numerator
         self.production = production
         self.tap_counter, self.tap_weight = tap_counter, tap_weight
@@ -57,7 +62,7 @@ class PerTonne:
             f.name: CounterTracker(f.wrap) for f in [*numerator, *([production] if production else [])]
         }
         self.window_ns = (
-            int(parse_duration(target.window) * 1e9) if target.window not in ("tap", *CALENDAR) else None
+            int(parse_duration(self.window) * 1e9) if self.window not in ("tap", *CALENDAR) else None
         )
         # per tap: energy since the last tap boundary (None until the first boundary is seen)
         self._last_tap: int | None = None
@@ -83,11 +88,25 @@ class PerTonne:
             except UnitError as exc:
                 raise UnitError(f"{field.name}: {exc}") from exc
 
+    def judged(self, window: str) -> PerTonne:
+        """The same KPI over the calendar window regulators judge the target over."""
+        return PerTonne(
+            self.device,
+            self.target,
+            self.numerator,
+            self.production,
+            self.tap_counter,
+            self.tap_weight,
+            self.zone.key,
+            self.shift_hours,
+            window,
+        )
+
     def _kpi(self, kind: str, start_ns: int, end_ns: int, numerator: float, production: float) -> KpiValue:
         """A value over a window: numerator / production, none without production (not infinity)."""
         value = numerator / production if production > 0 else None
         return KpiValue(
-            self.device, self.target.id, self.target.id, value, end_ns, start_ns, kind, numerator, production
+            self.device, self.target.id, self.rule, value, end_ns, start_ns, kind, numerator, production
         )
 
     def _energy(self, amount: float, field: CounterField) -> float:
@@ -116,11 +135,13 @@ class PerTonne:
                 step = self.trackers[field.name].step(float(values[field.name]))
                 if step is not None:
                     energy += self._energy(step, field)
-        if self.target.window == "tap":  # a tap ends when its counter was read
+        if self.window == "tap":  # a tap ends when its counter was read
             counter = good.get(self.tap_counter or "")
             return self._tap(values, counter.timestamp_ns if counter else ts, energy)
         produced = 0.0
-        if self.production is not None and self.production.name in values:
+        if self.tap_counter is not None:  # a calendar window of a tapped furnace: the taps' weights
+            produced = self._tapped(values)
+        elif self.production is not None and self.production.name in values:
             step = self.trackers[self.production.name].step(float(values[self.production.name]))
             if step is not None:
                 produced = self._product(step, self.production)
@@ -146,6 +167,17 @@ class PerTonne:
         self._tap_energy, self._tap_start = 0.0, ts  # a new tap starts accumulating
         return out
 
+    def _tapped(self, values: Mapping[str, object]) -> float:
+        """The weight of a tap that ended with this reading (its counter moved), else 0."""
+        count = values.get(self.tap_counter or "")
+        if count is None:
+            return 0.0
+        previous, self._last_tap = self._last_tap, int(count)  # type: ignore[call-overload]
+        weight = values.get(self.tap_weight.name) if self.tap_weight else None
+        if previous is None or previous == self._last_tap or weight is None or self.tap_weight is None:
+            return 0.0
+        return self._product(float(weight), self.tap_weight)  # type: ignore[arg-type]
+
     def _rolling(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
         assert self.window_ns is not None
         if self._first_ns is None:
@@ -168,11 +200,11 @@ class PerTonne:
         """The shift, day or month (in the plant's zone) that `ts` falls in, as [start, end)."""
         local = datetime.fromtimestamp(ts / 1e9, self.zone)
         day = local.date()
-        if self.target.window == "month":
+        if self.window == "month":
             first = day.replace(day=1)
             start = datetime.combine(first, time(), self.zone)
             end = datetime.combine((first + timedelta(days=32)).replace(day=1), time(), self.zone)
-        elif self.target.window == "day":
+        elif self.window == "day":
             start = datetime.combine(day, time(), self.zone)
             end = datetime.combine(day + timedelta(days=1), time(), self.zone)
         else:

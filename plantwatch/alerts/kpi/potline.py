@@ -23,6 +23,7 @@ class PotlineLive:
 
     def __init__(self, device: str, target: Target, voltage: str, efficiency: str) -> None:
         self.device, self.target = device, target
+        self.rule = target.id
         self.voltage, self.efficiency = voltage, efficiency
         self.fields = frozenset({voltage, efficiency})
 

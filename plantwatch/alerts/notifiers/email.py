@@ -42,10 +42,12 @@ _FILE = re.compile(r"^(\d{8})-")  # <notification id>-<device>-<event>.eml
 _LEGACY = re.compile(r"^\d+-\d+-(?P<device>.+)-(?P<event>firing|resolved|repeat)\.eml$")
 
 
-def wants(recipient: Recipient, plant: str, sector: str | None, severity: str) -> bool:
-    """Whether `recipient` gets alerts of this plant, sector and severity (empty filter: all)."""
+def wants(recipient: Recipient, plant: str, sector: str | None, severity: str, audience: str) -> bool:
+    """Whether `recipient` gets an alert of this plant, sector and severity (empty filter: all),
+    meant for `audience` (a regulator gets only what the plans judge; plant staff get everything)."""
     return (
-        (not recipient.plants or plant in recipient.plants)
+        (recipient.role == "plant" or audience == "regulator")
+        and (not recipient.plants or plant in recipient.plants)
         and (not recipient.sectors or sector in recipient.sectors)
         and (not recipient.severities or severity in recipient.severities)
     )
@@ -111,7 +113,7 @@ class EmailNotifier:
         return [
             Message(recipient.email, self.compose(transition, recipient).as_bytes(policy=MAIL_POLICY))
             for recipient in self.recipients
-            if wants(recipient, self.plant, sector, transition.alert.severity)
+            if wants(recipient, self.plant, sector, transition.alert.severity, transition.rule.audience)
         ]
 
     def compose(self, transition: Transition, recipient: Recipient) -> EmailMessage:

@@ -142,6 +142,10 @@ WINDOW_NAMES = {
         "early": "rolling 15-minute average",
     },
 }
+JUDGED_NAMES = {
+    "zh": {"shift": "班次", "day": "自然日", "month": "自然月"},
+    "en": {"shift": "shift", "day": "calendar day", "month": "calendar month"},
+}
 # One number format per unit: the same decimals for a value, its target and its peak.
 DECIMALS = {"kWh/t": 0, "kWh/kg": 1, "kgce/t": 1, "mg/m³": 1, "kWh": 0, "kgce": 0, "t": 2, "kg": 1, "%": 1}
 # Zones a Chinese reader knows as Beijing time.
@@ -201,6 +205,9 @@ def window_name(target: Target, rule_id: str, lang: str) -> str:
     """What the window of a rule's values is called: 每次出铁, 小时均值, 滚动15分钟均值, 日, 月…"""
     if rule_id.endswith(":early"):
         return WINDOW_NAMES[lang]["early"]
+    judged = rule_id.rpartition(":")[2] if ":" in rule_id else None
+    if judged in JUDGED_NAMES[lang]:  # the calendar window regulators judge a per-tonne target over
+        return JUDGED_NAMES[lang][judged]
     if target.kpi == "dust_hourly":
         return WINDOW_NAMES[lang]["hour"]
     if target.window == "tap":
@@ -225,6 +232,9 @@ def subject(transition: Transition, plant: str, lang: str) -> str:
     indicator = target.indicator(lang)
     if target.kpi == "dust_hourly":  # an hourly average or a rolling 15-minute one: say which
         indicator += ("" if lang == "zh" else ", ") + window_name(target, rule.id, lang)
+    elif rule.id != target.id:  # judged over a calendar window: say which
+        name = window_name(target, rule.id, lang)
+        indicator += f"（{name}）" if lang == "zh" else f", {name}"
     if lang == "zh":
         what = "预警线" if early else "目标"
         return one_line(f"{tag} {plant} {alert.device}：{indicator} {value}（{what} {bound}）")
