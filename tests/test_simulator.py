@@ -68,7 +68,7 @@ def test_devices_of_one_model_with_different_seeds_keep_their_own_totals(
 def test_dust_has_excursions_over_the_limit_and_a_maintenance_flag(
     shipped_maps: dict[str, DeviceMap],
 ) -> None:
-    sim = SimulatedDevice(shipped_maps["dust_cems"], 1)
+    sim = SimulatedDevice(shipped_maps["dust_cems"], 1, epoch=1_764_000_000)  # 2025-11-24 16:00 UTC
     dust = [sim.values(float(t))["dust"] for t in range(0, 24 * 3600, 60)]
     assert min(dust) > 20 and max(dust) > 55
     hourly = [sum(dust[h * 60 : (h + 1) * 60]) / 60 for h in range(24)]

@@ -298,6 +298,7 @@ class AlertService:
 
     def tick(self) -> None:
         """Once a second: stale checks, windows of silent devices closed, a periodic checkpoint."""
+        failpoint("alerts.tick")
         now = self.clock()
         lines = self._evaluate(self.engine.tick(now), now)
         for device in self.last_good:

@@ -73,7 +73,12 @@ class AlertStates(Mapping[tuple[str, str], Alert]):
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
-        rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts").fetchall()
+        self._alerts: dict[tuple[str, str], Alert] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read every state from the file again (after a rolled-back transaction)."""
+        rows = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM alerts").fetchall()
         self._alerts = {(row[0], row[1]): Alert(*row) for row in rows}
 
     def __getitem__(self, key: tuple[str, str]) -> Alert:
@@ -131,6 +136,7 @@ class StateStore:
             yield
         except BaseException:
             self.db.execute("ROLLBACK")
+            self.alerts.reload()  # memory must not keep what the file did not
             raise
         self.db.execute("COMMIT")
 

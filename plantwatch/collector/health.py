@@ -17,6 +17,7 @@ from plantwatch.contract.influx import (
     TAG_PLANT,
     fields_line,
 )
+from plantwatch.core.failpoints import failpoint
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.infra.influx.forwarder import ForwarderStats
 
@@ -53,6 +54,7 @@ class HealthReporter:
 
     def report(self) -> str:
         """Write the health points into the buffer and return the log line."""
+        failpoint("health.report")
         now_mono, now_ns = time.monotonic(), time.time_ns()
         then, readings_then = self._last
         rate = (self.ingest.readings - readings_then) / max(now_mono - then, 1e-9)

@@ -94,7 +94,7 @@ class SimulatedDevice:
     def _value(self, reg: Register, t: float) -> float | bool | str:
         if reg.role in CLOCK_ROLES:
             return self.device_time(reg.role, t)
-        return evaluate(self.signals, reg.name, t, self.seed)
+        return evaluate(self.signals, reg.name, t, self.seed, self.epoch + t)
 
     def device_time(self, role: Role, t: float) -> int:
         """One part of the device clock at simulated time t."""

@@ -121,13 +121,20 @@ class Flag:
 Signal = Level | Excursions | Integral | Taps | Constant | Flag
 
 
-def evaluate(signals: dict[str, Signal], name: str, t: float, seed: int) -> float | bool | str:
-    """Value of field `name` at time t."""
+def evaluate(
+    signals: dict[str, Signal], name: str, t: float, seed: int, clock_t: float | None = None
+) -> float | bool | str:
+    """Value of field `name` at simulated time t. Events of the day (dust excursions, maintenance
+    flags) follow the device's clock, `clock_t` (seconds since 1970; default t), so an excursion
+    starts on one of the device's hours, as the hourly averages it is judged by."""
     sig = signals[name]
+    at = t if clock_t is None else clock_t
     if isinstance(sig, Constant):
         return sig.value
     if isinstance(sig, Flag):
-        return sig.value(t)
+        return sig.value(at)
+    if isinstance(sig, Excursions):
+        return sig.value(at, seed, name)
     if isinstance(sig, Taps):
         return sig.value(t, seed)
     if isinstance(sig, Integral):

@@ -31,6 +31,7 @@ class GrafanaApi:
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.down = False  # answer 503 to everything, as a Grafana restarting behind a proxy
         self.reject: list[int] = []  # statuses to answer the next annotation calls with, in order
+        self.retry_after: str | None = None  # a Retry-After header on those answers
         self._next = 1
         self._lock = threading.Lock()
         api = self
@@ -39,9 +40,11 @@ class GrafanaApi:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, body: Any) -> None:
+            def _reply(self, status: int, body: Any, retry_after: str | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -66,7 +69,8 @@ class GrafanaApi:
                 with api._lock:
                     api.requests.append((method, path, body))
                     if api.reject and path.startswith("/api/annotations"):
-                        return self._reply(api.reject.pop(0), {"message": "refused by the test"})
+                        refused = {"message": "refused by the test"}
+                        return self._reply(api.reject.pop(0), refused, api.retry_after)
                     status, reply = api.route(method, path, body, parse_qs(urlsplit(self.path).query))
                 return self._reply(status, reply)
 

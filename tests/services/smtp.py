@@ -22,12 +22,15 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refused: set[str] = set()  # recipients answered 550, as for a mailbox that does not exist
+        self.deferred: set[str] = set()  # recipients answered 451: try again later (a full mailbox)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if address in self.refused:
             return "550 5.1.1 mailbox unavailable"
+        if address in self.deferred:
+            return "451 4.2.2 mailbox full, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from plantwatch.alerts.errors import DeliveryError
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 # 400 a request Grafana will never take, 404 an annotation that is gone, 422 unprocessable;
 # anything else (401/403 a credential to fix, 429, 5xx, the network) may succeed later.
 PERMANENT_STATUSES = frozenset({400, 404, 422})
+
+
+def seconds(header: str | None) -> float | None:
+    """A Retry-After header's delay in seconds, when it gives a finite number."""
+    try:
+        value = float(header)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # absent, or an HTTP date: the dispatcher's own backoff
+        return None
+    return value if math.isfinite(value) else None
 
 
 class GrafanaNotifier:
@@ -42,6 +52,13 @@ class GrafanaNotifier:
         else:
             credential = secret(config.token_env)
         self.api = GrafanaApi.from_url(config.url, credential=credential, timeout=config.timeout)
+        # grafana-client keeps an error's body, not its headers: the last answer's Retry-After
+        self._retry_after: str | None = None
+        self.api.client.s.hooks["response"].append(self._remember_retry_after)
+
+    def _remember_retry_after(self, response: Any, **_: Any) -> Any:
+        self._retry_after = response.headers.get("Retry-After")
+        return response
 
     def render(self, transition: Transition) -> list[Message]:
         """The call a transition needs (reminders need none)."""
@@ -72,12 +89,14 @@ class GrafanaNotifier:
         alert = self.store.alerts.get((notification.device, notification.rule))
         annotation = alert.annotation_id if alert else None
         try:
+            self._retry_after = None
             made = await asyncio.to_thread(self._call, call, annotation, notification)
         except GrafanaException as exc:
             status, url = getattr(exc, "status_code", None), self.config.url
             raise DeliveryError(
                 f"Grafana {redact_url(url)}: {status or ''} {scrub(exc, url)}".strip(),
                 retryable=status not in PERMANENT_STATUSES,
+                retry_after=seconds(self._retry_after),  # held within the dispatcher's bounds
             ) from exc
         except (OSError, ValueError) as exc:
             url = self.config.url

@@ -47,6 +47,36 @@ def exception_reason(code: int) -> str:
     return f"exception {code} {name}"
 
 
+UNDECODABLE = "bad response: undecodable answer"
+
+
+class UndecodableAnswer(ModbusException):
+    """An answer pymodbus could not decode (a wrong byte count, an unknown function code)."""
+
+
+def _answer_undecodable(client: Any) -> Any:
+    """Make an undecodable answer fail the read that waits for it, at once and by name.
+
+    pymodbus raises out of `data_received` on such an answer: asyncio then logs a "fatal error"
+    with a traceback and drops the connection, and the read waits for its timeout and looks
+    like a connection reset. Here the bytes are dropped and the waiting read gets the reason.
+    """
+    manager = client.ctx
+    decode = manager.callback_data
+
+    def callback_data(data: bytes, addr: tuple[str, int] | None = None) -> int:
+        try:
+            return int(decode(data, addr))
+        except ModbusException as exc:
+            future = manager.response_future
+            if not future.done():
+                future.set_exception(UndecodableAnswer(exc.string))
+            return len(data)
+
+    manager.callback_data = callback_data
+    return client
+
+
 class ModbusBus:
     """A pymodbus async client behind one lock, rebuilt after a timeout, reconnected with backoff.
 
@@ -78,7 +108,7 @@ class ModbusBus:
         # pymodbus retries and reconnects are off: the bus owns both policies.
         common: dict[str, Any] = {"timeout": self.timeout, "retries": 0, "reconnect_delay": 0}
         if ep.kind == "serial":
-            return AsyncModbusSerialClient(
+            client = AsyncModbusSerialClient(
                 ep.path,
                 framer=FramerType.RTU,
                 baudrate=ep.baudrate,
@@ -87,8 +117,9 @@ class ModbusBus:
                 bytesize=ep.bytesize,
                 **common,
             )
+            return _answer_undecodable(client)
         framer = FramerType.RTU if ep.kind == "rtu+tcp" else FramerType.SOCKET
-        return AsyncModbusTcpClient(ep.host, port=ep.port, framer=framer, **common)
+        return _answer_undecodable(AsyncModbusTcpClient(ep.host, port=ep.port, framer=framer, **common))
 
     async def _ensure_connected(self) -> Any:
         if self._client is not None and self._client.connected:
@@ -129,6 +160,9 @@ class ModbusBus:
                 self.close()
                 reason = f"connection reset by {self.endpoint.bus_key}" if lost else "timeout"
                 raise ReadError(reason, fatal_for_poll=True) from exc
+            except UndecodableAnswer as exc:  # the stream may be out of step: start a fresh one
+                self.close()
+                raise ReadError(UNDECODABLE, fatal_for_poll=False) from exc
             except (ModbusException, OSError) as exc:
                 self.close()
                 raise ReadError(f"connection error: {exc}", fatal_for_poll=True) from exc
