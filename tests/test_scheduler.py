@@ -182,3 +182,28 @@ def test_devices_on_one_endpoint_share_one_bus() -> None:
     assert by_id["c"].bus is not by_id["a"].bus
     assert by_id["d"].bus is by_id["e"].bus
     assert by_id["d"].bus.timeout == 1.0  # the longest timeout of the devices sharing it
+
+
+def test_a_poll_cut_short_at_shutdown_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    """A poll still running when shutdown's wait ends is cancelled: a DEBUG line, no traceback."""
+    plant = plant_from([{"id": "stuck", "map": "dust_cems", "url": "tcp://127.0.0.1:1", "interval": "200ms"}])
+
+    async def run() -> None:
+        collector = Collector(plant, lambda r: None)
+        [poller] = collector.pollers
+        started = asyncio.Event()
+
+        async def forever() -> PollResult:
+            started.set()
+            await asyncio.sleep(3600)  # a device that never answers, past every timeout
+            raise AssertionError("not reached")
+
+        poller.poll = forever  # type: ignore[method-assign]
+        async with collector:
+            await asyncio.wait_for(started.wait(), 10)
+        # leaving waits (requests x timeout + 1 s), then cuts the poll short
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(asyncio.wait_for(run(), 30))
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("poll abandoned at shutdown" in r.getMessage() for r in caplog.records)

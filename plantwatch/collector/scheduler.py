@@ -55,6 +55,7 @@ class Collector:
         self.skipped: Counter[str] = Counter()  # ticks skipped per device: in the health report
         self.polls: dict[str, int] = {p.device.id: 0 for p in self.pollers}
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def _run(self, poller: ModbusDevicePoller) -> None:
         task = asyncio.current_task()
@@ -66,6 +67,11 @@ class Collector:
             outcome = self.sink(result)
             if asyncio.iscoroutine(outcome):
                 await outcome
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # cut short at shutdown (past its timeouts): nothing was accepted, nothing is lost
+            log.debug("device %s: poll abandoned at shutdown", poller.device.id)
         finally:
             self._in_flight.discard(task)
 
@@ -109,7 +115,9 @@ class Collector:
         The scheduler is paused, not shut down, while polls drain: APScheduler's asyncio
         executor cancels running jobs on shutdown, which would throw a poll's result away.
         """
+        self._stopping = True
         self.scheduler.pause()
+        await asyncio.sleep(0)  # a job the executor started just before the pause registers itself
         if self._in_flight:
             deadline = max(len(p.requests) * p.device.timeout for p in self.pollers) + 1
             _, pending = await asyncio.wait(self._in_flight, timeout=deadline)
