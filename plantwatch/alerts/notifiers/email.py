@@ -29,10 +29,11 @@ from zoneinfo import ZoneInfo
 from plantwatch.alerts.errors import DeliveryError
 from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notifiers import Message, Notification
-from plantwatch.alerts.notifiers.message import body, one_line, subject
+from plantwatch.alerts.notifiers.message import body, subject
 from plantwatch.alerts.state import StateStore
 from plantwatch.config.alerts import Recipient, SmtpConfig
 from plantwatch.config.secrets import secret
+from plantwatch.core.text import one_line
 
 log = logging.getLogger(__name__)
 # SMTP line endings; headers folded only past RFC 5322's 998 characters: Python's folding of a

@@ -7,16 +7,13 @@ plan beside its translation. Every time carries the plant's zone as an explicit 
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.lifecycle import STALE, Alert, Transition
 from plantwatch.config.targets import Target
-
-# Control characters and every other line break Python knows (NEL, LS, PS): none may reach a header.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+from plantwatch.config.wording import COMPARATOR, FLAGS, SEVERITY, window_name
+from plantwatch.core.text import duration, local_span, local_time, number, one_line, quantity
 
 SUBJECT_TAG = {
     "zh": {"firing": "【告警】", "resolved": "【恢复】", "repeat": "【持续告警】"},
@@ -109,113 +106,6 @@ LABELS = {
         "rule": "Rule",
     },
 }
-SEVERITY = {
-    "zh": {"info": "提示", "warning": "警告", "critical": "严重"},
-    "en": {"info": "info", "warning": "warning", "critical": "critical"},
-}
-COMPARATOR = {"<=": "≤", "<": "<", ">=": "≥", ">": ">"}
-FLAGS = {
-    "zh": {"M": "维护", "C": "校准", "F": "停运", "D": "故障"},
-    "en": {"M": "maintenance", "C": "calibration", "F": "stopped", "D": "fault"},
-}
-# The name of a per-tap window in each sector: a ferroalloy tap, a steel heat, a polysilicon batch.
-TAP_NAMES = {
-    "ferroalloy": {"zh": "每次出铁", "en": "per tap"},
-    "steel": {"zh": "每炉次", "en": "per heat"},
-    "polysilicon": {"zh": "每批次", "en": "per batch"},
-}
-WINDOW_NAMES = {
-    "zh": {
-        "live": "实时",
-        "shift": "班",
-        "day": "日",
-        "month": "月",
-        "hour": "小时均值",
-        "early": "滚动15分钟均值",
-    },
-    "en": {
-        "live": "live",
-        "shift": "shift",
-        "day": "day",
-        "month": "month",
-        "hour": "hourly average",
-        "early": "rolling 15-minute average",
-    },
-}
-JUDGED_NAMES = {
-    "zh": {"shift": "班次", "day": "自然日", "month": "自然月"},
-    "en": {"shift": "shift", "day": "calendar day", "month": "calendar month"},
-}
-# One number format per unit: the same decimals for a value, its target and its peak.
-DECIMALS = {"kWh/t": 0, "kWh/kg": 1, "kgce/t": 1, "mg/m³": 1, "kWh": 0, "kgce": 0, "t": 2, "kg": 1, "%": 1}
-# Zones a Chinese reader knows as Beijing time.
-BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC"})
-
-
-def one_line(text: str) -> str:
-    """Header-safe text: control characters (CR, LF) collapse to a space, so no header can be forged."""
-    return _CONTROL.sub(" ", text).strip()
-
-
-def number(value: float | None, unit: str = "") -> str:
-    """`value` with thousands separators and the decimals of its unit (2 by default)."""
-    if value is None:
-        return "-"
-    return f"{value:,.{DECIMALS.get(unit, 2)}f}"
-
-
-def quantity(value: float | None, unit: str) -> str:
-    """E.g. `8,625 kWh/t`, `51.7 mg/m³`, `18.0%`."""
-    separator = "" if unit == "%" else " "
-    return f"{number(value, unit)}{separator}{unit}"
-
-
-def local_time(ts_ns: int, zone: ZoneInfo, lang: str) -> str:
-    """E.g. `2026-12-02 04:21:36 (UTC+08:00)`; in Chinese `2026-12-02 04:21:36（北京时间，UTC+08:00）`."""
-    return local_span(ts_ns, None, zone, lang)
-
-
-def local_span(start_ns: int, end_ns: int | None, zone: ZoneInfo, lang: str) -> str:
-    """A time, or a window `start to end`, in `zone` with its UTC offset said once."""
-    moment = datetime.fromtimestamp(start_ns / 1e9, zone)
-    offset = moment.strftime("%z")
-    utc = f"UTC{offset[:3]}:{offset[3:]}"
-    text = moment.strftime("%Y-%m-%d %H:%M:%S")
-    if end_ns is not None:
-        end = datetime.fromtimestamp(end_ns / 1e9, zone).strftime("%Y-%m-%d %H:%M:%S")
-        text += f" {LABELS[lang]['to']} {end}"
-    if lang == "zh":
-        return f"{text}（北京时间，{utc}）" if zone.key in BEIJING else f"{text}（{utc}）"
-    return f"{text} ({utc})"
-
-
-def duration(ns: int, lang: str) -> str:
-    """E.g. `2 h 5 min` / `2小时5分钟`; days when it is that long."""
-    minutes = max(0, round(ns / 60e9))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if lang == "zh":
-        parts = [f"{days}天" if days else "", f"{hours}小时" if hours or days else "", f"{minutes}分钟"]
-        return "".join(parts)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours or days else "", f"{minutes} min"]
-    return " ".join(p for p in parts if p)
-
-
-def window_name(target: Target, rule_id: str, lang: str) -> str:
-    """What the window of a rule's values is called: 每次出铁, 小时均值, 滚动15分钟均值, 日, 月…"""
-    if rule_id.endswith(":early"):
-        return WINDOW_NAMES[lang]["early"]
-    judged = rule_id.rpartition(":")[2] if ":" in rule_id else None
-    if judged in JUDGED_NAMES[lang]:  # the calendar window regulators judge a per-tonne target over
-        return JUDGED_NAMES[lang][judged]
-    if target.kpi == "dust_hourly":
-        return WINDOW_NAMES[lang]["hour"]
-    if target.window == "tap":
-        return TAP_NAMES.get(target.sector, TAP_NAMES["ferroalloy"])[lang]
-    if target.window in WINDOW_NAMES[lang]:
-        return WINDOW_NAMES[lang][target.window]
-    hours = target.window.removesuffix("h")  # a rolling window, e.g. 24h
-    return f"滚动{hours}小时" if lang == "zh" else f"rolling {hours} h"
 
 
 def subject(transition: Transition, plant: str, lang: str) -> str:

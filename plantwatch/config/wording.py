@@ -1,0 +1,61 @@
+"""How plan targets are named for readers, in Chinese and English: severities, comparators, data
+flags and windows (出铁, 小时均值, 滚动15分钟均值, 自然月…)."""
+
+from __future__ import annotations
+
+from plantwatch.config.targets import Target
+
+SEVERITY = {
+    "zh": {"info": "提示", "warning": "警告", "critical": "严重"},
+    "en": {"info": "info", "warning": "warning", "critical": "critical"},
+}
+COMPARATOR = {"<=": "≤", "<": "<", ">=": "≥", ">": ">"}
+FLAGS = {
+    "zh": {"M": "维护", "C": "校准", "F": "停运", "D": "故障"},
+    "en": {"M": "maintenance", "C": "calibration", "F": "stopped", "D": "fault"},
+}
+# The name of a per-tap window in each sector: a ferroalloy tap, a steel heat, a polysilicon batch.
+TAP_NAMES = {
+    "ferroalloy": {"zh": "每次出铁", "en": "per tap"},
+    "steel": {"zh": "每炉次", "en": "per heat"},
+    "polysilicon": {"zh": "每批次", "en": "per batch"},
+}
+WINDOW_NAMES = {
+    "zh": {
+        "live": "实时",
+        "shift": "班",
+        "day": "日",
+        "month": "月",
+        "hour": "小时均值",
+        "early": "滚动15分钟均值",
+    },
+    "en": {
+        "live": "live",
+        "shift": "shift",
+        "day": "day",
+        "month": "month",
+        "hour": "hourly average",
+        "early": "rolling 15-minute average",
+    },
+}
+JUDGED_NAMES = {
+    "zh": {"shift": "班次", "day": "自然日", "month": "自然月"},
+    "en": {"shift": "shift", "day": "calendar day", "month": "calendar month"},
+}
+
+
+def window_name(target: Target, rule_id: str, lang: str) -> str:
+    """What the window of a rule's values is called: 每次出铁, 小时均值, 滚动15分钟均值, 日, 月…"""
+    if rule_id.endswith(":early"):
+        return WINDOW_NAMES[lang]["early"]
+    judged = rule_id.rpartition(":")[2] if ":" in rule_id else None
+    if judged in JUDGED_NAMES[lang]:  # the calendar window regulators judge a per-tonne target over
+        return JUDGED_NAMES[lang][judged]
+    if target.kpi == "dust_hourly":
+        return WINDOW_NAMES[lang]["hour"]
+    if target.window == "tap":
+        return TAP_NAMES.get(target.sector, TAP_NAMES["ferroalloy"])[lang]
+    if target.window in WINDOW_NAMES[lang]:
+        return WINDOW_NAMES[lang][target.window]
+    hours = target.window.removesuffix("h")  # a rolling window, e.g. 24h
+    return f"滚动{hours}小时" if lang == "zh" else f"rolling {hours} h"
