@@ -4,6 +4,7 @@ from raw readings, numbers as the mail prints them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from email.message import EmailMessage, Message
 from itertools import pairwise
 
 from plantwatch.config.alerts import AlertsConfig
@@ -42,3 +43,12 @@ def closed_taps(rows: Sequence[tuple[int, float, float, float]]) -> list[tuple[i
     weight). Recomputed independently of plantwatch's KPI code."""
     boundaries = [b for a, b in pairwise(rows) if b[2] != a[2]]
     return [(b[0], b[1] - a[1], b[3]) for a, b in pairwise(boundaries)]
+
+
+def plain_text(mail: Message) -> str:
+    """The plain-text part of a received mail (the part a regulator's client may show alone)."""
+    assert isinstance(mail, EmailMessage)
+    part = mail.get_body(preferencelist=("plain",))
+    assert part is not None, "no text/plain part"
+    text: str = part.get_content()  # type: ignore[attr-defined]
+    return text

@@ -13,7 +13,7 @@ import pytest
 from plantwatch.alerts.service import AlertService
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import Plant, load_plant_config
-from tests.alert_helpers import HOUR_NS, T0, result
+from tests.alert_helpers import HOUR_NS, T0, plain_text, result
 from tests.conftest import GRAFANA_TOKEN as TOKEN
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
@@ -68,7 +68,7 @@ def test_breach_email_and_region_annotation_then_recovery(
     [mail] = smtp.inbox.messages  # warning severity: only the zh recipient wants it
     assert smtp.inbox.envelopes == [("alerts@works.example", ["duty@eco.example"])]
     assert mail["Subject"] == "【告警】 works saf-1：硅铁单位电耗 8,013 kWh/t（目标 ≤ 7,800 kWh/t）"
-    text = mail.get_content()
+    text = plain_text(mail)
     for expected in (
         "企业：西宁铁合金厂（works）",
         "当前值：8,013 kWh/t",
@@ -111,13 +111,25 @@ def test_a_new_value_alone_is_not_written_to_the_state_store(
     tap(service, 0, 0, 1, 8)
     tap(service, 1, 1000, 2, 8)
     tap(service, 3, 60000, 3, 8)  # 7375 kWh/t: first value of the rule, saved once
-    writes = service.store.db.total_changes
+
+    def saved() -> tuple[str, float]:
+        row = service.store.db.execute(
+            "SELECT state, value FROM alerts WHERE rule = 'ferroalloy-fesi-unit-power'"
+        ).fetchone()
+        return row[0], row[1]
+
+    assert saved() == ("normal", 7375)
     tap(service, 5, 119000, 4, 8)  # 7375 again, then 7250: normal stays normal
     tap(service, 7, 177000, 5, 8)
-    assert service.store.db.total_changes == writes
-    assert service.alerts[("saf-1", "ferroalloy-fesi-unit-power")].value == 7250  # in memory
+    assert saved() == ("normal", 7375)  # the file still holds the first value ...
+    assert service.alerts[("saf-1", "ferroalloy-fesi-unit-power")].value == 7250  # ... memory the latest
+    assert [w[2] for w in service.store.windows("saf-1", "ferroalloy-fesi-unit-power")] == [
+        7375,
+        7375,
+        7250,
+    ]  # each closed tap once, for the chart in a mail
     tap(service, 9, 247000, 6, 8)  # 8750: firing is saved
-    assert service.store.db.total_changes > writes
+    assert saved() == ("firing", 8750)
     service.close()
     assert (
         build_alert_service(plant_file(tmp_path, smtp, grafana))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.contract.bus import BusMessageError, bus_payload, bus_topic, result_from_bus
-from tests.alert_helpers import HOUR_NS, T0, result
+from tests.alert_helpers import HOUR_NS, T0, plain_text, result
 from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.amqtt_broker import AmqttServer
 from tests.services.mosquitto import MosquittoServer
@@ -81,7 +81,7 @@ alerts:
         mail["Subject"].strip()
         == "[FIRING] works saf-1: ferrosilicon unit power consumption 8,625 kWh/t (target ≤ 7,800 kWh/t)"
     )
-    assert "Calculation: energy 69,000 kWh ÷ production 8.00 t = 8,625 kWh/t" in mail.get_content()  # type: ignore[attr-defined]
+    assert "Calculation: energy 69,000 kWh ÷ production 8.00 t = 8,625 kWh/t" in plain_text(mail)
     log = (tmp_path / "alerts.log").read_text()
     assert subscription in log and f"(MQTT {version}, new session)" in log
     assert "not a readings-bus message" in log

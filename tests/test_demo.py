@@ -20,7 +20,7 @@ from plantwatch.app.demo import sectors_in_buffer
 from plantwatch.config.roles import Sector
 from plantwatch.contract.bus import result_from_bus
 from plantwatch.infra.influx.buffer import DurableBuffer
-from tests.alert_helpers import closed_taps, number
+from tests.alert_helpers import closed_taps, number, plain_text
 from tests.mqtt_helpers import MqttTestClient
 from tests.services.processes import wait_for_log
 
@@ -123,7 +123,7 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
         value, unit, limit = re.search(r" ([\d,.]+) (\S+) \(target ≤ ([\d,.]+) \S+\)", subject).groups()  # type: ignore[union-attr]
         assert float(value.replace(",", "")) > float(limit.replace(",", "")), subject
         units.add(unit)
-        text = mail.get_content()  # type: ignore[attr-defined]
+        text = plain_text(mail)
         if unit == "mg/m³":  # the CEMS: its clock runs at x600, so dust windows close within seconds
             continue
         calculation = r"^Calculation: energy ([\d,.]+) kWh ÷ production ([\d,.]+) t"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.config.targets import load_catalogue
-from tests.alert_helpers import closed_taps, number
+from tests.alert_helpers import closed_taps, number, plain_text
 from tests.conftest import GRAFANA_TOKEN as TOKEN
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
@@ -97,7 +97,7 @@ alerts:
         f"[FIRING] works saf-1: ferrosilicon unit power consumption {number(energy / weight, 0)} kWh/t"
         " (target ≤ 7,800 kWh/t)"
     )
-    text = firing.get_content()  # type: ignore[attr-defined]
+    text = plain_text(firing)
     assert f"Calculation: energy {number(energy, 0)} kWh ÷ production {number(weight, 2)} t" in text
     assert (
         "Source: Qinghai Province (2013), Implementation Plan on Accelerating Mergers, Acquisitions and"

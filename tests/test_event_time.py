@@ -23,7 +23,7 @@ from plantwatch.collector.modbus.clock import ClockError, DeviceClock
 from plantwatch.config.device_map import parse_device_map
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.core.reading import PollResult
-from tests.alert_helpers import MINUTE_NS, result
+from tests.alert_helpers import MINUTE_NS, plain_text, result
 from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
@@ -224,8 +224,7 @@ def kpi_rows(influxdb: InfluxDBServer, db: str, query: str) -> list[list[object]
 
 
 def mail_text(message: EmailMessage) -> str:
-    text: str = message.get_content()  # type: ignore[attr-defined]
-    return text
+    return plain_text(message)
 
 
 def test_the_same_minutes_a_minute_late_each_give_the_same_hours_and_transitions(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from plantwatch.alerts.kpi.value import ALERTED_KINDS, KpiValue
 from plantwatch.config.targets import HOLDS, Target
+from plantwatch.core.charts import Point
 
 State = Literal["normal", "pending", "firing"]
 Event = Literal["firing", "resolved", "repeat"]
@@ -76,6 +77,7 @@ class Transition:
     kpi: KpiValue | None
     detected_ns: int = 0  # wall time the service saw it
     late: bool = False  # judged long after its window ended: the data came late
+    history: tuple[Point, ...] = ()  # the rule's recent values, for the chart in a mail
 
 
 def _fire(alert: Alert, since_ns: int, window_start_ns: int, now_ns: int) -> Alert:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from plantwatch.alerts.delivery import Dispatcher
+from plantwatch.alerts.history import KpiHistory
 from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.lifecycle import (
@@ -106,6 +107,7 @@ class AlertService:
         self.rules = build_rules(plant, self.engine, self.targets)
         self.store = store
         self.alerts = store.alerts
+        self.history = KpiHistory(store)
         self.notifiers = list(notifiers)
         self.dispatcher = Dispatcher(store, self.notifiers, clock)
         self.write_lines = write_lines
@@ -173,6 +175,7 @@ class AlertService:
         lines: list[str] = []
         for kpi in kpis:
             self.latest[(kpi.device, kpi.rule)] = kpi
+            self.history.record(kpi)
             lines += self._kpi_lines(kpi)
             rule = self.rules.get((kpi.device, kpi.rule))
             if rule is not None:
@@ -206,7 +209,8 @@ class AlertService:
         late = transition.kpi is not None and (
             now - transition.kpi.ts_ns > self.lateness_ns[alert.device] + LATE_NOTICE_NS
         )
-        transition = replace(transition, detected_ns=now, late=late)
+        history = self.history.points(alert.device, alert.rule)
+        transition = replace(transition, detected_ns=now, late=late, history=history)
         self.transitions.append(transition)
         log.warning(
             "alert %s: %s %s value %s limit %s",

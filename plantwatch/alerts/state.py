@@ -31,7 +31,11 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_ns INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ns INTEGER NOT NULL DEFAULT 0, error TEXT);
 CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (state, next_attempt_ns);
+CREATE TABLE IF NOT EXISTS kpi_history (
+    device TEXT NOT NULL, rule TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    value REAL, PRIMARY KEY (device, rule, end_ns));
 """
+HISTORY = 48  # closed windows kept per (device, rule): two days of hours, four days of taps
 _NOTIFICATION = "id, notifier, destination, device, rule, event, payload, created_ns, state, attempts, error"
 _COLUMNS = [f.name if f.name != "limit" else "limit_value" for f in fields(Alert)]
 
@@ -194,6 +198,28 @@ class StateStore:
             "UPDATE silences SET ends_ns = ? WHERE id = ? AND ends_ns > ?", (now_ns, silence_id, now_ns)
         )
         return cursor.rowcount > 0
+
+    # --- recent closed windows, for the charts in mails ---
+
+    def record_window(self, device: str, rule: str, start_ns: int, end_ns: int, value: float | None) -> None:
+        """Keep a closed window's value; only the newest HISTORY per (device, rule) stay."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO kpi_history VALUES (?, ?, ?, ?, ?)",
+            (device, rule, start_ns, end_ns, value),
+        )
+        self.db.execute(
+            "DELETE FROM kpi_history WHERE device = ? AND rule = ? AND end_ns <= (SELECT end_ns FROM"
+            " kpi_history WHERE device = ? AND rule = ? ORDER BY end_ns DESC LIMIT 1 OFFSET ?)",
+            (device, rule, device, rule, HISTORY),
+        )
+
+    def windows(self, device: str, rule: str) -> list[tuple[int, int, float | None]]:
+        """The recent closed windows of (device, rule), oldest first: (start_ns, end_ns, value)."""
+        rows = self.db.execute(
+            "SELECT start_ns, end_ns, value FROM kpi_history WHERE device = ? AND rule = ? ORDER BY end_ns",
+            (device, rule),
+        ).fetchall()
+        return [(int(s), int(e), v) for s, e, v in rows]
 
     # --- the notification log ---
 

@@ -10,6 +10,7 @@ the server's reason in its `X-Plantwatch-Dead-Letter` header.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -29,16 +30,18 @@ from zoneinfo import ZoneInfo
 from plantwatch.alerts.errors import DeliveryError
 from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notifiers import Message, Notification
-from plantwatch.alerts.notifiers.message import body, subject
+from plantwatch.alerts.notifiers.message import body, html_body, subject
 from plantwatch.alerts.state import StateStore
 from plantwatch.config.alerts import Recipient, SmtpConfig
 from plantwatch.config.secrets import secret
+from plantwatch.core.charts import Point, kpi_chart
 from plantwatch.core.text import one_line
 
 log = logging.getLogger(__name__)
 # SMTP line endings; headers folded only past RFC 5322's 998 characters: Python's folding of a
 # subject that mixes ASCII and encoded words doubles a space when read back ("55.0  mg/m³").
 MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
+CHART_SPEC = "application/vnd.plantwatch.chart+json"  # a chart to draw at sending (EmailNotifier.drawn)
 _FILE = re.compile(r"^(\d{8})-")  # <notification id>-<device>-<event>.eml
 _LEGACY = re.compile(r"^\d+-\d+-(?P<device>.+)-(?P<event>firing|resolved|repeat)\.eml$")
 
@@ -109,16 +112,42 @@ class EmailNotifier:
         return self.smtp is not None
 
     def render(self, transition: Transition) -> list[Message]:
-        """One message per interested recipient, with its Message-ID fixed now."""
+        """One message per interested recipient, with its Message-ID fixed now; one chart for all."""
         sector = self.sectors.get(transition.alert.device)
-        return [
-            Message(recipient.email, self.compose(transition, recipient).as_bytes(policy=MAIL_POLICY))
+        wanted = [
+            recipient
             for recipient in self.recipients
             if wants(recipient, self.plant, sector, transition.alert.severity, transition.rule.audience)
         ]
+        chart = self.chart(transition) if wanted else None
+        return [
+            Message(recipient.email, self.compose(transition, recipient, chart).as_bytes(policy=MAIL_POLICY))
+            for recipient in wanted
+        ]
 
-    def compose(self, transition: Transition, recipient: Recipient) -> EmailMessage:
-        """The mail to one recipient, in the recipient's language."""
+    def chart(self, transition: Transition) -> bytes | None:
+        """What the chart shows (its values against the limit, the breach shaded), as JSON: it is
+        drawn when the mail is sent, in the worker thread, never on the event loop (~0.1 s)."""
+        rule, alert = transition.rule, transition.alert
+        target = rule.target
+        if target is None or not any(p.value is not None for p in transition.history):
+            return None
+        episode_start = alert.episode_start_ns or alert.since_ns
+        episode_end = alert.window_end_ns if transition.event == "resolved" else transition.history[-1].end_ns
+        spec = {
+            "points": [[p.start_ns, p.end_ns, p.value] for p in transition.history],
+            "limit": rule.limit,
+            "lower_is_better": target.comparator in ("<=", "<"),
+            "unit": target.unit,
+            "shade": [episode_start, max(episode_end, episode_start)],
+        }
+        return json.dumps(spec).encode()
+
+    def compose(
+        self, transition: Transition, recipient: Recipient, chart: bytes | None = None
+    ) -> EmailMessage:
+        """The mail to one recipient, in the recipient's language: plain text, complete on its
+        own, and an HTML alternative with the chart inline."""
         message = EmailMessage(policy=MAIL_POLICY)
         sender = self.smtp.from_ if self.smtp else f"plantwatch@{self.plant}.invalid"
         message["From"] = Address("plantwatch", addr_spec=sender)
@@ -134,6 +163,34 @@ class EmailNotifier:
         name = self.plant_names[recipient.lang]
         text = body(transition, self.plant, name, recipient.lang, self.zone, self.dashboard_url)
         message.set_content(text, charset="utf-8")
+        cid = make_msgid("chart")[1:-1] if chart else None
+        message.add_alternative(
+            html_body(str(message["Subject"]), text, cid), subtype="html", charset="utf-8"
+        )
+        if chart and cid:
+            html_part = message.get_payload()[1]  # type: ignore[index]
+            assert isinstance(html_part, EmailMessage)
+            html_part.add_related(chart, *CHART_SPEC.split("/"), cid=f"<{cid}>")
+        return message
+
+    def drawn(self, message: EmailMessage) -> EmailMessage:
+        """`message` with its chart drawn: the JSON part that says what to draw becomes the PNG
+        (blocking, ~0.1 s: worker threads only). Drawing is deterministic, so a retry sends the
+        same bytes."""
+        for part in message.walk():
+            if part.get_content_type() == CHART_SPEC:
+                spec = json.loads(part.get_payload(decode=True))  # type: ignore[arg-type]
+                png = kpi_chart(
+                    [Point(*p) for p in spec["points"]],
+                    limit=spec["limit"],
+                    lower_is_better=spec["lower_is_better"],
+                    unit=spec["unit"],
+                    zone=self.zone,
+                    shade=tuple(spec["shade"]),
+                )
+                cid = part["Content-ID"]
+                assert isinstance(part, EmailMessage)
+                part.set_content(png, "image", "png", cid=cid, filename="chart.png")
         return message
 
     async def send(self, notification: Notification) -> None:
@@ -141,7 +198,12 @@ class EmailNotifier:
         await asyncio.to_thread(self._send, notification)
 
     def _send(self, notification: Notification) -> None:
-        message = BytesParser(policy=MAIL_POLICY).parsebytes(notification.payload)
+        message = self.drawn(BytesParser(policy=MAIL_POLICY).parsebytes(notification.payload))
+        copy = self._path("pending", notification)
+        if copy.exists():  # the outbox shows the mail as it is sent, chart included
+            temporary = copy.with_name(f".{copy.name}.tmp")
+            temporary.write_bytes(message.as_bytes(policy=MAIL_POLICY))
+            os.replace(temporary, copy)
         try:
             with self._connect() as client:
                 client.send_message(message, to_addrs=[notification.destination])

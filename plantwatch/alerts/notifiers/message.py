@@ -7,6 +7,7 @@ plan beside its translation. Every time carries the plant's zone as an explicit 
 
 from __future__ import annotations
 
+from html import escape
 from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.value import KpiValue
@@ -279,3 +280,28 @@ def _citation(target: Target, lang: str) -> str:
     if lang == "zh":
         return f"{target.plan.cite('zh')}{target.clause('zh')}" + (f"：“{quote}”" if quote else "")
     return f"{target.plan.cite('en')}, {target.clause('en')}" + (f': "{quote}"' if quote else "")
+
+
+def html_body(title: str, text: str, chart_cid: str | None) -> str:
+    """The plain-text body as an HTML table (a row per `label: value` line), the chart below it."""
+    rows = []
+    for line in text.splitlines():
+        label, colon, value = line.partition("：") if "：" in line.split(" ")[0] else line.partition(": ")
+        if not colon:
+            label, value = "", line
+        rows.append(
+            f'<tr><th style="text-align:left;padding:2px 12px 2px 0;vertical-align:top;white-space:nowrap">'
+            f"{escape(label)}</th><td>{_linked(value)}</td></tr>"
+        )
+    chart = f'<p><img src="cid:{escape(chart_cid)}" alt="" width="640"></p>' if chart_cid else ""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+        '<body style="font-family:sans-serif;font-size:14px">'
+        f"<h3>{escape(title)}</h3><table>{''.join(rows)}</table>{chart}</body></html>"
+    )
+
+
+def _linked(value: str) -> str:
+    if value.startswith(("http://", "https://")):
+        return f'<a href="{escape(value)}">{escape(value)}</a>'
+    return escape(value)
