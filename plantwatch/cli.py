@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(run="targets:command")
 
+    p = sub.add_parser("report", help="a month's compliance report (or a day's digest) from InfluxDB")
+    p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
+    period = p.add_mutually_exclusive_group(required=True)
+    period.add_argument("--month", help="YYYY-MM, in the plant's time zone: the monthly report")
+    period.add_argument("--day", help="YYYY-MM-DD, in the plant's time zone: the daily digest")
+    p.add_argument("--format", choices=["html", "pdf", "csv", "text"], default="html", help="default html")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="default zh")
+    p.add_argument("--out", help="file to write (default plantwatch-<plant>-<period>-<lang>.<ext>)")
+    p.add_argument("--send", action="store_true", help="mail it to the recipients instead (both languages)")
+    p.add_argument("--again", action="store_true", help="with --send: also to recipients who already had it")
+    p.set_defaults(run="reports:command")
+
     p = sub.add_parser("silence", help="mute notifications for a device or rule until a time")
     p.add_argument("--config", required=True, help="plant.yaml")
     p.add_argument("--device", help="only this device")

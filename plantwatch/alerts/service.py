@@ -23,11 +23,12 @@ from plantwatch.alerts.lifecycle import (
     evaluate,
     evaluate_stale,
 )
-from plantwatch.alerts.notifiers import Message, Notifier
+from plantwatch.alerts.notifiers import DocumentNotifier, Message, Notifier
 from plantwatch.alerts.state import StateStore
 from plantwatch.config.plant import Plant
 from plantwatch.config.targets import Target, resolve_targets
 from plantwatch.contract.influx import ALERT_MEASUREMENT, KPI_MEASUREMENT, fields_line
+from plantwatch.core.document import Document
 from plantwatch.core.failpoints import failpoint
 from plantwatch.core.reading import PollResult
 
@@ -263,6 +264,41 @@ class AlertService:
             (k, float(v)) for k, v in (("value", alert.value), ("limit", alert.limit)) if v is not None
         ]
         return [fields_line(ALERT_MEASUREMENT, tags, fields, ts)]
+
+    def publish(self, document: Document, *, again: bool = False) -> int:
+        """Log `document`'s mails for the recipients that have not had it yet (every recipient
+        when `again`), in one transaction; they are delivered like any notification. How many."""
+        now = self.clock()
+        logged = []
+        with self.store.transaction():
+            for notifier in self.notifiers:
+                if not isinstance(notifier, DocumentNotifier):
+                    continue
+                had = set() if again else self.store.destinations(notifier.name, document.key)
+                for message in notifier.render_document(document):
+                    if message.destination not in had:
+                        notification_id = self.store.log_message(
+                            notifier.name,
+                            message.destination,
+                            self.plant_id,
+                            document.key,
+                            document.kind,
+                            message.payload,
+                            now,
+                        )
+                        logged.append((notifier, notification_id))
+        for notifier, notification_id in logged:
+            notification = self.store.notification(notification_id)
+            assert notification is not None
+            notifier.recorded(notification)
+        self._wake.set()
+        return len(logged)
+
+    def published(self, key: str) -> bool:
+        """Whether a document (`<kind>:<period>`) is in the notification log for anyone."""
+        return any(
+            self.store.destinations(n.name, key) for n in self.notifiers if isinstance(n, DocumentNotifier)
+        )
 
     def _render(self, notifier: Notifier, transition: Transition) -> tuple[list[Message], str | None]:
         """What `transition` owes `notifier`. A notifier that cannot render it (a bug) costs only

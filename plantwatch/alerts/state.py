@@ -241,6 +241,14 @@ class StateStore:
         )
         return int(cursor.lastrowid or 0)
 
+    def destinations(self, notifier: str, rule: str) -> set[str]:
+        """Where a message of `rule` (e.g. a document's `report:2026-11`) was logged for, whatever
+        its state: a document goes to each recipient once unless sent again on purpose."""
+        rows = self.db.execute(
+            "SELECT DISTINCT destination FROM notifications WHERE notifier = ? AND rule = ?", (notifier, rule)
+        ).fetchall()
+        return {str(row[0]) for row in rows}
+
     def notification(self, notification_id: int) -> Notification | None:
         """One logged notification (None: no such id)."""
         row = self.db.execute(

@@ -18,6 +18,7 @@ from plantwatch.alerts.health import AlertsHealth
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
 from plantwatch.app.lifecycle import influx_output, stop_on_signals
+from plantwatch.app.reports import send_documents
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
@@ -54,6 +55,9 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0) -> None:
             running = [
                 asyncio.create_task(supervised("alerts", lambda: service.run(stop), stop, restarts)),
                 asyncio.create_task(supervised("health", lambda: health.run(stop), stop, restarts)),
+                asyncio.create_task(
+                    supervised("documents", lambda: send_documents(plant, service, stop), stop, restarts)
+                ),
             ]
             plant_id = plant.config.plant.id
             topic = bus_subscription(plant_id)

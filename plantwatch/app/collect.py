@@ -83,6 +83,9 @@ async def collect(
                     service.listen(alerts)
                     keep("alerts", partial(alerts.run, stop))
                     keep("alerts health", partial(alerts_health.run, stop))
+                    from plantwatch.app.reports import send_documents  # `collect` never loads it
+
+                    keep("documents", partial(send_documents, plant, alerts, stop))
                 if view is not None:
                     keep("view", partial(view, alerts, stop))
                 async with service:

@@ -135,6 +135,10 @@ class AlertsConfig(Strict):
     repeat: Duration = 4 * 3600.0  # a firing alert is sent again after this long
     clear_margin: float = Field(default=0.02, ge=0, lt=0.5)  # resolve only this share inside the target
     stale_after: int = Field(default=5, ge=2)  # a device with no reading for this many intervals is stale
+    # the daily digest (yesterday) is mailed at this local time, the monthly report on the 1st at
+    # the same time; null: neither (docs/reports.md). Both read InfluxDB: the plant needs `influx`.
+    digest_at: str | None = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    monthly_report: bool = True
     state: str = "plantwatch-alerts.sqlite"
     outbox: str = "plantwatch-outbox"
     share_group: str = "plantwatch-alerts"  # MQTT 5 shared subscription group of `plantwatch alerts`

@@ -59,3 +59,11 @@ def window_name(target: Target, rule_id: str, lang: str) -> str:
         return WINDOW_NAMES[lang][target.window]
     hours = target.window.removesuffix("h")  # a rolling window, e.g. 24h
     return f"滚动{hours}小时" if lang == "zh" else f"rolling {hours} h"
+
+
+def citation(target: Target, lang: str) -> str:
+    """The plan as a document, the clause, and the plan's words."""
+    quote = target.quote(lang)
+    if lang == "zh":
+        return f"{target.plan.cite('zh')}{target.clause('zh')}" + (f"：“{quote}”" if quote else "")
+    return f"{target.plan.cite('en')}, {target.clause('en')}" + (f': "{quote}"' if quote else "")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 BREACH = "#c0392b"
 NORMAL = "#2e86c1"
 LIMIT = "#7f8c8d"
+DOTS = 100  # up to this many values, each gets a dot
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def kpi_chart(
     shade: tuple[int, int] | None = None,
     bars: bool = False,
     size: tuple[float, float] = (6.4, 2.6),
+    time_format: str = "%m-%d\n%H:%M",
 ) -> bytes:
     """A PNG: each window's value at its end (bars for calendar days), the limit as a dashed line,
     values on the wrong side of it in red, and `shade` ([start_ns, end_ns), e.g. the breach
@@ -75,7 +77,10 @@ def kpi_chart(
         starts = [datetime.fromtimestamp(p.start_ns / 1e9, zone) for p in valid]
         axes.bar(starts, values, width=widths, align="edge", color=colours)
     elif valid:
-        axes.plot(times, values, color=NORMAL, linewidth=1.2, zorder=2)
+        axes.plot(times, values, color=NORMAL, linewidth=1.2 if len(valid) <= DOTS else 0.8, zorder=2)
+        if len(valid) > DOTS:  # a month of hours: dots only where the limit is broken
+            marked = [(t, v) for t, v, c in zip(times, values, colours, strict=True) if c == BREACH]
+            times, values, colours = [t for t, _ in marked], [v for _, v in marked], [BREACH] * len(marked)
         axes.scatter(times, values, c=colours, s=14, zorder=3)
     if limit is not None:
         axes.axhline(limit, color=LIMIT, linestyle="--", linewidth=1.2, zorder=1)
@@ -98,7 +103,7 @@ def kpi_chart(
             zorder=0,
         )
     axes.set_ylabel(unit, fontsize=9)
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d\n%H:%M", tz=zone))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter(time_format, tz=zone))
     axes.tick_params(labelsize=8)
     if values and limit is not None:
         low, high = min([*values, limit]), max([*values, limit])

@@ -9,12 +9,13 @@ retrying what can be retried and dead-lettering what never can be (docs/alerts.m
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from plantwatch.alerts.lifecycle import Transition
 from plantwatch.alerts.notification import Message, Notification
+from plantwatch.core.document import Document
 
-__all__ = ["Message", "Notification", "Notifier"]
+__all__ = ["DocumentNotifier", "Message", "Notification", "Notifier"]
 
 
 class Notifier(Protocol):
@@ -42,4 +43,15 @@ class Notifier(Protocol):
 
     def settled(self, notification: Notification) -> None:
         """The message was delivered or dead-lettered (`notification.state`)."""
+        ...
+
+
+@runtime_checkable
+class DocumentNotifier(Protocol):
+    """A channel that also carries documents (the digest, the monthly report): email."""
+
+    name: str
+
+    def render_document(self, document: Document) -> list[Message]:
+        """One message per recipient the document is for; no I/O."""
         ...

@@ -35,6 +35,7 @@ from plantwatch.alerts.state import StateStore
 from plantwatch.config.alerts import Recipient, SmtpConfig
 from plantwatch.config.secrets import secret
 from plantwatch.core.charts import Point, kpi_chart
+from plantwatch.core.document import Document
 from plantwatch.core.text import one_line
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,37 @@ class EmailNotifier:
             html_part = message.get_payload()[1]  # type: ignore[index]
             assert isinstance(html_part, EmailMessage)
             html_part.add_related(chart, *CHART_SPEC.split("/"), cid=f"<{cid}>")
+        return message
+
+    def render_document(self, document: Document) -> list[Message]:
+        """The digest or the monthly report, to every recipient of this plant, in each one's
+        language; charts inline, attachments (PDF, CSV) attached."""
+        return [
+            Message(recipient.email, self.compose_document(document, recipient).as_bytes(policy=MAIL_POLICY))
+            for recipient in self.recipients
+            if not recipient.plants or self.plant in recipient.plants
+        ]
+
+    def compose_document(self, document: Document, recipient: Recipient) -> EmailMessage:
+        """The document's mail to one recipient."""
+        edition = document.editions[recipient.lang]
+        message = EmailMessage(policy=MAIL_POLICY)
+        sender = self.smtp.from_ if self.smtp else f"plantwatch@{self.plant}.invalid"
+        message["From"] = Address("plantwatch", addr_spec=sender)
+        message["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
+        message["Subject"] = one_line(edition.subject)
+        message["Date"] = format_datetime(datetime.fromtimestamp(time.time(), self.zone))
+        message["Message-ID"] = make_msgid("plantwatch")
+        message["X-Plantwatch-Document"] = one_line(document.key)
+        message.set_content(edition.text, charset="utf-8")
+        message.add_alternative(edition.html, subtype="html", charset="utf-8")
+        html_part = message.get_payload()[1]  # type: ignore[index]
+        assert isinstance(html_part, EmailMessage)
+        for name, png in edition.images.items():
+            html_part.add_related(png, "image", "png", cid=f"<{name}>", filename=f"{name}.png")
+        for attachment in edition.attachments:
+            maintype, subtype = attachment.mime.split("/")
+            message.add_attachment(attachment.data, maintype, subtype, filename=attachment.filename)
         return message
 
     def drawn(self, message: EmailMessage) -> EmailMessage:

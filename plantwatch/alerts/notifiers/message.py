@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.lifecycle import STALE, Alert, Transition
 from plantwatch.config.targets import Target
-from plantwatch.config.wording import COMPARATOR, FLAGS, SEVERITY, window_name
+from plantwatch.config.wording import COMPARATOR, FLAGS, SEVERITY, citation, window_name
 from plantwatch.core.text import duration, local_span, local_time, number, one_line, quantity
 
 SUBJECT_TAG = {
@@ -169,7 +169,7 @@ def body(
             lines.append(line("started", when(alert.episode_start_ns or alert.since_ns)))
             lines.append(line("duration", duration(alert.window_end_ns - _episode_start(alert), lang)))
             lines.append(line("peak", quantity(alert.peak, target.unit)))
-        lines.append(line("plan", _citation(target, lang)))
+        lines.append(line("plan", citation(target, lang)))
     if transition.detected_ns:
         late = labels["late"] if transition.late else ""
         lines.append(line("detected", when(transition.detected_ns) + late))
@@ -272,14 +272,6 @@ def _dust_lines(kpi: KpiValue, unit: str, lang: str) -> list[str]:
         ]
         out.append(f"{labels['correction']}{colon}{('，' if lang == 'zh' else ', ').join(parts)}")
     return out
-
-
-def _citation(target: Target, lang: str) -> str:
-    """The plan as a document, the clause, and the plan's words."""
-    quote = target.quote(lang)
-    if lang == "zh":
-        return f"{target.plan.cite('zh')}{target.clause('zh')}" + (f"：“{quote}”" if quote else "")
-    return f"{target.plan.cite('en')}, {target.clause('en')}" + (f': "{quote}"' if quote else "")
 
 
 def html_body(title: str, text: str, chart_cid: str | None) -> str:
