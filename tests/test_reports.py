@@ -8,119 +8,34 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from plantwatch.app.reports import due, make_report
 from plantwatch.cli import main
 from plantwatch.config.plant import Plant, load_plant_config
-from plantwatch.contract.influx import ALERT_MEASUREMENT, KPI_MEASUREMENT, fields_line
 from plantwatch.reports.period import month
+from tests.report_data import (
+    CJK,
+    DECEMBER_TAPS,
+    DUST,
+    FESI,
+    HOUR_NS,
+    NOVEMBER_TAPS,
+    ZONE,
+    fill,
+    local_ns,
+    november_dust,
+)
 from tests.services.influxdb import InfluxDBServer
-
-ZONE = ZoneInfo("Asia/Shanghai")
-HOUR_NS = 3600 * 10**9
-FESI = "ferroalloy-fesi-unit-power"
-DUST = "ferroalloy-dust"
-CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def local_ns(year: int, month_: int, day: int, hour: int = 0) -> int:
-    return int(datetime(year, month_, day, hour, tzinfo=ZONE).timestamp()) * 10**9
-
-
-@dataclass(frozen=True)
-class Tap:
-    end_ns: int
-    energy: float  # kWh
-    weight: float  # t
-
-
-def taps(year: int, month_: int, days: range, per_tonne: dict[int, float], default: float) -> list[Tap]:
-    """Two 10 t taps a day, at 06:00 and 18:00 local, at the day's kWh/t."""
-    return [
-        Tap(local_ns(year, month_, d, h), per_tonne.get(d, default) * 10, 10.0) for d in days for h in (6, 18)
-    ]
-
-
-def kpi_line(device: str, target: str, kind: str, end_ns: int, start_ns: int, **fields: float) -> str:
-    tags = {"plant": "works", "device": device, "target": target, "kind": kind}
-    values: list[tuple[str, object]] = [("valid", "value" in fields), ("window_start", start_ns)]
-    values += [(k, float(v)) for k, v in fields.items()]
-    return fields_line(KPI_MEASUREMENT, tags, values, end_ns)
-
-
-def tap_lines(all_taps: list[Tap]) -> list[str]:
-    return [
-        kpi_line("saf-1", FESI, "closed", t.end_ns, t.end_ns - 2 * HOUR_NS, value=t.energy / t.weight,
-                 numerator=t.energy, denominator=t.weight, limit=7800)
-        for t in all_taps
-    ]  # fmt: skip
-
-
-NOVEMBER_DUST = {200: 55.0, 201: 60.5, 500: 51.0}  # breach hours (index from 1 Nov 00:00)
-NOVEMBER_INVALID = range(100, 110)  # hours with fewer than 45 valid minutes
-
-
-def november_dust() -> tuple[list[str], list[float]]:
-    lines, valid = [], []
-    start = local_ns(2026, 11, 1)
-    for i in range(720):
-        begin, end = start + i * HOUR_NS, start + (i + 1) * HOUR_NS
-        if i in NOVEMBER_INVALID:
-            lines.append(kpi_line("stack-1", DUST, "closed", end, begin, numerator=30, limit=50))
-            continue
-        value = NOVEMBER_DUST.get(i, 20.0 + i % 5)
-        valid.append(value)
-        lines.append(kpi_line("stack-1", DUST, "closed", end, begin, value=value, numerator=60, limit=50))
-    return lines, valid
-
-
-def device_lines() -> list[str]:
-    """Raw data: saf-1 in the first 600 hours of November only; stack-1 every hour."""
-    start = local_ns(2026, 11, 1)
-    lines = [
-        f"saf,plant=works,device=saf-1 active_energy={i}.0 {start + i * HOUR_NS + 60 * 10**9}"
-        for i in range(600)
-    ]
-    lines += [
-        f"cems,plant=works,device=stack-1 dust=20.0 {start + i * HOUR_NS + 60 * 10**9}" for i in range(720)
-    ]
-    return lines
-
-
-def alert_lines() -> list[str]:
-    def line(device: str, rule: str, severity: str, event: str, ts: int) -> str:
-        tags = {"plant": "works", "device": device, "rule": rule, "severity": severity}
-        return fields_line(
-            ALERT_MEASUREMENT, tags, [("event", event), ("firing", int(event != "resolved"))], ts
-        )
-
-    return [
-        line("saf-1", FESI, "warning", "firing", local_ns(2026, 11, 10, 6)),
-        line("saf-1", FESI, "warning", "resolved", local_ns(2026, 11, 10, 8)),
-        line("saf-1", FESI, "warning", "firing", local_ns(2026, 11, 11, 18)),
-        line("stack-1", DUST, "critical", "firing", local_ns(2026, 11, 9, 9)),
-        line("stack-1", DUST, "critical", "firing", local_ns(2026, 12, 1, 9)),  # December: not counted
-    ]
-
-
-NOVEMBER_TAPS = taps(2026, 11, range(1, 31), {10: 8600, 11: 8600}, 7700)
-DECEMBER_TAPS = taps(2026, 12, range(1, 11), {1: 8500, 2: 8500, 3: 8500}, 7700)
 
 
 @pytest.fixture(scope="module")
 def plant(influxdb: InfluxDBServer, tmp_path_factory: pytest.TempPathFactory) -> Plant:
     """A plant whose InfluxDB holds November (closed) and ten days of December (open)."""
-    influxdb.query('DROP DATABASE "reports"')
-    influxdb.create_database("reports")
-    dust, _ = november_dust()
-    lines = tap_lines(NOVEMBER_TAPS + DECEMBER_TAPS) + dust + device_lines() + alert_lines()
-    assert influxdb.write("\n".join(lines), "reports") == 204
+    fill(influxdb, "reports")
     folder = tmp_path_factory.mktemp("reports")
     config = folder / "plant.yaml"
     config.write_text(
@@ -216,6 +131,7 @@ def test_report_html_in_both_languages(plant: Plant, tmp_path: Path) -> None:
 
 
 def test_report_pdf_text_and_a_rendered_page(plant: Plant, tmp_path: Path) -> None:
+    import numpy
     import pypdfium2
     from pypdf import PdfReader
 
@@ -230,12 +146,15 @@ def test_report_pdf_text_and_a_rendered_page(plant: Plant, tmp_path: Path) -> No
     assert "60.5mg/m³" in flat  # the highest hourly dust average
     assert "关于加快我省铁合金行业兼并重组和结构调整实施方案" in flat
 
-    page = pypdfium2.PdfDocument(str(out))[0]
-    image = page.render(scale=2).to_pil()
+    pdf = pypdfium2.PdfDocument(str(out))
+    try:
+        image = pdf[0].render(scale=2).to_pil().convert("RGB")
+    finally:
+        pdf.close()
     assert image.size[0] == 1684 and 1188 <= image.size[1] <= 1192  # A4 landscape, 297 x 210 mm
-    pixels = image.convert("RGB").getdata()
-    dark = sum(1 for r, g, b in pixels if r + g + b < 200)
-    red = sum(1 for r, g, b in pixels if r > 120 and r - g > 60 and r - b > 60)
+    r, g, b = (numpy.asarray(image).astype(int)[:, :, i] for i in range(3))
+    dark = int(((r + g + b) < 200).sum())
+    red = int(((r > 120) & (r - g > 60) & (r - b > 60)).sum())
     assert dark > 2000  # text was drawn, not a blank page
     assert red > 20  # the dust verdict 超标 is set in red
 

@@ -202,7 +202,10 @@ class EmailNotifier:
             html_part.add_related(png, "image", "png", cid=f"<{name}>", filename=f"{name}.png")
         for attachment in edition.attachments:
             maintype, subtype = attachment.mime.split("/")
-            message.add_attachment(attachment.data, maintype, subtype, filename=attachment.filename)
+            params = {"charset": "utf-8"} if maintype == "text" else None
+            message.add_attachment(
+                attachment.data, maintype, subtype, filename=attachment.filename, params=params
+            )
         return message
 
     def drawn(self, message: EmailMessage) -> EmailMessage:

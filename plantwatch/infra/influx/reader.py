@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from plantwatch.config.plant import InfluxConfig
 from plantwatch.config.secrets import secret
 from plantwatch.core.redact import redact_url, scrub
 from plantwatch.infra.errors import InfraError
+
+_OBJECT = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>: ")
 
 
 class QueryError(InfraError):
@@ -63,8 +66,9 @@ class InfluxReader:
                 "POST", url, fields=fields, headers=self._headers, encode_multipart=False
             )
         except urllib3.exceptions.HTTPError as exc:
+            reason = _OBJECT.sub("", str(getattr(exc, "reason", None) or exc))  # no "<... at 0x7f...>: "
             raise QueryError(
-                f"cannot reach InfluxDB at {self.target}: {scrub(exc, self.config.url)}"
+                f"cannot reach InfluxDB at {self.target}: {scrub(reason, self.config.url)}"
             ) from exc
         try:
             body: dict[str, Any] = json.loads(response.data or b"{}")
