@@ -5,6 +5,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md requirements-run.lock ./
 COPY plantwatch ./plantwatch
+# A font with Chinese glyphs for PDF reports (Debian's fonts-droid-fallback).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-droid-fallback \
+    && rm -rf /var/lib/apt/lists/*
 # The versions the suite ran with (scripts/lock), then plantwatch itself.
 RUN pip install --no-cache-dir --no-deps -r requirements-run.lock . && pip check \
     && useradd --system --create-home plantwatch \
