@@ -65,6 +65,7 @@ alerts:
   smtp: {{host: 127.0.0.1, port: {smtp.port}, security: starttls, ca_file: {smtp.certs["ca"]},
          username_env: PW_SMTP_USER, password_env: PW_SMTP_PASSWORD, from: alerts@works.example}}
   recipients: [{{name: Energy manager, email: duty@eco.example, lang: en, role: plant}}]
+  digest_at: null  # this test counts alert mails; the digest is tested in test_report_mail.py
   grafana: {{url: "{grafana.url}", token_env: PW_GRAFANA_TOKEN, dashboard_uid: plant-overview}}
 """,
         encoding="utf-8",

@@ -85,6 +85,7 @@ devices:
 alerts:
   o2_reference: {{stack-1: 11}}
   recipients: [{{name: Duty, email: duty@eco.example, lang: en, severities: [critical]}}]
+  digest_at: null  # this test counts alert mails; the digest is tested in test_report_mail.py
 {extra}""",
         encoding="utf-8",
     )
@@ -352,6 +353,7 @@ influx: {{url: "{influxdb.url}", api: v1, database: {influx_db}, flush_interval:
 buffer: {{path: buffer.sqlite}}
 alerts:
   recipients: [{{name: Duty, email: duty@works.example, lang: en, role: plant}}]
+  digest_at: null  # this test counts alert mails; the digest is tested in test_report_mail.py
 """,
         encoding="utf-8",
     )

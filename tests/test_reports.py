@@ -17,6 +17,8 @@ from plantwatch.app.reports import due, make_report
 from plantwatch.cli import main
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.reports.period import month
+from plantwatch.reports.render_text import render_text
+from plantwatch.reports.sections import sections
 from tests.report_data import (
     CJK,
     DECEMBER_TAPS,
@@ -68,7 +70,7 @@ def test_month_numbers_are_the_plans_arithmetic(plant: Plant) -> None:
     assert row.compliant is True
     assert row.projection is None  # a closed month is not projected
     assert len(row.daily) == 30 and row.daily[9].value == pytest.approx(8600)
-    assert datetime.fromtimestamp(row.daily[0].start_ns / 1e9, ZONE) == datetime(2026, 11, 1, tzinfo=ZONE)
+    assert row.daily[0].start_ns == local_ns(2026, 11, 1) and row.daily[-1].end_ns == local_ns(2026, 12, 1)
 
     (dust,) = report.dust
     _, valid = november_dust()
@@ -95,6 +97,12 @@ def test_an_open_month_is_projected_at_the_last_weeks_rate(plant: Plant) -> None
     assert row.breaches(row.value)
     assert row.projection == pytest.approx(projected)  # ~7,777: the month would close within it
     assert not row.breaches(row.projection)
+    text = render_text(sections(report, "en", ZONE), "en")
+    assert (
+        "saf-1 ferrosilicon unit power consumption: at the last 7 days' rate the month closes at "
+        f"{projected:,.0f} kWh/t (target ≤ 7,800 kWh/t)"
+    ) in text
+    assert "Data up to: 2026-12-11 00:00:00 (UTC+08:00); the period is still open" in text
 
 
 def test_report_html_in_both_languages(plant: Plant, tmp_path: Path) -> None:

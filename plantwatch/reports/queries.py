@@ -117,7 +117,7 @@ class ReportReader:
             f"GROUP BY time(1d, 1ns) fill(none) {self._tz()}"
         )
         row.daily = [
-            DayValue(r["time"], r["time"] + DAY_NS, _ratio(r["energy"], r["product"])) for r in daily
+            DayValue(r["time"] - 1, r["time"] - 1 + DAY_NS, _ratio(r["energy"], r["product"])) for r in daily
         ]
         if end_ns < period.end_ns and row.energy is not None:
             row.projection = self._projection(device, target, period, end_ns, row.energy, row.product or 0.0)

@@ -53,7 +53,9 @@ WORDS = {
         "none": "无",
         "month_window": "自然月窗口",
         "mean_of": "实时值均值",
-        "at_this_rate": "{device} {indicator}：按近7天的速率，本月将收于 {value}（目标 {target}）",
+        "at_this_rate": "{device} {indicator}：按近7天的速率，{period}将收于 {value}（目标 {target}）",
+        "this_month": "本月",
+        "this_day": "当日",
         "stale": "数据中断",
         "chart_daily": "{device} {indicator}：每日值与目标",
         "chart_hourly": "{device} {indicator}：小时均值与限值",
@@ -106,8 +108,10 @@ WORDS = {
         "month_window": "calendar-month window",
         "mean_of": "mean of live values",
         "at_this_rate": (
-            "{device} {indicator}: at the last 7 days' rate the month closes at {value} (target {target})"
+            "{device} {indicator}: at the last 7 days' rate {period} closes at {value} (target {target})"
         ),
+        "this_month": "the month",
+        "this_day": "the day",
         "stale": "no data",
         "chart_daily": "{device} {indicator}: daily values against the target",
         "chart_hourly": "{device} {indicator}: hourly averages against the limit",
@@ -189,6 +193,7 @@ def sections(report: Report, lang: str, zone: ZoneInfo, kind: str = "report") ->
             indicator=row.target.indicator(lang),
             value=quantity(row.projection, row.target.unit),
             target=f"{COMPARATOR[row.target.comparator]} {quantity(row.limit, row.target.unit)}",
+            period=words["this_month" if period.kind == "month" else "this_day"],
         )
         for row in report.targets
         if row.projection is not None
