@@ -98,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--again", action="store_true", help="with --send: also to recipients who already had it")
     p.set_defaults(run="reports:command")
 
+    p = sub.add_parser("hj212", help="HJ 212-2017 tools: decode a packet, listen as a platform")
+    hj212 = p.add_subparsers(dest="hj212_command", required=True)
+    q = hj212.add_parser("decode", help="check a packet's length and CRC and print its fields")
+    q.add_argument("packet", help="the packet (##...), or - to read it from standard input")
+    q.set_defaults(run="hj212:decode_command")
+    q = hj212.add_parser("listen", help="a platform stand-in: print and answer what a station sends")
+    q.add_argument("--port", type=int, required=True, help="TCP port to listen on")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    q.set_defaults(run="hj212:listen_command")
+
     p = sub.add_parser("silence", help="mute notifications for a device or rule until a time")
     p.add_argument("--config", required=True, help="plant.yaml")
     p.add_argument("--device", help="only this device")

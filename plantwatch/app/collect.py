@@ -57,6 +57,7 @@ async def collect(
                 output.buffer.path,
                 output.buffer.depth,
             )
+            closing: list[Callable[[], None]] = []
             if with_alerts:
                 from plantwatch.alerts.setup import build_alert_service  # `collect` never loads it
 
@@ -86,6 +87,13 @@ async def collect(
                     from plantwatch.app.reports import send_documents  # `collect` never loads it
 
                     keep("documents", partial(send_documents, plant, alerts, stop))
+                if plant.config.hj212 is not None:
+                    from plantwatch.hj212.service import Hj212Uplink  # only plants that report over HJ 212
+
+                    uplink = Hj212Uplink(plant, write_lines=output.buffer.append)
+                    service.listen(uplink)
+                    keep("hj212", partial(uplink.run, stop))
+                    closing.append(uplink.close)
                 if view is not None:
                     keep("view", partial(view, alerts, stop))
                 async with service:
@@ -95,6 +103,8 @@ async def collect(
             finally:
                 if alerts is not None:
                     alerts.close()
+                for close in closing:
+                    close()
     log.info("collect: stopped; %d line(s) left in the buffer for the next start", output.left)
     return output.left
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from plantwatch.config.hj212 import Hj212Code
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 from plantwatch.config.roles import CLOCK_PARTS, CLOCK_ROLES, Role, Sector
@@ -78,6 +79,7 @@ class Register(Strict):
     role: Role | None = None
     counter: Counter | None = None
     description: str | None = None
+    hj212: Hj212Code | None = None  # the pollutant code reported over HJ 212 (default: by role)
 
     @model_validator(mode="after")
     def _check_type_rules(self) -> Register:

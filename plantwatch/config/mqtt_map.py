@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from plantwatch.config.hj212 import Hj212Code
 from plantwatch.config.roles import Role, Sector
 from plantwatch.config.units import MEASUREMENT_PATTERN, Duration, Strict
 from plantwatch.core.event_time import Marks
@@ -31,6 +32,7 @@ class MqttField(Strict):
     unit: str | None = None
     role: Role | None = None
     description: str | None = None
+    hj212: Hj212Code | None = None  # the pollutant code reported over HJ 212 (default: by role)
 
     @property
     def source(self) -> str:

@@ -25,10 +25,12 @@ from plantwatch.config.device_map import (
     map_not_found,
     resolve_map,
 )
+from plantwatch.config.hj212 import Hj212Config
 from plantwatch.config.mqtt_map import MqttDeviceMap
 from plantwatch.config.problems import ConfigError, Problem, problems_from_validation, read_yaml
 from plantwatch.config.targets import Target, resolve_targets
 from plantwatch.config.units import Duration, Size, Strict
+from plantwatch.contract.hj212 import ROLE_CODES
 from plantwatch.contract.influx import RESERVED_TAGS, tag_value_as_stored
 from plantwatch.core.durations import parse_duration
 from plantwatch.core.event_time import Marks
@@ -272,6 +274,7 @@ class PlantConfig(Strict):
     mqtt: MqttConfig | None = None
     event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    hj212: Hj212Config | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +455,18 @@ def _target_problems(plant: Plant, file: str) -> list[Problem]:
                 problems.append(
                     Problem(file, f"alerts.targets.{target_id}.devices", f"no device {device_id!r}")
                 )
+    for index, platform in enumerate(plant.config.hj212.platforms if plant.config.hj212 else []):
+        for device_id in platform.devices:
+            if device_id not in known:
+                key = f"hj212.platforms.{index}.devices"
+                problems.append(Problem(file, key, f"no device {device_id!r}"))
+            elif not hj212_codes(plant.maps[device_id]):
+                key = f"hj212.platforms.{index}.devices"
+                problems.append(
+                    Problem(
+                        file, key, f"device {device_id!r} has no field with a pollutant code (role or hj212)"
+                    )
+                )
     for device_id in alerts.o2_reference:
         if device_id not in known:
             problems.append(Problem(file, f"alerts.o2_reference.{device_id}", f"no device {device_id!r}"))
@@ -480,3 +495,14 @@ def _device_index(problem: Problem) -> int:
 def load_plant_config(path: Path) -> Plant:
     """Load and validate a plant config and every device map it refers to."""
     return parse_plant_config(read_yaml(path), str(path), path.parent)
+
+
+def hj212_codes(device_map: AnyDeviceMap) -> dict[str, str]:
+    """Field name -> HJ 212 pollutant code: the field's own `hj212`, else its role's."""
+    fields = device_map.registers if isinstance(device_map, DeviceMap) else device_map.fields
+    out = {}
+    for f in fields:
+        code = f.hj212 or (ROLE_CODES.get(str(f.role)) if f.role else None)
+        if code:
+            out[f.name] = code
+    return out

@@ -24,6 +24,7 @@ KPI_MEASUREMENT = "plantwatch_kpi"  # tags plant, device, target, kind; fields v
 ALERT_MEASUREMENT = "plantwatch_alert"  # tags plant, device, rule, severity; fields event, firing, ...
 ALERTS_HEALTH_MEASUREMENT = "plantwatch_alerts"  # the alert service's health, every 10 s
 NOTIFICATIONS_MEASUREMENT = "plantwatch_notifications"  # per notifier: pending, sent, dead
+HJ212_MEASUREMENT = "plantwatch_hj212"  # per HJ 212 platform: connected, backlog, last acknowledged
 
 # Tags on every device point, in this order; a device's own `tags` follow, sorted by key.
 TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT = "plant", "device", "sector", "model", "product"
