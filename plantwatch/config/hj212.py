@@ -53,6 +53,7 @@ class PlatformConfig(Strict):
     timeout: Duration = 10.0  # waiting for the platform's answer (CN 9014) to a data packet
     retries: int = Field(default=3, ge=0, le=10)  # sends of a packet before the link is reset
     answer: bool = True  # ask for an answer to data packets (Flag A); without, sent is delivered
+    reconnect: Duration = 60.0  # the longest wait between connection attempts (from 1 s, doubling)
     devices: list[str] = Field(min_length=1)  # the stacks it reports
     data: DataSelection = Field(default_factory=DataSelection)
 

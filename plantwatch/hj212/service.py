@@ -75,7 +75,13 @@ class Hj212Uplink:
             self.marks[device] = plant.marks(device)
         self.links = [
             PlatformLink(
-                platform, self.store, secret(platform.pw_env) or "", self.zone, self._realtime, clock=clock
+                platform,
+                self.store,
+                secret(platform.pw_env) or "",
+                self.zone,
+                self._realtime,
+                clock=clock,
+                backoff=(min(1.0, platform.reconnect), platform.reconnect),
             )
             for platform in config.platforms
         ]

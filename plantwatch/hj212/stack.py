@@ -170,9 +170,8 @@ class StackData:
         if flow is not None and flow.mean is not None:
             flow.cou = flow.mean * 60
             for code, stat in stats.items():
-                if code not in (FLOW_CODE, "a19001", "a01012") and stat.mean is not None:
-                    concentration = stat.zs_mean if stat.zs_mean is not None else stat.mean
-                    stat.cou = concentration * flow.mean * 60 * 1e-6  # mg/m³ x m³ -> kg
+                if code in CORRECTED_CODES and stat.mean is not None:  # measured, not corrected
+                    stat.cou = stat.mean * flow.mean * 60 * 1e-6  # mg/m³ x m³ -> kg
         return stats
 
     def _close_periods(self, watermark_ns: int) -> list[Record]:
