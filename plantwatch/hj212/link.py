@@ -121,7 +121,7 @@ class PlatformLink:
             finally:
                 self.connected, self._writer = False, None
                 listening.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OSError):
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # its end is the link's
                     await listening
                 writer.close()
                 with contextlib.suppress(OSError):

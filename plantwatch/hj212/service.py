@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +21,7 @@ from plantwatch.contract.influx import HJ212_MEASUREMENT, fields_line
 from plantwatch.core.event_time import Marks, window_time
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.core.reading import PollResult
+from plantwatch.core.tasks import supervised
 from plantwatch.hj212.errors import Hj212Error
 from plantwatch.hj212.link import PlatformLink
 from plantwatch.hj212.stack import Cp, Record, StackData
@@ -87,6 +90,7 @@ class Hj212Uplink:
         ]
         self._heard: dict[str, tuple[int, int]] = {}  # device -> (wall ns of the last result, its event time)
         self._late = {device: OutageLog(log) for device in self.stacks}
+        self.restarts: Counter[str] = Counter()  # crashed links, restarted
 
     def __call__(self, results: list[PollResult]) -> None:
         """Collector listener: the results it just committed."""
@@ -155,7 +159,12 @@ class Hj212Uplink:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Every platform's link, the window timer and health, until `stop`."""
-        links = [asyncio.create_task(link.run(stop)) for link in self.links]
+        links = [
+            asyncio.create_task(
+                supervised(f"hj212 {link.name}", partial(link.run, stop), stop, self.restarts)
+            )
+            for link in self.links
+        ]
         last_health = 0.0
         summary = ""
         while not stop.is_set():
