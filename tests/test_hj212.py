@@ -295,3 +295,29 @@ def test_validate_names_the_bad_keys(tmp_path: Path) -> None:
     os.environ.pop("PW_HJ212")
     config.write_text(text, encoding="utf-8")
     assert main(["validate", str(config)]) == 1
+
+
+def test_a_restart_mid_hour_continues_the_hour(tmp_path: Path, platform: Platform) -> None:
+    config = write_plant(tmp_path, platform.port)
+    before = Hj212Uplink(load_plant_config(config))
+    for m in range(30):  # 10:00-10:30 at 30 mg/m³, then plantwatch stops
+        minute(before, H0 + m * MINUTE_NS, 30.0)
+    before.close()
+    after = Hj212Uplink(load_plant_config(config))
+
+    async def scenario() -> None:
+        for m in range(30, 61):  # 10:30-11:00 at 50 mg/m³ after the restart, and 11:00
+            minute(after, H0 + m * MINUTE_NS, 50.0)
+        await wait_until_async(lambda: platform.data("2061"), 30)
+
+    asyncio.run(running(after, scenario))
+    [hour] = [p.cp() for p in platform.data("2061")]
+    assert (hour["a34013-Avg"], hour["a34013-Flag"]) == ("40", "N")  # all 60 minutes, both runs
+    assert [p.cp()["DataTime"][8:12] for p in platform.data("2051")] == [
+        "1000",
+        "1010",
+        "1020",
+        "1030",
+        "1040",
+        "1050",
+    ]

@@ -29,6 +29,7 @@ from plantwatch.hj212.store import RecordStore
 
 log = logging.getLogger(__name__)
 TICK = 1.0
+SAVE_EVERY_NS = 10 * 10**9  # open windows saved this often
 REALTIME_FRESH_NS = 300 * 10**9  # real-time data only from a stack heard from this recently
 
 
@@ -88,7 +89,11 @@ class Hj212Uplink:
             )
             for platform in config.platforms
         ]
+        for device, state in self.store.windows().items():  # a restart continues the open windows
+            if device in self.stacks:
+                self.stacks[device].restore(state)
         self._heard: dict[str, tuple[int, int]] = {}  # device -> (wall ns of the last result, its event time)
+        self._saved = 0
         self._late = {device: OutageLog(log) for device in self.stacks}
         self.restarts: Counter[str] = Counter()  # crashed links, restarted
 
@@ -121,7 +126,14 @@ class Hj212Uplink:
             silent = now - heard
             if silent >= lateness:
                 self._keep(self.stacks[device].advance(ts + silent - lateness))
+        if now - self._saved >= SAVE_EVERY_NS:
+            self.save()
         self.store.prune(now - int(self.config.keep * 1e9))
+
+    def save(self) -> None:
+        """Save the open windows (every 10 s and at the stop: a restart loses at most that)."""
+        self.store.save_windows({device: stack.state() for device, stack in self.stacks.items()})
+        self._saved = self.clock()
 
     def _keep(self, records: list[Record]) -> None:
         if records and self.store.add(records):
@@ -186,4 +198,5 @@ class Hj212Uplink:
             await task
 
     def close(self) -> None:
+        self.save()
         self.store.close()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from plantwatch.contract.hj212 import CORRECTED_CODES, FLOW_CODE, NO_DATA, NORMAL
@@ -260,6 +261,33 @@ class StackData:
             group.append((f"{code}-Flag", stat.flag))
             cp.append(group)
         return Record(self.device, cn, seconds, start, cp)
+
+    # --- across restarts ---
+
+    def state(self) -> dict[str, Any]:
+        """The open windows, as JSON-ready data (saved by the uplink, restored at its start)."""
+        minute = self._minute
+        return {
+            "minute": None
+            if minute is None
+            else [minute.start, minute.values, minute.corrected, dict(minute.flags)],
+            "minutes": [[t, {c: asdict(s) for c, s in stats.items()}] for t, stats in self._minutes],
+            "hours": [[t, {c: asdict(s) for c, s in stats.items()}] for t, stats in self._hours],
+            "emitted": sorted(self._emitted),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue the windows `state()` saved."""
+        if state.get("minute"):
+            start, values, corrected, flags = state["minute"]
+            self._minute = _Minute(int(start), values, corrected, Counter(flags))
+        self._minutes = [
+            (int(t), {c: Stat(**s) for c, s in stats.items()}) for t, stats in state.get("minutes", [])
+        ]
+        self._hours = [
+            (int(t), {c: Stat(**s) for c, s in stats.items()}) for t, stats in state.get("hours", [])
+        ]
+        self._emitted = {(int(a), int(b)) for a, b in state.get("emitted", [])}
 
     # --- real time ---
 

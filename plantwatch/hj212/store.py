@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, cn TEXT NOT NULL,
     seconds INTEGER NOT NULL, start_ns INTEGER NOT NULL, cp TEXT NOT NULL,
     UNIQUE (device, cn, seconds, start_ns));
+CREATE TABLE IF NOT EXISTS windows (device TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (
     platform TEXT PRIMARY KEY, acked_id INTEGER NOT NULL, acked_start_ns INTEGER NOT NULL,
     acked_ns INTEGER NOT NULL);
@@ -123,6 +124,20 @@ class RecordStore:
             [*names, cn, seconds, begin_ns, end_ns],
         ).fetchall()
         return [_stored(row) for row in rows]
+
+    def save_windows(self, states: dict[str, dict[str, object]]) -> None:
+        """The stacks' open windows, so a restart continues them."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO windows (device, state) VALUES (?, ?) "
+                "ON CONFLICT (device) DO UPDATE SET state = excluded.state",
+                [(device, json.dumps(state)) for device, state in states.items()],
+            )
+
+    def windows(self) -> dict[str, dict[str, object]]:
+        """Device -> its saved open windows."""
+        rows = self.db.execute("SELECT device, state FROM windows").fetchall()
+        return {str(device): json.loads(str(state)) for device, state in rows}
 
     def prune(self, before_ns: int) -> int:
         """Forget records whose period started before `before_ns`; how many."""
