@@ -94,6 +94,7 @@ def alert_lines() -> list[str]:
         line("saf-1", FESI, "warning", "resolved", local_ns(2026, 11, 10, 8)),
         line("saf-1", FESI, "warning", "firing", local_ns(2026, 11, 11, 18)),
         line("stack-1", DUST, "critical", "firing", local_ns(2026, 11, 9, 9)),
+        line("stack-1", DUST, "critical", "firing", local_ns(2026, 12, 1)),  # the hour ending at midnight
         line("stack-1", DUST, "critical", "firing", local_ns(2026, 12, 1, 9)),  # December: not counted
     ]
 

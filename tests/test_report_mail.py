@@ -10,6 +10,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from plantwatch.app.reports import RETRY_NS, build_document, send_documents
 from plantwatch.cli import main
 from plantwatch.config.plant import Plant, load_plant_config
 from tests.alert_helpers import plain_text
-from tests.report_data import CJK, fill, local_ns
+from tests.report_data import CJK, ZONE, fill, local_ns
 from tests.services.influxdb import InfluxDBServer
 from tests.services.smtp import SmtpServer
 from tests.waiting import wait_until_async
@@ -129,6 +130,9 @@ def test_daily_digest_reports_the_day(plant: Plant, smtp: SmtpServer) -> None:
 def test_a_document_goes_once_per_recipient_and_again_only_when_asked(
     plant: Plant, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    this_month = datetime.now(ZONE).strftime("%Y-%m")
+    assert main(["report", "--config", str(plant.path), "--month", this_month, "--send"]) == 1
+    assert f"{this_month} has not ended yet" in capsys.readouterr().err  # the complete one goes later
     argv = ["report", "--config", str(plant.path), "--month", "2026-11", "--send"]
     assert main(argv) == 0
     assert "report:2026-11: 2 mail(s) logged; 0 waiting for delivery" in capsys.readouterr().err

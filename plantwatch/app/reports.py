@@ -165,7 +165,10 @@ def _send(plant: Plant, kind: str, label: str, *, again: bool) -> int:
     """Build the document, log it for its recipients (all of them with `again`), deliver now."""
     from plantwatch.alerts.setup import build_alert_service
 
-    made = build_document(plant, kind, label, time.time_ns())
+    now_ns = time.time_ns()
+    if period_of(plant, kind, label).end_ns > now_ns:  # a later, complete one would count as sent
+        raise ReportError(f"{label} has not ended yet: a {kind} is mailed once its period is over")
+    made = build_document(plant, kind, label, now_ns)
     service = build_alert_service(plant)
     try:
         logged = service.publish(made, again=again)

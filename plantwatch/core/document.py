@@ -30,11 +30,10 @@ class Edition:
 @dataclass(frozen=True)
 class Document:
     """One period's document: `kind` ("digest" or "report"), `period` ("2026-12-03", "2026-11"),
-    the time it is dated (ns, the end of the period or now if earlier), one edition per language."""
+    one edition per language."""
 
     kind: str
     period: str
-    dated_ns: int
     editions: dict[str, Edition]  # "zh", "en"
 
     @property

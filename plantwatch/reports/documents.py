@@ -34,4 +34,4 @@ def document(report: Report, zone: ZoneInfo) -> Document:
                 Attachment(f"{stem}.csv", "text/csv", ("\ufeff" + render_csv(report, lang)).encode()),
             ]
         editions[lang] = Edition(words.title, render_text(words, lang), html, dict(charts), attachments)
-    return Document(kind, report.period.label, report.covered_end_ns, editions)
+    return Document(kind, report.period.label, editions)

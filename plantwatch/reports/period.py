@@ -34,12 +34,6 @@ class Period:
     def end_ns(self) -> int:
         return int(self.end.timestamp()) * 10**9
 
-    @property
-    def days(self) -> list[date]:
-        """The calendar days it covers."""
-        first = self.start.date()
-        return [first + timedelta(days=i) for i in range((self.end.date() - first).days)]
-
     def title(self, lang: str) -> str:
         """`2026年11月` / `November 2026`; `2026年12月3日` / `3 December 2026`."""
         start = self.start

@@ -183,11 +183,12 @@ class ReportReader:
         return min(1.0, with_data / hours)
 
     def fired(self, start_ns: int, end_ns: int) -> list[Fired]:
-        """Alerts that fired in the period, by device, rule and severity."""
+        """Alerts that fired in the period, by device, rule and severity; (start, end] as KPI points,
+        since a transition is stamped with the end of the window that caused it."""
         series = self.reader.query(
             f'SELECT count("firing") AS "n" FROM {identifier(ALERT_MEASUREMENT)} '
             f"WHERE {identifier(TAG_PLANT)} = {quoted(self.plant_id)} AND \"event\" = 'firing' "
-            f'AND time >= {start_ns} AND time < {end_ns} GROUP BY "device", "rule", "severity"'
+            f'AND time > {start_ns} AND time <= {end_ns} GROUP BY "device", "rule", "severity"'
         )
         out = [
             Fired(s.tags.get("device", ""), s.tags.get("rule", ""), s.tags.get("severity", ""), int(row["n"]))

@@ -41,7 +41,7 @@ def cjk_font() -> Path:
 
 
 def render_pdf(sections: Sections, charts: dict[str, bytes], dated_ns: int) -> bytes:
-    """The PDF bytes; the same report gives the same bytes (the creation date is `dated_ns`)."""
+    """The PDF bytes, with `dated_ns` (when the report was read) as its creation date."""
     from fpdf import FPDF  # a second to import: only when a PDF is written
     from matplotlib import get_data_path
 
