@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,7 +29,7 @@ EXAMPLE = (  # the standard's own example (HJ 212-2017, Appendix A)
     b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;"
     b"CP=&&RtdInterval=30&&1C80\r\n"
 )
-MN = "88888880000001HJ2120TEST"  # 24 characters
+MN = "88888880000001A0B1C2D3E4"  # 24 characters
 PW = "hj212-s3cret"
 H0 = local_ns(2026, 11, 24, 10)  # the first simulated hour starts at 10:00 Beijing time
 
@@ -273,7 +274,8 @@ def test_validate_names_the_bad_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_plant_config(config)
     said = "\n".join(str(p) for p in caught.value.problems)
-    assert "hj212.platforms.0.mn" in said and "24 letters or digits, not 5" in said
+    assert "hj212.platforms.0.mn" in said and "is 24 hex digits: 'ABC12'" in said
+    assert "hj212.platforms.0.devices" in said and "one MN identifies one monitoring point" in said
     maps = tmp_path / "cems.yaml"
     maps.write_text(
         (Path(__file__).parents[1] / "plantwatch/device_maps/dust_cems.yaml")
@@ -321,3 +323,64 @@ def test_a_restart_mid_hour_continues_the_hour(tmp_path: Path, platform: Platfor
         "1040",
         "1050",
     ]
+
+
+def test_platform_names_differ(tmp_path: Path) -> None:
+    config = write_plant(tmp_path, 9)
+    text = config.read_text(encoding="utf-8")
+    entry = text[text.index("    - {name: province") :]
+    config.write_text(text + entry, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"platform names must differ .*: province"):
+        load_plant_config(config)
+
+
+def test_a_late_reading_after_a_silent_close_is_dropped_not_counted_twice(tmp_path: Path) -> None:
+    now = [H0]
+    uplink = Hj212Uplink(load_plant_config(write_plant(tmp_path, 9)), clock=lambda: now[0])
+    for m in range(44):  # 10:00-10:44 valid, then the stack goes silent
+        minute(uplink, H0 + m * MINUTE_NS, 50.0)
+    now[0] += 5 * MINUTE_NS  # silent: the timer closes 10:43
+    uplink.tick()
+    minute(uplink, H0 + 43 * MINUTE_NS + 30 * 10**9, 90.0)  # a late sample of the closed 10:43
+    minute(uplink, H0 + 2 * HOUR_NS, 20.0)  # 12:00 closes the hours
+    stack = uplink.stacks["stack-1"]
+    assert stack.late == 1
+    hours = uplink.store.history(["stack-1"], "2061", 3600, H0, H0)
+    cp = {k: v for group in hours[0].cp for k, v in group}
+    assert (cp["a34013-Avg"], cp["a34013-Flag"]) == ("50", "B")  # 44 valid minutes: not valid
+    assert float(cp["a00000-Cou"]) == pytest.approx(44 * 60 * 100)
+    uplink.close()
+
+
+def test_unknown_cems_flags_are_not_valid_samples(tmp_path: Path) -> None:
+    uplink = Hj212Uplink(load_plant_config(write_plant(tmp_path, 9, minute="1m")))
+    minute(uplink, H0, 30.0, "n")  # lower case: the standard's N
+    minute(uplink, H0 + MINUTE_NS, 30.0, "0")  # none of the standard's flags
+    minute(uplink, H0 + 2 * MINUTE_NS, 30.0)
+    records = uplink.store.history(["stack-1"], "2051", 60, H0, H0 + MINUTE_NS)
+    flags = [{k: v for g in r.cp for k, v in g}["a34013-Flag"] for r in records]
+    assert flags == ["N", "D"] and uplink.stacks["stack-1"].unknown_flags == 1
+    uplink.close()
+
+
+def test_a_crash_of_the_timer_never_doubles_the_links(tmp_path: Path, platform: Platform) -> None:
+    uplink = Hj212Uplink(load_plant_config(write_plant(tmp_path, platform.port, minute="1m")))
+    prune, calls = uplink.store.prune, [0]
+
+    def failing_once(before_ns: int) -> int:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return prune(before_ns)
+
+    uplink.store.prune = failing_once  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await wait_until_async(lambda: calls[0] >= 3 and uplink.links[0].connected, 30)
+        for m in range(6):
+            minute(uplink, H0 + m * MINUTE_NS, 30.0)
+        await wait_until_async(lambda: uplink.links[0].backlog() == 0 and len(platform.data("2051")) >= 5, 30)
+
+    asyncio.run(running(uplink, scenario))
+    times = [p.cp()["DataTime"] for p in platform.data("2051")]
+    assert times == sorted(set(times)) and len(times) == 5  # each minute once: one set of links

@@ -18,7 +18,7 @@ from tests.services.processes import free_port, start_plantwatch, stop, wait_for
 from tests.waiting import wait_until
 
 ZONE = ZoneInfo("Asia/Shanghai")
-MN = "88888880000001HJ2120TEST"
+MN = "88888880000001A0B1C2D3E4"
 
 
 def hour_from_raw(influxdb: InfluxDBServer, db: str, data_time: str) -> tuple[float, float, str]:

@@ -52,35 +52,45 @@ async def listen(host: str, port: int, stop: asyncio.Event) -> None:
     """Serve until `stop`: print each packet with its peer and answer those with Flag A."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host, port = writer.get_extra_info("peername")[:2]
-        peer = f"{host}:{port}"
+        peer_host, peer_port = writer.get_extra_info("peername")[:2]
+        peer = f"{peer_host}:{peer_port}"
         print(f"{_now()} {peer} connected", flush=True)
         frames = Reader()
-        while data := await reader.read(65536):
-            for raw in frames.feed(data):
-                try:
-                    packet = decode(raw)
-                except PacketError as exc:
-                    print(f"{_now()} {peer} BAD {exc}: {raw!r}", flush=True)
-                    continue
-                cp = "; ".join(",".join(f"{k}={v}" for k, v in g) for g in packet.cp)
-                print(
-                    f"{_now()} {peer} CN={packet.cn} QN={packet.qn} MN={packet.mn} Flag={packet.flag} {cp}",
-                    flush=True,
-                )
-                if packet.wants_answer:
-                    answer = Packet(
-                        packet.qn, ST_PLATFORM, CN_DATA_ANSWER, packet.pw, packet.mn, FLAG_VERSION_2017
-                    )
-                    for part in encode(answer):
-                        writer.write(part)
-                    await writer.drain()
+        try:
+            await _serve_packets(reader, writer, frames, peer)
+        finally:
+            writer.close()
         print(f"{_now()} {peer} disconnected", flush=True)
 
     server = await asyncio.start_server(serve, host, port)
     print(f"listening on {host}:{port} (Ctrl-C stops)", flush=True)
     async with server:
         await stop.wait()
+
+
+async def _serve_packets(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frames: Reader, peer: str
+) -> None:
+    """Until the station disconnects: each packet checked, printed, answered if it asks."""
+    while data := await reader.read(65536):
+        for raw in frames.feed(data):
+            try:
+                packet = decode(raw)
+            except PacketError as exc:
+                print(f"{_now()} {peer} BAD {exc}: {raw!r}", flush=True)
+                continue
+            cp = "; ".join(",".join(f"{k}={v}" for k, v in g) for g in packet.cp)
+            print(
+                f"{_now()} {peer} CN={packet.cn} QN={packet.qn} MN={packet.mn} Flag={packet.flag} {cp}",
+                flush=True,
+            )
+            if packet.wants_answer:
+                answer = Packet(
+                    packet.qn, ST_PLATFORM, CN_DATA_ANSWER, packet.pw, packet.mn, FLAG_VERSION_2017
+                )
+                for part in encode(answer):
+                    writer.write(part)
+                await writer.drain()
 
 
 def listen_command(args: argparse.Namespace) -> int:

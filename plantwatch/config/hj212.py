@@ -54,21 +54,40 @@ class PlatformConfig(Strict):
     retries: int = Field(default=3, ge=0, le=10)  # sends of a packet before the link is reset
     answer: bool = True  # ask for an answer to data packets (Flag A); without, sent is delivered
     reconnect: Duration = 60.0  # the longest wait between connection attempts (from 1 s, doubling)
-    devices: list[str] = Field(min_length=1)  # the stacks it reports
+    devices: list[str] = Field(min_length=1)  # the stack this MN identifies (one)
     data: DataSelection = Field(default_factory=DataSelection)
+
+    @field_validator("devices")
+    @classmethod
+    def _one_stack(cls, devices: list[str]) -> list[str]:
+        if len(devices) > 1:
+            raise ValueError(
+                "one MN identifies one monitoring point: give each stack its own entry "
+                "(the same host and port, its own mn and name)"
+            )
+        return devices
 
     @field_validator("mn")
     @classmethod
     def _check_mn(cls, mn: str) -> str:
         if not MN_PATTERN.match(mn):
-            raise ValueError(f"an HJ 212-2017 station code has 24 letters or digits, not {len(mn)}: {mn!r}")
+            raise ValueError(f"an HJ 212-2017 station code (MN) is 24 hex digits: {mn!r}")
         return mn
 
 
 class Hj212Config(Strict):
     """The uplink: its platforms and its record store."""
 
-    platforms: list[PlatformConfig] = Field(min_length=1)
+    platforms: list[PlatformConfig] = Field(min_length=1)  # one entry per platform and stack (MN)
     store: str = "plantwatch-hj212.sqlite"  # minute, hour and day records and each platform's cursor
     keep: Duration = 32 * 86400.0  # records kept this long, for resends and history requests
     lateness: Duration = 120.0  # a silent stack's open minute closes this long after it ends
+
+    @field_validator("platforms")
+    @classmethod
+    def _unique_names(cls, platforms: list[PlatformConfig]) -> list[PlatformConfig]:
+        names = [p.name for p in platforms]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"platform names must differ (each keeps its own cursor): {', '.join(twice)}")
+        return platforms

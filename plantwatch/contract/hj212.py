@@ -32,7 +32,7 @@ FLAG_SPLIT = 1 << 1
 FLAG_ANSWER = 1
 
 MAX_SEGMENT = 1024  # characters of a data segment; longer ones are split (PNUM/PNO)
-MN_PATTERN = re.compile(r"^[0-9A-Za-z]{24}$")  # HJ 212-2017: the station code has 24 characters
+MN_PATTERN = re.compile(r"^[0-9A-Fa-f]{24}$")  # HJ 212-2017: 24 hex digits (an EPC-96 code)
 
 # Pollutant codes by map role (Appendix B of the standard); a map field may name its own
 # (`hj212: a34013`). Concentrations get O2-corrected (`Zs`) values when the stack has a
@@ -68,3 +68,4 @@ KNOWN_CODES: dict[str, str] = {
 DATA_FLAGS = frozenset("NFMSDCTB")
 NORMAL = "N"
 NO_DATA = "B"  # a period of a pollutant without one usable value
+FAULT = "D"  # a sample whose CEMS flag is none of the above

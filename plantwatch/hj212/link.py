@@ -13,11 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from plantwatch.config.hj212 import PlatformConfig
 from plantwatch.contract.hj212 import (
     CN_DATA_ANSWER,
+    CN_DAY,
     CN_EXECUTION_RESULT,
     CN_GET_TIME,
     CN_HOUR,
@@ -32,6 +34,7 @@ from plantwatch.contract.hj212 import (
     FLAG_ANSWER,
     FLAG_VERSION_2017,
     QN_ACCEPTED,
+    QN_REFUSED,
 )
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.hj212.errors import Hj212Error, PacketError
@@ -71,14 +74,16 @@ class PlatformLink:
         if config.data.hour:
             kinds.append((CN_HOUR, 3600))
         if config.data.day:
-            kinds.append(("2031", 86400))
+            kinds.append((CN_DAY, 86400))
         self.selection = Selection(tuple(config.devices), tuple(kinds))
         self.connected = False
         self.sent = self.resent = self.bad_packets = 0
         self.new_records = asyncio.Event()
         self._answers: dict[str, asyncio.Future[Packet]] = {}
         self._writer: asyncio.StreamWriter | None = None
-        self._last_qn = ""
+        self._listening: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()  # history answers in progress
+        self._last_qn_ms = 0
         self._outage = OutageLog(log)
 
     @property
@@ -111,7 +116,7 @@ class PlatformLink:
             )
             pause = self.backoff[0]
             self._writer, self.connected = writer, True
-            listening = asyncio.create_task(self._listen(reader))
+            listening = self._listening = asyncio.create_task(self._listen(reader))
             try:
                 await self._send_loop(stop, listening)
             except (LinkDown, OSError) as exc:
@@ -120,6 +125,8 @@ class PlatformLink:
                 )
             finally:
                 self.connected, self._writer = False, None
+                for request in list(self._requests):
+                    request.cancel()
                 listening.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # its end is the link's
                     await listening
@@ -176,11 +183,19 @@ class PlatformLink:
             if waiter is None:
                 continue
             try:
-                await asyncio.wait_for(waiter, self.config.timeout)
-            except TimeoutError:
-                return False
+                # the answer, or the platform closing the connection (no need to wait for timeouts)
+                watched: set[asyncio.Future[Any]] = {waiter}
+                if self._listening is not None:
+                    watched.add(self._listening)
+                await asyncio.wait(watched, timeout=self.config.timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    if self._listening is not None and self._listening.done():
+                        raise LinkDown("the platform closed the connection")
+                    return False
             finally:
                 self._answers.pop(packet.qn, None)
+                if not waiter.done():
+                    waiter.cancel()
         return True
 
     # --- what the platform sends ---
@@ -207,7 +222,7 @@ class PlatformLink:
                     log.warning(
                         "hj212 %s: request QN %s CN %s refused: %s", self.name, packet.qn, packet.cn, exc
                     )
-                    await self._send(self._answer(packet, CN_REQUEST_ANSWER, [[("QnRtn", "2")]]))
+                    await self._send(self._answer(packet, CN_REQUEST_ANSWER, [[("QnRtn", QN_REFUSED)]]))
 
     async def _handle(self, packet: Packet) -> None:
         if packet.cn == CN_DATA_ANSWER:
@@ -222,7 +237,11 @@ class PlatformLink:
             await self._send(self._answer(packet, CN_REQUEST_ANSWER, [[("QnRtn", QN_WRONG_PW)]]))
             return
         if packet.cn in DATA_CNS and packet.value("BeginTime") and packet.value("EndTime"):
-            await self._history(packet)
+            begin, end = (self._parse_time(packet.value(k) or "") for k in ("BeginTime", "EndTime"))
+            # answered beside the listener, which must go on reading the platform's 9014 answers
+            task = asyncio.create_task(self._history(packet, begin, end))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
         elif packet.cn == CN_GET_TIME:
             await self._send(self._answer(packet, CN_REQUEST_ANSWER, [[("QnRtn", QN_ACCEPTED)]]))
             now = datetime.fromtimestamp(self.clock() / 1e9, self.zone).strftime("%Y%m%d%H%M%S")
@@ -232,13 +251,12 @@ class PlatformLink:
             await self._set_time(packet)
         else:
             log.info("hj212 %s: request CN %s not supported; refused", self.name, packet.cn)
-            await self._send(self._answer(packet, CN_REQUEST_ANSWER, [[("QnRtn", "2")]]))
+            await self._send(self._answer(packet, CN_REQUEST_ANSWER, [[("QnRtn", QN_REFUSED)]]))
 
-    async def _history(self, request: Packet) -> None:
+    async def _history(self, request: Packet, begin: int, end: int) -> None:
         """Answer a history request: 9011 accepted, each record in range (the request's QN), 9012."""
         await self._send(self._answer(request, CN_REQUEST_ANSWER, [[("QnRtn", QN_ACCEPTED)]]))
         seconds = {CN_MINUTE: int(self.config.data.minute or 600), CN_HOUR: 3600}.get(request.cn, 86400)
-        begin, end = (self._parse_time(request.value(k) or "") for k in ("BeginTime", "EndTime"))
         records = self.store.history(self.config.devices, request.cn, seconds, begin, end)
         for record in records:
             await self._send(
@@ -259,8 +277,8 @@ class PlatformLink:
 
     async def _set_time(self, request: Packet) -> None:
         """plantwatch does not set the host's clock (NTP does): success when it already agrees."""
-        await self._send(self._answer(request, CN_REQUEST_ANSWER, [[("QnRtn", QN_ACCEPTED)]]))
         wanted = self._parse_time(request.value("SystemTime") or "")
+        await self._send(self._answer(request, CN_REQUEST_ANSWER, [[("QnRtn", QN_ACCEPTED)]]))
         offset = (self.clock() - wanted) / 1e9
         if abs(offset) <= CLOCK_TOLERANCE_S:
             result = EXE_SUCCESS
@@ -283,13 +301,10 @@ class PlatformLink:
         return Packet(request.qn, st, cn, self.password, self.config.mn, FLAG_VERSION_2017, cp)
 
     def _qn(self) -> str:
-        """YYYYMMDDhhmmssfff in the plant's zone, never twice."""
-        now = self.clock()
-        qn = datetime.fromtimestamp(now / 1e9, self.zone).strftime("%Y%m%d%H%M%S%f")[:17]
-        if qn <= self._last_qn:
-            qn = str(int(self._last_qn) + 1)
-        self._last_qn = qn
-        return qn
+        """YYYYMMDDhhmmssfff in the plant's zone, never twice (a clash moves on by a millisecond)."""
+        ms = max(self.clock() // 10**6, self._last_qn_ms + 1)
+        self._last_qn_ms = ms
+        return datetime.fromtimestamp(ms / 1000, self.zone).strftime("%Y%m%d%H%M%S%f")[:17]
 
     def _parse_time(self, text: str) -> int:
         try:

@@ -62,7 +62,9 @@ class Hj212Uplink:
             role_of = {f.name: str(f.role) for f in fields if f.role}
             flag = next((n for n, r in role_of.items() if r == "data_flag"), None)
             o2 = next((n for n, r in role_of.items() if r == "o2"), None)
-            flow_units = {f.unit for f in fields if codes.get(f.name) == "a00000"}
+            flow_units = {
+                (f.unit or "").replace("³", "3").lower() for f in fields if codes.get(f.name) == "a00000"
+            }
             mine = [p for p in config.platforms if device in p.devices]
             self.stacks[device] = StackData(
                 device,
@@ -71,7 +73,7 @@ class Hj212Uplink:
                 flag_field=flag,
                 o2_field=o2,
                 o2_reference=plant.config.alerts.o2_reference.get(device),
-                flow_per_hour=not flow_units or "m3/s" not in flow_units,
+                flow_per_hour=not any(unit.endswith("/s") for unit in flow_units),
                 minute_periods=frozenset(int(p.data.minute) for p in mine if p.data.minute is not None),
                 hours=any(p.data.hour or p.data.day for p in mine),
                 days=any(p.data.day for p in mine),
@@ -89,10 +91,12 @@ class Hj212Uplink:
             )
             for platform in config.platforms
         ]
+        self._heard: dict[str, tuple[int, int]] = {}  # device -> (wall ns of the last result, its event time)
         for device, state in self.store.windows().items():  # a restart continues the open windows
             if device in self.stacks:
                 self.stacks[device].restore(state)
-        self._heard: dict[str, tuple[int, int]] = {}  # device -> (wall ns of the last result, its event time)
+                # as if heard now: a stack that stays silent still has them closed after `lateness`
+                self._heard[device] = (clock(), self.stacks[device].last_event_ns())
         self._saved = 0
         self._late = {device: OutageLog(log) for device in self.stacks}
         self.restarts: Counter[str] = Counter()  # crashed links, restarted
@@ -170,32 +174,40 @@ class Hj212Uplink:
         return lines
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Every platform's link, the window timer and health, until `stop`."""
+        """Every platform's link (supervised), the window timer and health, until `stop`. The links
+        live exactly as long as this call: never two sets of them on one link."""
         links = [
-            asyncio.create_task(
-                supervised(f"hj212 {link.name}", partial(link.run, stop), stop, self.restarts)
-            )
-            for link in self.links
+            asyncio.create_task(supervised(f"hj212 {n.name}", partial(n.run, stop), stop, self.restarts))
+            for n in self.links
         ]
         last_health = 0.0
         summary = ""
-        while not stop.is_set():
-            self.tick()
-            if time.monotonic() - last_health >= self.health_interval:
-                last_health = time.monotonic()
-                if self.write_lines is not None:
-                    self.write_lines(self.health_lines())
-                now = ", ".join(
-                    f"{link.name} {'up' if link.connected else 'down'} backlog {link.backlog()}"
-                    for link in self.links
-                )
-                if now != summary:
-                    summary = now
-                    log.info("hj212 health: %s", now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK)
-        for task in links:
-            await task
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                    if time.monotonic() - last_health >= self.health_interval:
+                        last_health = time.monotonic()
+                        summary = self._report_health(summary)
+                except Exception:  # the store or the buffer failed: say so, keep the links going
+                    log.exception("hj212: the window timer or health failed; trying again in %.0f s", TICK)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK)
+        finally:
+            for task in links:
+                if not stop.is_set():
+                    task.cancel()
+            await asyncio.gather(*links, return_exceptions=True)
+
+    def _report_health(self, summary: str) -> str:
+        if self.write_lines is not None:
+            self.write_lines(self.health_lines())
+        now = ", ".join(
+            f"{n.name} {'up' if n.connected else 'down'} backlog {n.backlog()}" for n in self.links
+        )
+        if now != summary:
+            log.info("hj212 health: %s", now)
+        return now
 
     def close(self) -> None:
         self.save()

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from plantwatch.contract.hj212 import CORRECTED_CODES, FLOW_CODE, NO_DATA, NORMAL
+from plantwatch.contract.hj212 import CORRECTED_CODES, DATA_FLAGS, FAULT, FLOW_CODE, NO_DATA, NORMAL
 from plantwatch.core.reading import GOOD, PollResult
 
 MINUTE_NS, HOUR_NS = 60 * 10**9, 3600 * 10**9
@@ -97,7 +97,9 @@ class StackData:
         self._minutes: list[tuple[int, dict[str, Stat]]] = []  # closed minutes not yet in a day
         self._hours: list[tuple[int, dict[str, Stat]]] = []  # closed hours of the open day
         self._emitted: set[tuple[int, int]] = set()  # minute-data periods made: (seconds, start)
+        self.closed_until = 0  # minutes before this are closed: a reading for one is late
         self.late = 0
+        self.unknown_flags = 0  # samples whose CEMS flag is none of the standard's (sent as D)
         self.latest: tuple[int, dict[str, float], dict[str, float], str] | None = None  # for real time
 
     # --- readings in ---
@@ -105,15 +107,17 @@ class StackData:
     def update(self, result: PollResult, ts: int) -> list[Record]:
         """One result measured at `ts`: the periods it closes."""
         minute = ts - ts % MINUTE_NS
-        if self._minute is not None and minute < self._minute.start:
+        if minute < self.closed_until or (self._minute is not None and minute < self._minute.start):
             self.late += 1
             return []
         out = self.advance(minute)
         if self._minute is None:
             self._minute = _Minute(minute)
         values = {r.field: r.value for r in result.readings if r.quality == GOOD and r.value is not None}
-        flag = str(values.get(self.flag_field, NORMAL)) if self.flag_field else NORMAL
-        flag = flag if flag else NORMAL
+        flag = str(values.get(self.flag_field, NORMAL)).strip().upper() if self.flag_field else NORMAL
+        if flag not in DATA_FLAGS:  # not one of the standard's flags: not a valid sample, and said so
+            self.unknown_flags += 1
+            flag = FAULT
         self._minute.flags[flag] += 1
         raw: dict[str, float] = {}
         corrected: dict[str, float] = {}
@@ -141,6 +145,7 @@ class StackData:
         out: list[Record] = []
         if self._minute is not None and self._minute.start + MINUTE_NS <= watermark_ns:
             self._minutes.append((self._minute.start, self._close_minute(self._minute)))
+            self.closed_until = max(self.closed_until, self._minute.start + MINUTE_NS)
             self._minute = None
         out += self._close_periods(watermark_ns)
         return out
@@ -256,13 +261,19 @@ class StackData:
             ):  # fmt: skip
                 if value is not None:
                     group.append((f"{code}-{suffix}", fmt(value)))
-            if cn != "2051" and stat.cou is not None:
+            if stat.cou is not None:
                 group.append((f"{code}-Cou", fmt(stat.cou)))
             group.append((f"{code}-Flag", stat.flag))
             cp.append(group)
         return Record(self.device, cn, seconds, start, cp)
 
     # --- across restarts ---
+
+    def last_event_ns(self) -> int:
+        """The newest event time the open windows hold (0 before any)."""
+        if self._minute is not None:
+            return self._minute.start
+        return max([t for t, _ in self._minutes] + [self.closed_until - MINUTE_NS, 0])
 
     def state(self) -> dict[str, Any]:
         """The open windows, as JSON-ready data (saved by the uplink, restored at its start)."""
@@ -274,6 +285,7 @@ class StackData:
             "minutes": [[t, {c: asdict(s) for c, s in stats.items()}] for t, stats in self._minutes],
             "hours": [[t, {c: asdict(s) for c, s in stats.items()}] for t, stats in self._hours],
             "emitted": sorted(self._emitted),
+            "closed_until": self.closed_until,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -288,6 +300,7 @@ class StackData:
             (int(t), {c: Stat(**s) for c, s in stats.items()}) for t, stats in state.get("hours", [])
         ]
         self._emitted = {(int(a), int(b)) for a, b in state.get("emitted", [])}
+        self.closed_until = int(state.get("closed_until", 0))
 
     # --- real time ---
 
