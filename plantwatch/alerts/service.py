@@ -77,6 +77,13 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
                 rules[(device, early)] = Rule(
                     early, target, limit, "warning", for_ns, repeat_ns, alerts.clear_margin, PLANT
                 )
+    for total in engine.totals.totals.values():  # plant totals: for plant staff, beside the devices'
+        target = by_id[total.target.id]
+        assert target.value is not None
+        repeat_ns = int((target.repeat or alerts.repeat) * 1e9)
+        rules[(total.device, total.rule)] = Rule(
+            total.rule, target, target.value, target.severity, 0, repeat_ns, alerts.clear_margin, PLANT
+        )
     for device_config in plant.config.devices:
         rules[(device_config.id, STALE)] = Rule(
             STALE, None, None, "warning", 0, int(alerts.repeat * 1e9), 0.0, PLANT
@@ -123,6 +130,8 @@ class AlertService:
             d.id: int(plant.expected_interval(d.id) * config.stale_after * 1e9) for d in plant.config.devices
         }
         self.lateness_ns = {d.id: int(plant.lateness(d.id) * 1e9) for d in plant.config.devices}
+        for total in self.engine.totals.totals.values():  # a total waits for its slowest device
+            self.lateness_ns[total.device] = max(self.lateness_ns[m] for m in total.members)
         self.engine.restore(store.kpi_windows(), started)  # windows continue across a restart
         self._checkpointed = started
         self._acks: list[Callable[[], object]] = []  # bus messages handled since the checkpoint

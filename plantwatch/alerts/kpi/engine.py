@@ -11,6 +11,7 @@ from plantwatch.alerts.kpi.dust import DustHourly
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
 from plantwatch.alerts.kpi.potline import PotlineLive
 from plantwatch.alerts.kpi.standard_coal import UnitError
+from plantwatch.alerts.kpi.totals import PlantTotals
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.kpi.watermark import EventTimeGate
 from plantwatch.config.device_map import DeviceMap, map_values
@@ -22,6 +23,9 @@ from plantwatch.core.reading import PollResult, Reading
 
 log = logging.getLogger(__name__)
 
+TOTALS_STATE = (
+    "(plant totals)"  # the key of the totals' state beside the devices' (no device id has brackets)
+)
 SILENCE_MARGIN = 10.0  # seconds, beside lateness and two intervals, before a device counts as silent
 
 
@@ -163,6 +167,12 @@ class KpiEngine:
                     gate = EventTimeGate(int(lateness * 1e9), int(silence * 1e9))
                     self.devices[device_id] = DeviceKpis(device_id, gate, plant.marks(device_id))
                 self.devices[device_id].calculators += calculators
+        judged: dict[str, tuple[Target, list[str]]] = {}
+        for device_id, kpis in self.devices.items():
+            for calculator in kpis.calculators:
+                if isinstance(calculator, PerTonne) and calculator.rule != calculator.target.id:
+                    judged.setdefault(calculator.rule, (calculator.target, []))[1].append(device_id)
+        self.totals = PlantTotals(judged)
 
     @property
     def calculators(self) -> dict[str, list[Calculator]]:
@@ -231,7 +241,13 @@ class KpiEngine:
             return []
         late_log.recovered("KPIs of %s: readings on time again", result.device)
         self._dirty.add(result.device)
-        return out
+        return self._with_totals(result.device, out)
+
+    def _with_totals(self, device: str, out: list[KpiValue]) -> list[KpiValue]:
+        """`out` and the plant totals it completes or updates."""
+        totals = self.totals.offer(out)
+        self.totals.advance(device, self.devices[device].gate.watermark_ns)
+        return out + totals
 
     def tick(self, now_ns: int) -> list[KpiValue]:
         """The windows that silent devices' watermarks close by now."""
@@ -240,7 +256,7 @@ class KpiEngine:
             closed = kpis.tick(now_ns)
             if closed:
                 self._dirty.add(device)
-                out += closed
+                out += self._with_totals(device, closed)
         return out
 
     def fields(self, device: str) -> frozenset[str] | None:
@@ -252,6 +268,8 @@ class KpiEngine:
         """The state of every device whose windows changed since the last call."""
         changed = {device: self.devices[device].state() for device in sorted(self._dirty)}
         self._dirty.clear()
+        if self.totals.dirty:
+            changed[TOTALS_STATE] = self.totals.state()
         return changed
 
     def restore(self, states: dict[str, dict[str, Any]], now_ns: int) -> None:
@@ -260,3 +278,5 @@ class KpiEngine:
         for device, state in states.items():
             if device in self.devices:
                 self.devices[device].restore(state, now_ns)
+        if TOTALS_STATE in states:
+            self.totals.restore(states[TOTALS_STATE])
