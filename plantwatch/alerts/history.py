@@ -26,7 +26,7 @@ class KpiHistory:
         if kpi.kind == "closed":
             self.store.record_window(kpi.device, kpi.rule, kpi.start_ns, kpi.ts_ns, kpi.value)
             return
-        if kpi.kind not in ("rolling", "live", "early"):
+        if kpi.kind not in ("rolling", "live", "early", "projection"):
             return
         samples = self._samples.setdefault((kpi.device, kpi.rule), deque(maxlen=SAMPLES))
         if not samples or kpi.ts_ns - samples[-1].end_ns >= SAMPLE_NS:

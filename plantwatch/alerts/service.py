@@ -71,6 +71,11 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
                 alerts.clear_margin,
                 REGULATOR if regulator else PLANT,
             )
+            if judged and getattr(calculator, "window", None) == "month":  # the month-end projection
+                projection = f"{calculator.rule}:projection"
+                rules[(device, projection)] = Rule(
+                    projection, target, target.value, "warning", for_ns, repeat_ns, alerts.clear_margin, PLANT
+                )
             if target.early_warning is not None:
                 early = f"{target.id}:early"
                 limit = target.value * target.early_warning
@@ -321,7 +326,7 @@ class AlertService:
 
     def _kpi_lines(self, kpi: KpiValue) -> list[str]:
         key = (kpi.device, kpi.rule, kpi.kind)
-        if kpi.kind in ("rolling", "live", "to-date"):
+        if kpi.kind in ("rolling", "live", "to-date", "projection"):
             if kpi.ts_ns - self._last_point.get(key, -KPI_POINT_INTERVAL_NS) < KPI_POINT_INTERVAL_NS:
                 return []
             self._last_point[key] = kpi.ts_ns

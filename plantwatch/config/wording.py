@@ -28,6 +28,7 @@ WINDOW_NAMES = {
         "month": "月",
         "hour": "小时均值",
         "early": "滚动15分钟均值",
+        "projection": "月末预测（按近7天速率）",
     },
     "en": {
         "live": "live",
@@ -36,6 +37,7 @@ WINDOW_NAMES = {
         "month": "month",
         "hour": "hourly average",
         "early": "rolling 15-minute average",
+        "projection": "month-end projection (at the last 7 days' rate)",
     },
 }
 JUDGED_NAMES = {
@@ -48,6 +50,8 @@ def window_name(target: Target, rule_id: str, lang: str) -> str:
     """What the window of a rule's values is called: 每次出铁, 小时均值, 滚动15分钟均值, 日, 月…"""
     if rule_id.endswith(":early"):
         return WINDOW_NAMES[lang]["early"]
+    if rule_id.endswith(":projection"):
+        return WINDOW_NAMES[lang]["projection"]
     judged = rule_id.rpartition(":")[2] if ":" in rule_id else None
     if judged in JUDGED_NAMES[lang]:  # the calendar window regulators judge a per-tonne target over
         return JUDGED_NAMES[lang][judged]

@@ -18,6 +18,9 @@ from plantwatch.core.reading import PollResult
 
 CALENDAR = ("shift", "day", "month")
 BUCKET_NS = 60 * 10**9  # rolling windows are kept in one-minute buckets
+HOUR_NS = 3600 * 10**9
+RATE_NS = 7 * 24 * HOUR_NS  # a month's projection extends the rate of its last 7 days to its end
+PROJECT_AFTER_NS = 3 * 24 * HOUR_NS  # ... once the month has run this long (earlier is noise)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class PerTonne:
         self._den = 0.0
         # rolling: minute buckets [start_ns, numerator, production]
         self._buckets: deque[list[float]] = deque()
+        # month: hourly buckets [start_ns, numerator, production] of the last days, for the projection
+        self._recent: deque[list[float]] = deque()
         self._first_ns: int | None = None
         names = [f.name for f in [*numerator, *(f for f in (production, tap_weight) if f)]]
         self.fields = frozenset([*names, *([tap_counter] if tap_counter else [])])
@@ -219,11 +224,38 @@ class PerTonne:
             self._window = self._bounds(ts)
             self._clean, self._next_clean = self._next_clean, False
             self._num, self._den = 0.0, 0.0
+            self._recent.clear()
         self._num += energy
         self._den += produced
         if self._den > 0:
             out.append(self._kpi("to-date", self._window[0], ts, self._num, self._den))
+        if self.window == "month":
+            out += self._projection(ts, energy, produced)
         return out
+
+    def _projection(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
+        """Where the month closes if the last days' energy and production rates hold: a value of
+        kind "projection" for the rule `<rule>:projection`, once the month is PROJECT_AFTER old."""
+        assert self._window is not None
+        start, end = self._window
+        hour = ts - ts % HOUR_NS
+        if self._recent and self._recent[-1][0] == hour:
+            self._recent[-1][1] += energy
+            self._recent[-1][2] += produced
+        else:
+            self._recent.append([hour, energy, produced])
+        while self._recent and self._recent[0][0] < max(start, ts - RATE_NS):
+            self._recent.popleft()
+        span = min(RATE_NS, ts - start)
+        if span < PROJECT_AFTER_NS or ts >= end:
+            return []
+        remaining = end - ts
+        energy_rate = sum(b[1] for b in self._recent) / span
+        product_rate = sum(b[2] for b in self._recent) / span
+        projected = self._kpi(
+            "projection", start, ts, self._num + energy_rate * remaining, self._den + product_rate * remaining
+        )
+        return [projected._replace(rule=f"{self.rule}:projection")]
 
     def _close_window(self) -> list[KpiValue]:
         """The open calendar window is over: its value, when we watched it whole."""
@@ -253,6 +285,7 @@ class PerTonne:
             "num": self._num,
             "den": self._den,
             "buckets": [list(b) for b in self._buckets],
+            "recent": [list(b) for b in self._recent],
             "first_ns": self._first_ns,
         }
 
@@ -271,4 +304,5 @@ class PerTonne:
         self._clean, self._next_clean = state["clean"], state["next_clean"]
         self._num, self._den = state["num"], state["den"]
         self._buckets = deque([float(x) for x in b] for b in state["buckets"])
+        self._recent = deque([float(x) for x in b] for b in state.get("recent", []))
         self._first_ns = state["first_ns"]

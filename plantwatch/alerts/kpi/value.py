@@ -9,7 +9,8 @@ class KpiValue(NamedTuple):
     """A KPI value. `value` None means the window has no valid value (no production, too few
     valid minutes): no data, never zero. `kind` says what window it closes or follows:
     "closed" (a tap, an hour, a shift/day/month), "rolling", "live", "early" (the dust early
-    warning), or "to-date" (a calendar window so far: for dashboards, never alerted on).
+    warning), "to-date" (a calendar window so far: for dashboards, never alerted on), or
+    "projection" (where an open month closes at its last 7 days' rate: a warning to plant staff).
     `rule` is the alert rule it feeds: the target id, or "<target id>:early"."""
 
     device: str
@@ -24,4 +25,4 @@ class KpiValue(NamedTuple):
     details: tuple[tuple[str, float], ...] = ()  # how it was computed, for mails (dust: see DETAILS)
 
 
-ALERTED_KINDS = frozenset({"closed", "rolling", "live", "early"})
+ALERTED_KINDS = frozenset({"closed", "rolling", "live", "early", "projection"})

@@ -1,0 +1,103 @@
+"""The month-end projection: while a month is open, where it closes if the last 7 days' energy and
+production rates hold (hand-computed from the taps here), and a warning to plant staff when the
+projection crosses the target while the month to date is still within it."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from plantwatch.alerts.setup import build_alert_service
+from plantwatch.config.plant import load_plant_config
+from tests.alert_helpers import HOUR_NS, plain_text, result
+from tests.report_data import local_ns
+
+RULE = "ferroalloy-fesi-unit-power:month"
+DAY_NS = 24 * HOUR_NS
+NOV = local_ns(2026, 11, 1)
+DEC = local_ns(2026, 12, 1)
+
+
+def taps_of_november(per_tonne: dict[int, float]) -> list[tuple[int, float, float]]:
+    """Three 8 t taps a day (02:00, 10:00, 18:00) from 1 to 12 November at each day's kWh/t."""
+    return [
+        (NOV + (day - 1) * DAY_NS + hour * HOUR_NS, per_tonne.get(day, 7600.0) * 8, 8.0)
+        for day in range(1, 13)
+        for hour in (2, 10, 18)
+    ]
+
+
+def projected(taps: list[tuple[int, float, float]]) -> float:
+    """By hand: the month to date (the first tap only sets the boundary), plus the last 7 days'
+    energy and weight per ns, times what is left of the month."""
+    valued = taps[1:]
+    last = valued[-1][0]
+    energy, weight = sum(e for _, e, _ in valued), sum(w for _, _, w in valued)
+    recent = [(e, w) for ts, e, w in valued if ts >= last - 7 * DAY_NS]
+    week = 7 * DAY_NS
+    left = DEC - last
+    rate_e, rate_w = sum(e for e, _ in recent) / week, sum(w for _, w in recent) / week
+    return (energy + rate_e * left) / (weight + rate_w * left)
+
+
+def test_the_projection_warns_before_the_month_is_lost(tmp_path: Path) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 西宁铁合金厂}
+devices:
+  - {id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}
+event_time: {max_skew: 3650d}
+alerts:
+  recipients: [{name: 能源管理部, email: energy@works.example, lang: zh, role: plant}]
+  digest_at: null
+""",
+        encoding="utf-8",
+    )
+    now = [NOV]
+    service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
+    taps = taps_of_november({11: 8600.0, 12: 8600.0})  # ten good days, then two heavy ones
+    energy = 0.0
+    for count, (ts, tap_energy, weight) in enumerate(taps, start=1):
+        energy += tap_energy
+        now[0] = ts
+        service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))
+    to_date = service.latest[("saf-1", RULE)]
+    projection = service.latest[("saf-1", f"{RULE}:projection")]
+    assert to_date.value == pytest.approx(sum(e for _, e, _ in taps[1:]) / sum(w for _, _, w in taps[1:]))
+    assert to_date.value < 7800  # the month to date is still within the target ...
+    assert projection.value == pytest.approx(projected(taps))  # ... but at this rate it closes over it
+    assert projection.value > 7800
+    fired = [t for t in service.transitions if t.alert.rule == f"{RULE}:projection" and t.event == "firing"]
+    assert len(fired) == 1 and fired[0].rule.audience == "plant"
+    mails = service.store.notifications(notifier="email")
+    [mail] = [m for m in mails if m.rule == f"{RULE}:projection"]
+    text = plain_text(BytesParser(policy=policy.default).parsebytes(mail.payload))
+    assert "统计窗口：月末预测（按近7天速率）" in text
+    service.close()
+
+
+def test_no_projection_in_the_first_three_days(tmp_path: Path) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: Works}
+devices:
+  - {id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}
+event_time: {max_skew: 3650d}
+alerts: {digest_at: null}
+""",
+        encoding="utf-8",
+    )
+    now = [NOV]
+    service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
+    energy = 0.0
+    for count, (ts, tap_energy, weight) in enumerate(taps_of_november({})[:8], start=1):  # to 3 Nov 10:00
+        energy += tap_energy
+        now[0] = ts
+        service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))
+    assert ("saf-1", RULE) in service.latest and ("saf-1", f"{RULE}:projection") not in service.latest
+    service.close()
