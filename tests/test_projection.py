@@ -22,8 +22,10 @@ DEC = local_ns(2026, 12, 1)
 
 
 def taps_of_november(per_tonne: dict[int, float]) -> list[tuple[int, float, float]]:
-    """Three 8 t taps a day (02:00, 10:00, 18:00) from 1 to 12 November at each day's kWh/t."""
-    return [
+    """Three 8 t taps a day (02:00, 10:00, 18:00) from 1 to 12 November at each day's kWh/t, after
+    two on 31 October (so November is watched from its start)."""
+    october = [(NOV - 6 * HOUR_NS, 7600.0 * 8, 8.0), (NOV - 2 * HOUR_NS, 7600.0 * 8, 8.0)]
+    return october + [
         (NOV + (day - 1) * DAY_NS + hour * HOUR_NS, per_tonne.get(day, 7600.0) * 8, 8.0)
         for day in range(1, 13)
         for hour in (2, 10, 18)
@@ -31,9 +33,9 @@ def taps_of_november(per_tonne: dict[int, float]) -> list[tuple[int, float, floa
 
 
 def projected(taps: list[tuple[int, float, float]]) -> float:
-    """By hand: the month to date (the first tap only sets the boundary), plus the last 7 days'
-    energy and weight per ns, times what is left of the month."""
-    valued = taps[1:]
+    """By hand: November to date, plus the last 7 days' energy and weight per ns, times what is
+    left of the month."""
+    valued = [t for t in taps if t[0] >= NOV]
     last = valued[-1][0]
     energy, weight = sum(e for _, e, _ in valued), sum(w for _, _, w in valued)
     recent = [(e, w) for ts, e, w in valued if ts >= last - 7 * DAY_NS]
@@ -67,7 +69,8 @@ alerts:
         service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))
     to_date = service.latest[("saf-1", RULE)]
     projection = service.latest[("saf-1", f"{RULE}:projection")]
-    assert to_date.value == pytest.approx(sum(e for _, e, _ in taps[1:]) / sum(w for _, _, w in taps[1:]))
+    november = [t for t in taps if t[0] >= NOV]
+    assert to_date.value == pytest.approx(sum(e for _, e, _ in november) / sum(w for _, _, w in november))
     assert to_date.value < 7800  # the month to date is still within the target ...
     assert projection.value == pytest.approx(projected(taps))  # ... but at this rate it closes over it
     assert projection.value > 7800
@@ -95,7 +98,30 @@ alerts: {digest_at: null}
     now = [NOV]
     service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
     energy = 0.0
-    for count, (ts, tap_energy, weight) in enumerate(taps_of_november({})[:8], start=1):  # to 3 Nov 10:00
+    for count, (ts, tap_energy, weight) in enumerate(taps_of_november({})[:10], start=1):  # to 3 Nov 10:00
+        energy += tap_energy
+        now[0] = ts
+        service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))
+    assert ("saf-1", RULE) in service.latest and ("saf-1", f"{RULE}:projection") not in service.latest
+    service.close()
+
+
+def test_no_projection_for_a_month_joined_midway(tmp_path: Path) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: Works}
+devices:
+  - {id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}
+event_time: {max_skew: 3650d}
+alerts: {digest_at: null}
+""",
+        encoding="utf-8",
+    )
+    now = [NOV]
+    service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
+    energy = 0.0
+    for count, (ts, tap_energy, weight) in enumerate(taps_of_november({})[2:], start=1):  # from 1 Nov
         energy += tap_energy
         now[0] = ts
         service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))

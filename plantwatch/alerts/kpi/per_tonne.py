@@ -235,9 +235,12 @@ class PerTonne:
 
     def _projection(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
         """Where the month closes if the last days' energy and production rates hold: a value of
-        kind "projection" for the rule `<rule>:projection`, once the month is PROJECT_AFTER old."""
+        kind "projection" for the rule `<rule>:projection`, for a month watched from its start and
+        once it is PROJECT_AFTER old (a month joined midway has no total to project from)."""
         assert self._window is not None
         start, end = self._window
+        if not self._clean:
+            return []
         hour = ts - ts % HOUR_NS
         if self._recent and self._recent[-1][0] == hour:
             self._recent[-1][1] += energy
