@@ -1,5 +1,5 @@
-"""The `plantwatch` command: validate, probe, simulate, poll, collect, run, alerts, targets, silence,
-dashboards, demo.
+"""The `plantwatch` command: validate, probe, simulate, poll, collect, run, alerts, targets, report,
+hj212, silence, dashboards, demo.
 
 Only argument parsing lives here; each command's module in `plantwatch.app` is imported when that
 command runs, so `plantwatch --help` and `plantwatch validate` start without the rest.
@@ -23,7 +23,7 @@ SERVICES = {"collect": "INFO", "run": "INFO", "alerts": "INFO"}
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="plantwatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="plantwatch", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--log-level",
         default=None,
@@ -86,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(run="targets:command")
 
-    p = sub.add_parser("report", help="a month's compliance report (or a day's digest) from InfluxDB")
+    p = sub.add_parser(
+        "report",
+        help="a month's compliance report (or a day's digest) from InfluxDB",
+        description="A month's compliance report or a day's digest, read from the plant's InfluxDB, "
+        "in the plant's zone (alerts.timezone). See docs/reports.md.",
+    )
     p.add_argument("--config", required=True, help="plant.yaml with an `influx` section")
     period = p.add_mutually_exclusive_group(required=True)
     period.add_argument("--month", help="YYYY-MM, in the plant's time zone: the monthly report")
@@ -94,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["html", "pdf", "csv", "text"], default="html", help="default html")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="default zh")
     p.add_argument("--out", help="file to write (default plantwatch-<plant>-<period>-<lang>.<ext>)")
-    p.add_argument("--send", action="store_true", help="mail it to the recipients instead (both languages)")
+    p.add_argument(
+        "--send", action="store_true", help="mail it to the recipients instead, each in their own language"
+    )
     p.add_argument("--again", action="store_true", help="with --send: also to recipients who already had it")
     p.set_defaults(run="reports:command")
 

@@ -264,7 +264,7 @@ def test_a_corrupted_answer_is_ignored_and_the_record_resent(tmp_path: Path, pla
 # --- validation ---
 
 
-def test_validate_names_the_bad_keys(tmp_path: Path) -> None:
+def test_validate_names_the_bad_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_plant(tmp_path, 9)
     text = config.read_text(encoding="utf-8")
     config.write_text(
@@ -297,6 +297,16 @@ def test_validate_names_the_bad_keys(tmp_path: Path) -> None:
     os.environ.pop("PW_HJ212")
     config.write_text(text, encoding="utf-8")
     assert main(["validate", str(config)]) == 1
+    assert "hj212.platforms.0.pw_env: environment variable PW_HJ212" in capsys.readouterr().out
+    config.write_text(text.replace(MN, "ABC12"), encoding="utf-8")  # the secret beside other problems
+    assert main(["validate", str(config)]) == 1
+    said = capsys.readouterr().out
+    assert (
+        "hj212.platforms.0.mn" in said and "hj212.platforms.0.pw_env: environment variable PW_HJ212" in said
+    )
+    config.write_text(text.replace(MN, "010000000000000000000017"), encoding="utf-8")  # YAML: a number
+    with pytest.raises(ConfigError, match="write the MN in quotes: YAML read it as the number"):
+        load_plant_config(config)
 
 
 def test_a_restart_mid_hour_continues_the_hour(tmp_path: Path, platform: Platform) -> None:

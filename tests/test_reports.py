@@ -185,6 +185,8 @@ def test_bad_month_dead_influxdb_and_missing_font_say_so(
 ) -> None:
     assert main(["report", "--config", str(plant.path), "--month", "2026-13"]) == 1
     assert "'2026-13' is not a month such as 2026-11" in capsys.readouterr().err
+    assert main(["report", "--config", str(plant.path), "--month", "2026-11", "--again"]) == 1
+    assert "--again goes with --send" in capsys.readouterr().err
 
     dead = tmp_path / "dead.yaml"
     dead.write_text(

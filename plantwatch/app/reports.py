@@ -133,6 +133,12 @@ def command(args: argparse.Namespace) -> int:
     path = Path(args.config)
     plant = load_plant_config(path)
     kind, label = ("report", args.month) if args.month else ("digest", args.day)
+    if args.again and not args.send:
+        print("--again goes with --send: it mails the report again to recipients who had it", file=sys.stderr)
+        return EXIT_INVALID
+    if args.send and not plant.config.alerts.recipients:
+        print(f"{path}: alerts.recipients: nobody to send it to", file=sys.stderr)
+        return EXIT_INVALID
     try:
         period = period_of(plant, kind, label)
         if args.send:

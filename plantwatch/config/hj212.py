@@ -67,6 +67,15 @@ class PlatformConfig(Strict):
             )
         return devices
 
+    @field_validator("mn", mode="before")
+    @classmethod
+    def _mn_as_written(cls, mn: object) -> object:
+        if isinstance(mn, int | float) and not isinstance(mn, bool):
+            raise ValueError(
+                f"write the MN in quotes: YAML read it as the number {mn} (leading zeros and all)"
+            )
+        return mn
+
     @field_validator("mn")
     @classmethod
     def _check_mn(cls, mn: str) -> str:

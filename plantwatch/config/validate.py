@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ def _yaml_files(path: Path) -> list[Path]:
 
 def validate_file(path: Path) -> list[Problem]:
     """Problems in one file; a document with a `plant` key is a plant config, else a device map."""
+    data: object = None
     try:
         data = read_yaml(path)
         if isinstance(data, dict) and "plant" in data:
@@ -29,6 +30,8 @@ def validate_file(path: Path) -> list[Problem]:
         else:
             parse_device_map(data, str(path), expected_model=path.stem)
     except ConfigError as exc:
+        if isinstance(data, dict) and "plant" in data:  # the missing secrets beside the other problems
+            return exc.problems + _missing(_raw_secret_keys(data), str(path))
         return exc.problems
     return []
 
@@ -36,13 +39,31 @@ def validate_file(path: Path) -> list[Problem]:
 def secret_problems(config: BaseModel, file: str) -> list[Problem]:
     """Every `*_env` key naming a variable that is not set (nor its `_FILE` twin): the commands
     would refuse to start. The problem names the variable, never a value."""
+    return _missing(_secret_keys(config), file)
+
+
+def _missing(keys: Iterable[tuple[str, str]], file: str) -> list[Problem]:
     problems = []
-    for key, variable in _secret_keys(config):
+    for key, variable in keys:
         try:
             secret(variable)
         except SecretError as exc:
             problems.append(Problem(file, key, str(exc)))
     return problems
+
+
+def _raw_secret_keys(data: object, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """`*_env` keys of a plant file that did not validate, read from its YAML as it is."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            key = f"{prefix}{name}"
+            if str(name).endswith("_env") and isinstance(value, str):
+                yield key, value
+            else:
+                yield from _raw_secret_keys(value, f"{key}.")
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _raw_secret_keys(item, f"{prefix}{index}.")
 
 
 def _secret_keys(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
