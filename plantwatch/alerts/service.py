@@ -59,9 +59,11 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
             for_s = alerts.for_ if target.for_ is None else target.for_
             repeat_s = target.repeat or alerts.repeat
             for_ns, repeat_ns = int(for_s * 1e9), int(repeat_s * 1e9)
-            judged = calculator.rule != target.id  # the per-tonne value over its judged window
+            owner = getattr(calculator, "device", device)  # a group target's values are the group's
+            # the per-tonne value over its judged window, or a group's over its calendar month
+            judged = calculator.rule != target.id or (owner != device and target.window == "month")
             regulator = judged or target.kpi == "dust_hourly" or target.severity == "critical"
-            rules[(device, calculator.rule)] = Rule(
+            rules[(owner, calculator.rule)] = Rule(
                 calculator.rule,
                 target,
                 target.value,
@@ -73,13 +75,13 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
             )
             if judged and getattr(calculator, "window", None) == "month":  # the month-end projection
                 projection = f"{calculator.rule}:projection"
-                rules[(device, projection)] = Rule(
+                rules[(owner, projection)] = Rule(
                     projection, target, target.value, "warning", for_ns, repeat_ns, alerts.clear_margin, PLANT
                 )
             if target.early_warning is not None:
                 early = f"{target.id}:early"
                 limit = target.value * target.early_warning
-                rules[(device, early)] = Rule(
+                rules[(owner, early)] = Rule(
                     early, target, limit, "warning", for_ns, repeat_ns, alerts.clear_margin, PLANT
                 )
     for total in engine.totals.totals.values():  # plant totals: for plant staff, beside the devices'
@@ -137,6 +139,8 @@ class AlertService:
         self.lateness_ns = {d.id: int(plant.lateness(d.id) * 1e9) for d in plant.config.devices}
         for total in self.engine.totals.totals.values():  # a total waits for its slowest device
             self.lateness_ns[total.device] = max(self.lateness_ns[m] for m in total.members)
+        for group_id, group in plant.config.groups.items():  # and a group for its slowest member
+            self.lateness_ns[group_id] = max(self.lateness_ns[m] for m in group.devices)
         self.engine.restore(store.kpi_windows(), started)  # windows continue across a restart
         self._checkpointed = started
         self._acks: list[Callable[[], object]] = []  # bus messages handled since the checkpoint

@@ -25,7 +25,9 @@ def command(args: argparse.Namespace) -> int:
     for t in targets:
         value = "plant must set" if t.value is None else f"{t.comparator} {t.value:g} {t.unit}"
         print(f"{t.id}  [{t.severity}, {t.source}]")
-        applies = f"{t.sector}/{t.product or '*'}"
+        applies = f"{t.sector}/{t.product or '*'}" + (
+            " over a group of devices (plant.yaml groups)" if t.scope == "group" else ""
+        )
         print(f"    {applies}: {t.indicator('en')}, {value}, window {t.window}, from {t.effective}")
         print(f"    {t.plan.cite('en')}, {t.clause('en')}: {t.quote('en')}")
         print(f"    {t.plan.cite('zh')}{t.clause('zh')}：{t.quote('zh')}")

@@ -46,6 +46,9 @@ class TargetFields(Strict):
     sector: str | None = None
     product: str | None = None
     devices: list[str] | None = None  # only these devices (default: every device of sector/product)
+    # `group`: computed over a group of devices the plant declares (plant.yaml `groups`), its
+    # numerator and production read from whichever members have the roles
+    scope: Literal["device", "group"] | None = None
     indicator: LocalText | str | None = None  # a plain string is used in both languages
     kpi: KpiKind | None = None
     numerator: list[NumeratorTerm] | None = None

@@ -264,6 +264,13 @@ class EventTimeConfig(Strict):
     lateness: Duration | Literal[0] = 120.0
 
 
+class GroupConfig(Strict):
+    """Devices whose meters a group target reads together (a steel works: its furnaces, its stack
+    CEMS, its water meter)."""
+
+    devices: list[str] = Field(min_length=2)
+
+
 class PlantConfig(Strict):
     """A whole `plant.yaml`."""
 
@@ -275,6 +282,7 @@ class PlantConfig(Strict):
     event_time: EventTimeConfig = Field(default_factory=EventTimeConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     hj212: Hj212Config | None = None
+    groups: dict[str, GroupConfig] = Field(default_factory=dict)  # group id -> its devices
 
 
 @dataclass(frozen=True)
@@ -455,6 +463,14 @@ def _target_problems(plant: Plant, file: str) -> list[Problem]:
                 problems.append(
                     Problem(file, f"alerts.targets.{target_id}.devices", f"no device {device_id!r}")
                 )
+    for group_id, group in plant.config.groups.items():
+        if group_id in known:
+            problems.append(
+                Problem(file, f"groups.{group_id}", "a group id must differ from every device id")
+            )
+        for device_id in group.devices:
+            if device_id not in known:
+                problems.append(Problem(file, f"groups.{group_id}.devices", f"no device {device_id!r}"))
     for index, platform in enumerate(plant.config.hj212.platforms if plant.config.hj212 else []):
         for device_id in platform.devices:
             if device_id not in known:

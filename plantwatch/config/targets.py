@@ -103,6 +103,7 @@ class Target:
     clause: Text
     quote: Text
     source: str  # "catalogue", "plant" (added) or "catalogue + plant" (overridden)
+    scope: str = "device"  # "group": over the devices of a plant's group together
 
     def as_json(self) -> dict[str, object]:
         """The target under the keys a catalogue entry or `alerts.targets.<id>` uses (`for`, not `for_`)."""
@@ -124,7 +125,10 @@ class Target:
         return HOLDS[self.comparator](kpi_value, bound)
 
     def applies_to(self, device_id: str, device_map: AnyDeviceMap) -> bool:
-        """Whether this target watches a device: same sector (and product, when the target has one)."""
+        """Whether this target watches a device: same sector (and product, when the target has one).
+        A group target watches groups, never one device alone."""
+        if self.scope == "group":
+            return False
         if self.devices is not None:
             return device_id in self.devices
         sector = getattr(device_map, "sector", None)
@@ -233,6 +237,7 @@ def resolve_targets(
                 clause=Text.of(merged["clause"]),
                 quote=Text.of(merged.get("quote")),
                 source=source,
+                scope=merged.get("scope") or "device",
             )
         )
     if problems:

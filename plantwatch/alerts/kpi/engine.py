@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from plantwatch.alerts.kpi.dust import DustHourly
+from plantwatch.alerts.kpi.group import GroupPerTonne
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
 from plantwatch.alerts.kpi.potline import PotlineLive
 from plantwatch.alerts.kpi.standard_coal import UnitError
@@ -160,19 +161,57 @@ class KpiEngine:
                 calculators = [calculator]
                 if isinstance(calculator, PerTonne) and target.judged_over not in (None, target.window):
                     calculators.append(calculator.judged(target.judged_over))
-                if device_id not in self.devices:
-                    lateness = plant.lateness(device_id)
-                    # silent this long (no result at all), the watermark follows the wall clock
-                    silence = lateness + 2 * plant.expected_interval(device_id) + SILENCE_MARGIN
-                    gate = EventTimeGate(int(lateness * 1e9), int(silence * 1e9))
-                    self.devices[device_id] = DeviceKpis(device_id, gate, plant.marks(device_id))
-                self.devices[device_id].calculators += calculators
+                self._device(plant, device_id).calculators += calculators
+        for group in self._groups(plant, targets):
+            for member in group.members:
+                self._device(plant, member).calculators.append(group.feed(member))
         judged: dict[str, tuple[Target, list[str]]] = {}
         for device_id, kpis in self.devices.items():
             for calculator in kpis.calculators:
                 if isinstance(calculator, PerTonne) and calculator.rule != calculator.target.id:
                     judged.setdefault(calculator.rule, (calculator.target, []))[1].append(device_id)
         self.totals = PlantTotals(judged)
+
+    def _device(self, plant: Plant, device_id: str) -> DeviceKpis:
+        """The device's calculators behind its gate, made on first use."""
+        if device_id not in self.devices:
+            lateness = plant.lateness(device_id)
+            # silent this long (no result at all), the watermark follows the wall clock
+            silence = lateness + 2 * plant.expected_interval(device_id) + SILENCE_MARGIN
+            gate = EventTimeGate(int(lateness * 1e9), int(silence * 1e9))
+            self.devices[device_id] = DeviceKpis(device_id, gate, plant.marks(device_id))
+        return self.devices[device_id]
+
+    @staticmethod
+    def _groups(plant: Plant, targets: list[Target]) -> list[GroupPerTonne]:
+        """Every group target over every plant group whose members have its roles together."""
+        out = []
+        for group_id, group in plant.config.groups.items():
+            sectors = {getattr(plant.maps.get(d), "sector", None) for d in group.devices}
+            for target in targets:
+                if target.scope != "group" or target.value is None or target.sector not in sectors:
+                    continue
+                numerator: dict[str, list[CounterField]] = {}
+                production: dict[str, list[CounterField]] = {}
+                for device_id in group.devices:
+                    roles = field_roles(plant, device_id)
+                    for term in target.numerator:
+                        for f in roles.get(term.role, []):
+                            numerator.setdefault(device_id, []).append(replace(f, carrier=term.carrier))
+                    made = getattr(plant.maps.get(device_id), "product", None)
+                    if target.product is not None and made != target.product:
+                        continue  # the tonnes of the target's product only (steel, not coke or sinter)
+                    for f in roles.get(target.per or "production_counter", []):
+                        production.setdefault(device_id, []).append(f)
+                if not numerator or not production:
+                    log.warning(
+                        "KPI %s for group %s not computed: no member has its roles", target.id, group_id
+                    )
+                    continue
+                out.append(
+                    GroupPerTonne(group_id, target, numerator, production, plant.config.alerts.timezone)
+                )
+        return out
 
     @property
     def calculators(self) -> dict[str, list[Calculator]]:

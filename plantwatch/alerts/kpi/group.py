@@ -1,0 +1,147 @@
+"""Per-tonne targets over a group of devices (plant.yaml `groups`): the numerator counters of some
+members over the production counters of others (a steel works' water meter over its furnaces'
+steel), in calendar windows of the plant's zone, with the same counter rules as one device.
+
+Each member feeds its results through its own event-time gate (`MemberFeed`, one per member in
+the engine); a window closes when every member's watermark has passed its end. A window is whole
+(and closed with a value) only when every member had already been heard before it began.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from plantwatch.alerts.kpi.counters import CounterTracker
+from plantwatch.alerts.kpi.per_tonne import CounterField
+from plantwatch.alerts.kpi.standard_coal import in_kgce, to_base
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.config.targets import Target
+from plantwatch.core.reading import PollResult
+
+
+class GroupPerTonne:
+    """One group target over its members (see the module's docstring)."""
+
+    def __init__(
+        self,
+        group: str,
+        target: Target,
+        numerator: dict[str, list[CounterField]],  # member -> its numerator counters
+        production: dict[str, list[CounterField]],  # member -> its production counters
+        timezone: str = "Asia/Shanghai",
+    ) -> None:
+        self.device, self.target, self.rule = group, target, target.id
+        self.numerator, self.production = numerator, production
+        self.members = frozenset([*numerator, *production])
+        self.zone = ZoneInfo(timezone)
+        self.trackers = {
+            (m, f.name): CounterTracker(f.wrap)
+            for side in (numerator, production)
+            for m, fs in side.items()
+            for f in fs
+        }
+        self._windows: dict[int, list[float]] = {}  # start -> [end, numerator, production]
+        self._first: dict[str, int] = {}  # member -> when it was first heard
+        self._marks: dict[str, int] = {}  # member -> its watermark
+        self.numerator_base = target.unit.split("/")[0].replace("³", "3")
+
+    def feed(self, member: str) -> MemberFeed:
+        """The calculator a member's gate feeds."""
+        return MemberFeed(self, member)
+
+    def update(self, member: str, result: PollResult, ts: int) -> list[KpiValue]:
+        """A member's result measured at `ts`: its counters' increments into ts's window."""
+        self._first.setdefault(member, ts)
+        values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
+        amount = [0.0, 0.0]
+        for side, fields in ((0, self.numerator.get(member, [])), (1, self.production.get(member, []))):
+            for f in fields:
+                if f.name in values:
+                    step = self.trackers[(member, f.name)].step(float(values[f.name]))
+                    if step is not None:
+                        amount[side] += self._numerator(step, f) if side == 0 else to_base(step, f.unit)[0]
+        start, end = self._bounds(ts)
+        window = self._windows.setdefault(start, [float(end), 0.0, 0.0])
+        window[1] += amount[0]
+        window[2] += amount[1]
+        if window[2] <= 0:
+            return []
+        return [self._kpi("to-date", start, ts, window[1], window[2])]
+
+    def advance(self, member: str, watermark_ns: int) -> list[KpiValue]:
+        """A member's watermark: the windows every member has passed, closed."""
+        self._marks[member] = watermark_ns
+        if self._marks.keys() != self.members:
+            return []
+        passed = min(self._marks.values())
+        out = []
+        for start in sorted(self._windows):
+            end, numerator, product = self._windows[start]
+            if end > passed:
+                break
+            del self._windows[start]
+            whole = len(self._first) == len(self.members) and max(self._first.values()) < start
+            if whole:
+                out.append(self._kpi("closed", start, int(end), numerator, product))
+        return out
+
+    def _numerator(self, amount: float, field: CounterField) -> float:
+        if self.numerator_base == "kgce":
+            return in_kgce(amount, field.unit, field.carrier)
+        return to_base(amount, field.unit)[0]
+
+    def _bounds(self, ts: int) -> tuple[int, int]:
+        local = datetime.fromtimestamp(ts / 1e9, self.zone).date()
+        if self.target.window == "month":
+            first = local.replace(day=1)
+            following = (first + timedelta(days=32)).replace(day=1)
+        else:  # a day
+            first, following = local, local + timedelta(days=1)
+        start = datetime.combine(first, time(), self.zone)
+        end = datetime.combine(following, time(), self.zone)
+        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+
+    def _kpi(self, kind: str, start: int, end: int, numerator: float, product: float) -> KpiValue:
+        value = numerator / product if product > 0 else None
+        return KpiValue(self.device, self.target.id, self.rule, value, end, start, kind, numerator, product)
+
+    def state(self) -> dict[str, Any]:
+        """Counters, open windows and who was heard when (for a restart)."""
+        return {
+            "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
+            "windows": {str(s): w for s, w in self._windows.items()},
+            "first": self._first,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from `state()`."""
+        for key, previous in state.get("counters", {}).items():
+            member, _, name = key.partition("/")
+            if (member, name) in self.trackers:
+                self.trackers[(member, name)].previous = previous
+        self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
+        self._first = {m: int(t) for m, t in state.get("first", {}).items()}
+
+
+class MemberFeed:
+    """A group target as one member's calculator: that member's results go to the group."""
+
+    def __init__(self, group: GroupPerTonne, member: str) -> None:
+        self.group, self.member = group, member
+        self.device, self.target, self.rule = group.device, group.target, group.rule
+        fields = [*group.numerator.get(member, []), *group.production.get(member, [])]
+        self.fields = frozenset(f.name for f in fields)
+
+    def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
+        return self.group.update(self.member, result, result.event_ns if ts is None else ts)
+
+    def advance(self, watermark_ns: int) -> list[KpiValue]:
+        return self.group.advance(self.member, watermark_ns)
+
+    def state(self) -> dict[str, Any]:
+        return self.group.state()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.group.restore(state)

@@ -1,0 +1,122 @@
+"""Group targets: a per-tonne KPI whose numerator and production come from different devices of a
+group the plant declares (a steel works' water meter over its furnaces' steel, not its sinter),
+hand-computed here; closed when every member has passed the month, whole only when every member
+was heard before it began; and the group section's validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plantwatch.alerts.kpi.engine import KpiEngine
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.alerts.service import build_rules
+from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.config.problems import ConfigError
+from plantwatch.config.targets import resolve_targets
+from tests.alert_helpers import HOUR_NS, result
+from tests.report_data import local_ns
+
+NOV, DEC = local_ns(2026, 11, 1), local_ns(2026, 12, 1)
+START, END = NOV - 24 * HOUR_NS, DEC + 6 * HOUR_NS  # the readings run from 31 October to 1 December
+WATER_MAP = """model: water_meter
+description: Works fresh-water meter
+sector: steel
+protocol: modbus
+source: test map
+registers:
+  - {name: water_used, address: 0, type: uint32, unit: m3, role: water_counter, counter: {bits: 32}}
+"""
+
+
+def plant(folder: Path, groups: str = "works: {devices: [eaf-1, water-1, sinter-1]}") -> Plant:
+    (folder / "water_meter.yaml").write_text(WATER_MAP, encoding="utf-8")
+    config = folder / "plant.yaml"
+    config.write_text(
+        f"""
+plant: {{id: works, name: 西宁特钢}}
+devices:
+  - {{id: eaf-1, map: steel_eaf, url: "tcp://127.0.0.1:1"}}
+  - {{id: water-1, map: water_meter.yaml, url: "tcp://127.0.0.1:1", unit: 2}}
+  - {{id: sinter-1, map: sinter_machine, url: "tcp://127.0.0.1:1", unit: 3}}
+event_time: {{max_skew: 3650d}}
+groups: {{{groups}}}
+""",
+        encoding="utf-8",
+    )
+    return load_plant_config(config)
+
+
+def readings(start: int, end: int, every: int = 6 * HOUR_NS) -> list[int]:
+    return list(range(start, end + 1, every))
+
+
+def feed(engine: KpiEngine, end: int, *, water_from: int = 0, resume_at: int = 0) -> list[KpiValue]:
+    """Every 6 h from 31 October: steel +100 t (+140 t on 15 November), water +350 m³, sinter +500
+    t; the water meter only from `water_from`; only readings from `resume_at` are fed (a restart:
+    the counters run on meanwhile)."""
+    out: list[KpiValue] = []
+    steel = water = sinter = 0.0
+    for ts in readings(START, end):
+        steel += 140.0 if local_ns(2026, 11, 15) <= ts < local_ns(2026, 11, 16) else 100.0
+        water += 350.0
+        sinter += 500.0
+        if ts < resume_at:
+            continue
+        out += engine.update(result("eaf-1", ts, steel_produced=steel, active_energy=ts / 1e12), ts)
+        if ts >= water_from:
+            out += engine.update(result("water-1", ts, water_used=water), ts)
+        out += engine.update(result("sinter-1", ts, sinter_produced=sinter), ts)
+    return out
+
+
+def november(values: list[KpiValue]) -> list[KpiValue]:
+    return [v for v in values if v.device == "works" and v.rule == "steel-fresh-water" and v.kind == "closed"]
+
+
+def test_water_per_tonne_of_steel_over_the_group(tmp_path: Path) -> None:
+    configured = plant(tmp_path)
+    targets = resolve_targets(configured.config.alerts, "plant.yaml")
+    engine = KpiEngine(configured, targets)
+    values = feed(engine, END)
+    [closed] = november(values)
+    # by hand: the increments of readings stamped in November (00:00 on the 1st to 18:00 on the 30th)
+    stamps = [ts for ts in readings(START, END) if NOV <= ts < DEC]
+    steel = sum(140.0 if local_ns(2026, 11, 15) <= ts < local_ns(2026, 11, 16) else 100.0 for ts in stamps)
+    water = 350.0 * len(stamps)
+    assert (closed.numerator, closed.denominator) == pytest.approx((water, steel))  # not the sinter
+    assert closed.value == pytest.approx(water / steel)  # 3.47 m³/t: within 4
+    assert (closed.start_ns, closed.ts_ns) == (NOV, DEC)
+    rules = build_rules(configured, engine, targets)
+    assert rules[("works", "steel-fresh-water")].audience == "regulator"
+    assert ("eaf-1", "steel-fresh-water") not in rules  # a group target never watches one device
+
+
+def test_no_month_value_when_a_member_joined_midway(tmp_path: Path) -> None:
+    configured = plant(tmp_path)
+    engine = KpiEngine(configured, resolve_targets(configured.config.alerts, "plant.yaml"))
+    values = feed(engine, END, water_from=local_ns(2026, 11, 3))
+    assert november(values) == []
+    assert any(v.device == "works" and v.kind == "to-date" for v in values)
+
+
+def test_a_restart_keeps_the_groups_month(tmp_path: Path) -> None:
+    configured = plant(tmp_path)
+    targets = resolve_targets(configured.config.alerts, "plant.yaml")
+    restart = local_ns(2026, 11, 10)
+    first = KpiEngine(configured, targets)
+    feed(first, restart)
+    second = KpiEngine(configured, targets)
+    second.restore(first.changed_state(), restart)
+    [closed] = november(feed(second, END, resume_at=restart + 6 * HOUR_NS))
+    [whole] = november(feed(KpiEngine(configured, targets), END))  # the same month without a restart
+    assert (closed.numerator, closed.denominator) == pytest.approx((whole.numerator, whole.denominator))
+
+
+def test_groups_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        plant(tmp_path, groups="eaf-1: {devices: [eaf-1, water-9]}")
+    said = "\n".join(str(p) for p in caught.value.problems)
+    assert "groups.eaf-1: a group id must differ from every device id" in said
+    assert "groups.eaf-1.devices: no device 'water-9'" in said
