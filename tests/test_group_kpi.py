@@ -120,3 +120,56 @@ def test_groups_are_validated(tmp_path: Path) -> None:
     said = "\n".join(str(p) for p in caught.value.problems)
     assert "groups.eaf-1: a group id must differ from every device id" in said
     assert "groups.eaf-1.devices: no device 'water-9'" in said
+
+
+def test_dust_per_tonne_of_steel_integrates_the_stacks_mass_over_valid_samples(tmp_path: Path) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 西宁特钢}
+devices:
+  - {id: eaf-1, map: steel_eaf, url: "tcp://127.0.0.1:1"}
+  - {id: stack-1, map: dust_cems, url: "tcp://127.0.0.1:1", unit: 4, interval: 1h}
+event_time: {max_skew: 3650d}
+groups: {works: {devices: [eaf-1, stack-1]}}
+""",
+        encoding="utf-8",
+    )
+    configured = load_plant_config(config)
+    engine = KpiEngine(configured, resolve_targets(configured.config.alerts, "plant.yaml"))
+    values = feed_steel_only(engine)
+    gap = range(local_ns(2026, 11, 20, 1), local_ns(2026, 11, 20, 9), HOUR_NS)  # 8 hours without data
+    maintenance = range(local_ns(2026, 11, 10), local_ns(2026, 11, 10, 6), HOUR_NS)  # flag M, 6 hours
+    for ts in range(START, END + 1, HOUR_NS):
+        if ts in gap:
+            continue
+        flag = "M" if ts in maintenance else "N"
+        values += engine.update(
+            result("stack-1", ts, dust=20.0, so2=50.0, flue_flow=360000.0, data_flag=flag), ts
+        )
+    [dust] = [
+        v for v in values if v.device == "works" and v.rule == "steel-dust-per-tonne" and v.kind == "closed"
+    ]
+    # by hand: 712 November samples, of which 6 flagged, the first after them and the first after the
+    # gap credit nothing; the other 704 credit an hour each: 20 mg/m³ x 360,000 m³/h x 1 h = 7.2 kg
+    assert dust.numerator == pytest.approx(704 * 7.2)
+    steel = sum(
+        140.0 if local_ns(2026, 11, 15) <= ts < local_ns(2026, 11, 16) else 100.0
+        for ts in readings(START, END)
+        if NOV <= ts < DEC
+    )
+    assert dust.denominator == pytest.approx(steel)
+    assert dust.value == pytest.approx(704 * 7.2 / steel)  # 0.42 kg/t: within 1.19
+    [so2] = [
+        v for v in values if v.device == "works" and v.rule == "steel-so2-per-tonne" and v.kind == "closed"
+    ]
+    assert so2.numerator == pytest.approx(704 * 18.0)  # 50 mg/m³: 18 kg an hour
+
+
+def feed_steel_only(engine: KpiEngine) -> list[KpiValue]:
+    out: list[KpiValue] = []
+    steel = 0.0
+    for ts in readings(START, END):
+        steel += 140.0 if local_ns(2026, 11, 15) <= ts < local_ns(2026, 11, 16) else 100.0
+        out += engine.update(result("eaf-1", ts, steel_produced=steel, active_energy=ts / 1e12), ts)
+    return out

@@ -17,10 +17,13 @@ EMAIL = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
 
 
 class NumeratorTerm(Strict):
-    """One counter that adds to a per-tonne numerator, in the units of its energy `carrier`."""
+    """One counter that adds to a per-tonne numerator, in the units of its energy `carrier`; or,
+    with `flow`, a stack's mass emission: the `role` concentration (mg/m³) times the `flow` role's
+    flue gas flow, integrated over time (kg)."""
 
     role: str
     carrier: str = "electricity"
+    flow: str | None = None
 
 
 class LocalText(Strict):

@@ -109,7 +109,7 @@ class Target:
         """The target under the keys a catalogue entry or `alerts.targets.<id>` uses (`for`, not `for_`)."""
         fields = {("for" if k == "for_" else k): v for k, v in dataclasses.asdict(self).items()}
         fields["devices"] = list(self.devices) if self.devices is not None else None
-        fields["numerator"] = [term.model_dump() for term in self.numerator]
+        fields["numerator"] = [term.model_dump(exclude_none=True) for term in self.numerator]
         fields["plan"] = {
             "id": self.plan.id,
             "title": dataclasses.asdict(self.plan.title),

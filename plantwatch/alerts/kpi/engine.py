@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from plantwatch.alerts.kpi.dust import DustHourly
-from plantwatch.alerts.kpi.group import GroupPerTonne
+from plantwatch.alerts.kpi.group import Emission, GroupPerTonne
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
 from plantwatch.alerts.kpi.potline import PotlineLive
 from plantwatch.alerts.kpi.standard_coal import UnitError
@@ -193,24 +193,37 @@ class KpiEngine:
                     continue
                 numerator: dict[str, list[CounterField]] = {}
                 production: dict[str, list[CounterField]] = {}
+                emissions: dict[str, Emission] = {}
                 for device_id in group.devices:
                     roles = field_roles(plant, device_id)
                     for term in target.numerator:
-                        for f in roles.get(term.role, []):
+                        found = roles.get(term.role, [])
+                        if term.flow is not None:  # a stack's mass: concentration x flow
+                            flows = roles.get(term.flow, [])
+                            if found and flows:
+                                flags = roles.get("data_flag", [])
+                                emissions[device_id] = Emission(
+                                    found[0].name,
+                                    flows[0].name,
+                                    (flows[0].unit or "").replace("³", "3").endswith("/s"),
+                                    flags[0].name if flags else None,
+                                    int(5 * plant.expected_interval(device_id) * 1e9),
+                                )
+                            continue
+                        for f in found:
                             numerator.setdefault(device_id, []).append(replace(f, carrier=term.carrier))
                     made = getattr(plant.maps.get(device_id), "product", None)
                     if target.product is not None and made != target.product:
                         continue  # the tonnes of the target's product only (steel, not coke or sinter)
                     for f in roles.get(target.per or "production_counter", []):
                         production.setdefault(device_id, []).append(f)
-                if not numerator or not production:
+                if not (numerator or emissions) or not production:
                     log.warning(
                         "KPI %s for group %s not computed: no member has its roles", target.id, group_id
                     )
                     continue
-                out.append(
-                    GroupPerTonne(group_id, target, numerator, production, plant.config.alerts.timezone)
-                )
+                zone = plant.config.alerts.timezone
+                out.append(GroupPerTonne(group_id, target, numerator, production, zone, emissions))
         return out
 
     @property

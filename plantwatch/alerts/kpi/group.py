@@ -9,6 +9,8 @@ the engine); a window closes when every member's watermark has passed its end. A
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,8 +23,24 @@ from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
 
 
+@dataclass(frozen=True)
+class Emission:
+    """A stack's mass emission as a numerator: concentration (mg/m³) x flue gas flow over time."""
+
+    concentration: str  # field names
+    flow: str
+    flow_per_second: bool  # the flow is in m³/s (else m³/h)
+    flag: str | None  # the CEMS data flag field: only N samples count
+    max_gap_ns: int  # a sample this long after the previous valid one starts afresh (a gap)
+
+
 class GroupPerTonne:
-    """One group target over its members (see the module's docstring)."""
+    """One group target over its members (see the module's docstring).
+
+    A mass-emission numerator (`Emission`) integrates each valid sample's concentration x flow over
+    the time since the member's previous valid sample: kg = mg/m³ x m³/h x h x 10⁻⁶. A flagged or
+    bad sample counts nothing and the next valid one starts afresh, as does one after a gap.
+    """
 
     def __init__(
         self,
@@ -31,10 +49,13 @@ class GroupPerTonne:
         numerator: dict[str, list[CounterField]],  # member -> its numerator counters
         production: dict[str, list[CounterField]],  # member -> its production counters
         timezone: str = "Asia/Shanghai",
+        emissions: dict[str, Emission] | None = None,  # member -> its stack's mass emission
     ) -> None:
         self.device, self.target, self.rule = group, target, target.id
         self.numerator, self.production = numerator, production
-        self.members = frozenset([*numerator, *production])
+        self.emissions = emissions or {}
+        self._valid_at: dict[str, int] = {}  # member -> its last valid emission sample
+        self.members = frozenset([*numerator, *production, *self.emissions])
         self.zone = ZoneInfo(timezone)
         self.trackers = {
             (m, f.name): CounterTracker(f.wrap)
@@ -62,6 +83,9 @@ class GroupPerTonne:
                     step = self.trackers[(member, f.name)].step(float(values[f.name]))
                     if step is not None:
                         amount[side] += self._numerator(step, f) if side == 0 else to_base(step, f.unit)[0]
+        emission = self.emissions.get(member)
+        if emission is not None:
+            amount[0] += self._emitted(member, emission, values, ts)
         start, end = self._bounds(ts)
         window = self._windows.setdefault(start, [float(end), 0.0, 0.0])
         window[1] += amount[0]
@@ -86,6 +110,18 @@ class GroupPerTonne:
             if whole:
                 out.append(self._kpi("closed", start, int(end), numerator, product))
         return out
+
+    def _emitted(self, member: str, emission: Emission, values: Mapping[str, object], ts: int) -> float:
+        concentration, flow = values.get(emission.concentration), values.get(emission.flow)
+        flag = str(values.get(emission.flag, "N")) if emission.flag else "N"
+        if not isinstance(concentration, int | float) or not isinstance(flow, int | float) or flag != "N":
+            self._valid_at.pop(member, None)  # not a valid sample: the next one starts afresh
+            return 0.0
+        previous, self._valid_at[member] = self._valid_at.get(member), ts
+        if previous is None or not 0 < ts - previous <= emission.max_gap_ns:
+            return 0.0
+        per_hour = float(flow) * (3600 if emission.flow_per_second else 1)
+        return float(concentration) * per_hour * (ts - previous) / 3600e9 * 1e-6
 
     def _numerator(self, amount: float, field: CounterField) -> float:
         if self.numerator_base == "kgce":
@@ -113,6 +149,7 @@ class GroupPerTonne:
             "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
             "windows": {str(s): w for s, w in self._windows.items()},
             "first": self._first,
+            "valid_at": self._valid_at,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -123,6 +160,7 @@ class GroupPerTonne:
                 self.trackers[(member, name)].previous = previous
         self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
         self._first = {m: int(t) for m, t in state.get("first", {}).items()}
+        self._valid_at = {m: int(t) for m, t in state.get("valid_at", {}).items()}
 
 
 class MemberFeed:
@@ -132,7 +170,13 @@ class MemberFeed:
         self.group, self.member = group, member
         self.device, self.target, self.rule = group.device, group.target, group.rule
         fields = [*group.numerator.get(member, []), *group.production.get(member, [])]
-        self.fields = frozenset(f.name for f in fields)
+        emission = group.emissions.get(member)
+        extra = (
+            [emission.concentration, emission.flow, *([emission.flag] if emission.flag else [])]
+            if emission
+            else []
+        )
+        self.fields = frozenset([*(f.name for f in fields), *extra])
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
         return self.group.update(self.member, result, result.event_ns if ts is None else ts)

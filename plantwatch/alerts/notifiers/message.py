@@ -39,6 +39,8 @@ LABELS = {
         "window": "统计窗口",
         "calculation": "计算",
         "energy": "能耗",
+        "emitted": "排放量",
+        "water": "耗水量",
         "production": "产量",
         "detected": "发现时间",
         "started": "超标开始",
@@ -77,6 +79,8 @@ LABELS = {
         "window": "Window",
         "calculation": "Calculation",
         "energy": "energy",
+        "emitted": "emitted",
+        "water": "water used",
         "production": "production",
         "detected": "Detected",
         "started": "Breach started",
@@ -228,7 +232,8 @@ def _value_lines(transition: Transition, target: Target, lang: str, window: str)
         return out
     if target.kpi == "per_tonne" and kpi.numerator is not None and kpi.denominator is not None:
         energy_unit, product_unit = unit.split("/")
-        energy = f"{labels['energy']} {quantity(kpi.numerator, energy_unit)}"
+        what = {"kg": "emitted", "m³": "water"}.get(energy_unit, "energy")  # kWh and kgce: energy
+        energy = f"{labels[what]} {quantity(kpi.numerator, energy_unit)}"
         product = f"{labels['production']} {number(kpi.denominator, 't')} {product_unit}"
         out.append(f"{labels['calculation']}{colon}{energy} ÷ {product} = {quantity(kpi.value, unit)}")
     if target.kpi == "dust_hourly":
