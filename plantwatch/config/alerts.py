@@ -42,6 +42,9 @@ class PlanFields(Strict):
     title: LocalText
 
 
+Judged = Literal["shift", "day", "month", "year"]  # calendar windows a per-tonne target is judged over
+
+
 class TargetFields(Strict):
     """A plan target as written in the catalogue or in `alerts.targets.<id>` (all optional here:
     an override names only what it changes; a new target must give the rest)."""
@@ -58,7 +61,7 @@ class TargetFields(Strict):
     per: str | None = None  # "tap" or the role of a production counter
     window: str | None = None  # tap | live | <duration> rolling | shift | day | month
     # the calendar window regulators judge a per-tonne target over (its own rule, `<id>:<window>`)
-    judged_over: Literal["shift", "day", "month"] | None = None
+    judged_over: Judged | list[Judged] | None = None
     unit: str | None = None
     comparator: Comparator | None = None
     value: float | None = None

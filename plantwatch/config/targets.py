@@ -90,7 +90,7 @@ class Target:
     numerator: tuple[NumeratorTerm, ...]
     per: str | None
     window: str
-    judged_over: str | None  # the calendar window regulators judge it over (per-tonne targets)
+    judged_over: tuple[str, ...]  # the calendar windows regulators judge it over (per-tonne targets)
     unit: str
     comparator: Comparator
     value: float | None
@@ -224,7 +224,7 @@ def resolve_targets(
                 numerator=tuple(NumeratorTerm.model_validate(t) for t in merged.get("numerator", [])),
                 per=merged.get("per"),
                 window=merged["window"],
-                judged_over=merged.get("judged_over"),
+                judged_over=_windows(merged.get("judged_over")),
                 unit=merged["unit"],
                 comparator=merged["comparator"],
                 value=merged.get("value"),
@@ -243,3 +243,10 @@ def resolve_targets(
     if problems:
         raise ConfigError(problems)
     return targets
+
+
+def _windows(judged: str | list[str] | None) -> tuple[str, ...]:
+    """`judged_over` as written (one window or a list) as a tuple."""
+    if judged is None:
+        return ()
+    return (judged,) if isinstance(judged, str) else tuple(judged)

@@ -41,8 +41,8 @@ WINDOW_NAMES = {
     },
 }
 JUDGED_NAMES = {
-    "zh": {"shift": "班次", "day": "自然日", "month": "自然月"},
-    "en": {"shift": "shift", "day": "calendar day", "month": "calendar month"},
+    "zh": {"shift": "班次", "day": "自然日", "month": "自然月", "year": "自然年"},
+    "en": {"shift": "shift", "day": "calendar day", "month": "calendar month", "year": "calendar year"},
 }
 
 

@@ -79,7 +79,7 @@ class ReportReader:
         row.worst = self._worst(target, values)
         whole = self._one(f'SELECT mean("value") AS "value" {where}')
         row.value = whole.get("value")
-        if target.judged_over == "month" and period.kind == "month":
+        if "month" in target.judged_over and period.kind == "month":
             # the calendar-month window of the alert service: closed, or the latest to-date value
             month = f"{target.id}:month"
             for kind in ("closed", "to-date"):

@@ -159,8 +159,8 @@ class KpiEngine:
                     log.warning("KPI %s for %s not computed: %s", target.id, device_id, why)
                     continue
                 calculators = [calculator]
-                if isinstance(calculator, PerTonne) and target.judged_over not in (None, target.window):
-                    calculators.append(calculator.judged(target.judged_over))
+                if isinstance(calculator, PerTonne):
+                    calculators += [calculator.judged(w) for w in target.judged_over if w != target.window]
                 self._device(plant, device_id).calculators += calculators
         for group in self._groups(plant, targets):
             for member in group.members:

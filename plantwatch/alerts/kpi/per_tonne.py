@@ -16,7 +16,7 @@ from plantwatch.config.targets import Target
 from plantwatch.core.durations import parse_duration
 from plantwatch.core.reading import PollResult
 
-CALENDAR = ("shift", "day", "month")
+CALENDAR = ("shift", "day", "month", "year")
 BUCKET_NS = 60 * 10**9  # rolling windows are kept in one-minute buckets
 HOUR_NS = 3600 * 10**9
 RATE_NS = 7 * 24 * HOUR_NS  # a month's projection extends the rate of its last 7 days to its end
@@ -202,10 +202,13 @@ class PerTonne:
         return [self._kpi("rolling", ts - self.window_ns, ts, num, den)]
 
     def _bounds(self, ts: int) -> tuple[int, int]:
-        """The shift, day or month (in the plant's zone) that `ts` falls in, as [start, end)."""
+        """The shift, day, month or year (in the plant's zone) that `ts` falls in, as [start, end)."""
         local = datetime.fromtimestamp(ts / 1e9, self.zone)
         day = local.date()
-        if self.window == "month":
+        if self.window == "year":
+            start = datetime.combine(day.replace(month=1, day=1), time(), self.zone)
+            end = datetime.combine(day.replace(year=day.year + 1, month=1, day=1), time(), self.zone)
+        elif self.window == "month":
             first = day.replace(day=1)
             start = datetime.combine(first, time(), self.zone)
             end = datetime.combine((first + timedelta(days=32)).replace(day=1), time(), self.zone)
