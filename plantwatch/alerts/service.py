@@ -61,7 +61,9 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
             for_ns, repeat_ns = int(for_s * 1e9), int(repeat_s * 1e9)
             owner = getattr(calculator, "device", device)  # a group target's values are the group's
             # the per-tonne value over its judged window, or a group's over its calendar month
-            judged = calculator.rule != target.id or (owner != device and target.window == "month")
+            judged = calculator.rule != target.id or (
+                owner != device and target.kpi == "per_tonne" and target.window == "month"
+            )
             regulator = judged or target.kpi == "dust_hourly" or target.severity == "critical"
             rules[(owner, calculator.rule)] = Rule(
                 calculator.rule,
@@ -141,6 +143,9 @@ class AlertService:
             self.lateness_ns[total.device] = max(self.lateness_ns[m] for m in total.members)
         for group_id, group in plant.config.groups.items():  # and a group for its slowest member
             self.lateness_ns[group_id] = max(self.lateness_ns[m] for m in group.devices)
+        slowest = max(self.lateness_ns.values(), default=0)
+        for owner, _ in self.rules:  # other values over several devices (capacity): the slowest
+            self.lateness_ns.setdefault(owner, slowest)
         self.engine.restore(store.kpi_windows(), started)  # windows continue across a restart
         self._checkpointed = started
         self._acks: list[Callable[[], object]] = []  # bus messages handled since the checkpoint

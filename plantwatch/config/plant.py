@@ -488,7 +488,7 @@ def _target_problems(plant: Plant, file: str) -> list[Problem]:
             problems.append(Problem(file, f"alerts.o2_reference.{device_id}", f"no device {device_id!r}"))
     for device_id, watched in plant.targets_by_device(targets).items():
         for target in watched:
-            if target.value is None:
+            if target.value is None and target.kpi != "capacity":  # capacity: only when the plant says
                 problems.append(
                     Problem(
                         file,

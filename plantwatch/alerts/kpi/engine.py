@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from plantwatch.alerts.kpi.capacity import CapacityWatch
 from plantwatch.alerts.kpi.dust import DustHourly
 from plantwatch.alerts.kpi.group import Emission, GroupPerTonne
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
@@ -142,8 +143,8 @@ class KpiEngine:
         for device_id, watched in plant.targets_by_device(targets).items():
             roles = field_roles(plant, device_id)
             for target in watched:
-                if target.value is None:
-                    continue  # validate reports it; nothing to compare against
+                if target.value is None or target.kpi == "capacity":
+                    continue  # no number: validate reports it (capacity: built below, over devices)
                 try:
                     calculator, why = self._build(
                         device_id,
@@ -162,7 +163,9 @@ class KpiEngine:
                 if isinstance(calculator, PerTonne):
                     calculators += [calculator.judged(w) for w in target.judged_over if w != target.window]
                 self._device(plant, device_id).calculators += calculators
-        for group in self._groups(plant, targets):
+        together: list[GroupPerTonne | CapacityWatch] = [*self._groups(plant, targets)]
+        together += self._capacities(plant, targets)
+        for group in together:
             for member in group.members:
                 self._device(plant, member).calculators.append(group.feed(member))
         judged: dict[str, tuple[Target, list[str]]] = {}
@@ -224,6 +227,25 @@ class KpiEngine:
                     continue
                 zone = plant.config.alerts.timezone
                 out.append(GroupPerTonne(group_id, target, numerator, production, zone, emissions))
+        return out
+
+    @staticmethod
+    def _capacities(plant: Plant, targets: list[Target]) -> list[CapacityWatch]:
+        """A capacity target with the plant's number: every device it applies to, together."""
+        out = []
+        watched = plant.targets_by_device(targets)
+        for target in targets:
+            if target.kpi != "capacity" or target.value is None:
+                continue
+            production = {
+                device_id: fields
+                for device_id, device_targets in watched.items()
+                if target in device_targets
+                and (fields := field_roles(plant, device_id).get("production_counter"))
+            }
+            if production:
+                name = f"capacity-{target.product or target.sector}"
+                out.append(CapacityWatch(name, target, production, plant.config.alerts.timezone))
         return out
 
     @property

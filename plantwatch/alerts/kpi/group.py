@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.counters import CounterTracker
@@ -71,6 +71,14 @@ class GroupPerTonne:
     def feed(self, member: str) -> MemberFeed:
         """The calculator a member's gate feeds."""
         return MemberFeed(self, member)
+
+    def member_fields(self, member: str) -> frozenset[str]:
+        """The fields of `member` this target reads."""
+        fields = [f.name for f in [*self.numerator.get(member, []), *self.production.get(member, [])]]
+        emission = self.emissions.get(member)
+        if emission is not None:
+            fields += [emission.concentration, emission.flow, *([emission.flag] if emission.flag else [])]
+        return frozenset(fields)
 
     def update(self, member: str, result: PollResult, ts: int) -> list[KpiValue]:
         """A member's result measured at `ts`: its counters' increments into ts's window."""
@@ -163,20 +171,28 @@ class GroupPerTonne:
         self._valid_at = {m: int(t) for m, t in state.get("valid_at", {}).items()}
 
 
-class MemberFeed:
-    """A group target as one member's calculator: that member's results go to the group."""
+class GroupCalculator(Protocol):
+    """What a member's feed needs of a calculator over several devices."""
 
-    def __init__(self, group: GroupPerTonne, member: str) -> None:
+    device: str
+    target: Target
+    rule: str
+
+    def member_fields(self, member: str) -> frozenset[str]: ...
+    def update(self, member: str, result: PollResult, ts: int) -> list[KpiValue]: ...
+    def advance(self, member: str, watermark_ns: int) -> list[KpiValue]: ...
+    def state(self) -> dict[str, Any]: ...
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+class MemberFeed:
+    """A calculator over several devices as one member's calculator: that member's results go to
+    it, its watermark too."""
+
+    def __init__(self, group: GroupCalculator, member: str) -> None:
         self.group, self.member = group, member
         self.device, self.target, self.rule = group.device, group.target, group.rule
-        fields = [*group.numerator.get(member, []), *group.production.get(member, [])]
-        emission = group.emissions.get(member)
-        extra = (
-            [emission.concentration, emission.flow, *([emission.flag] if emission.flag else [])]
-            if emission
-            else []
-        )
-        self.fields = frozenset([*(f.name for f in fields), *extra])
+        self.fields = group.member_fields(member)
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
         return self.group.update(self.member, result, result.event_ns if ts is None else ts)

@@ -1,0 +1,109 @@
+"""Production against the permitted capacity: every device of a product together (their
+production counters), annualised from the calendar month so far (tonnes a year at this month's
+rate), against the capacity the plant declares (`alerts.targets.<id>.value`, t/a).
+
+A live value (kind "live") from the month's third day on, so the warning comes while the month can
+still be steered; the closed month's rate (kind "closed") when every device has passed its end.
+Counters follow the same rules as any per-tonne KPI (rollover, reset, gaps).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from plantwatch.alerts.kpi.counters import CounterTracker
+from plantwatch.alerts.kpi.group import MemberFeed
+from plantwatch.alerts.kpi.per_tonne import CounterField
+from plantwatch.alerts.kpi.standard_coal import to_base
+from plantwatch.alerts.kpi.value import KpiValue
+from plantwatch.config.targets import Target
+from plantwatch.core.reading import PollResult
+
+DAY_NS = 86400 * 10**9
+YEAR_NS = 365 * DAY_NS
+ANNUALISE_AFTER_NS = 3 * DAY_NS  # a rate over fewer days says little about a year
+
+
+class CapacityWatch:
+    """One product's production, annualised over its month (see the module's docstring)."""
+
+    def __init__(
+        self, device: str, target: Target, production: dict[str, list[CounterField]], zone: str
+    ) -> None:
+        self.device, self.target, self.rule = device, target, target.id
+        self.production = production
+        self.members = frozenset(production)
+        self.zone = ZoneInfo(zone)
+        self.trackers = {(m, f.name): CounterTracker(f.wrap) for m, fs in production.items() for f in fs}
+        self._windows: dict[int, list[float]] = {}  # start -> [end, tonnes]
+        self._marks: dict[str, int] = {}
+        self._first: dict[str, int] = {}
+
+    def feed(self, member: str) -> MemberFeed:
+        return MemberFeed(self, member)
+
+    def member_fields(self, member: str) -> frozenset[str]:
+        return frozenset(f.name for f in self.production.get(member, []))
+
+    def update(self, member: str, result: PollResult, ts: int) -> list[KpiValue]:
+        """A member's production since its last reading, into its month: the annualised rate."""
+        self._first.setdefault(member, ts)
+        values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
+        made = 0.0
+        for f in self.production.get(member, []):
+            if f.name in values:
+                step = self.trackers[(member, f.name)].step(float(values[f.name]))
+                if step is not None:
+                    made += to_base(step, f.unit)[0]
+        start, end = self._month(ts)
+        window = self._windows.setdefault(start, [float(end), 0.0])
+        window[1] += made
+        whole = len(self._first) == len(self.members) and max(self._first.values()) < start
+        if not whole or ts - start < ANNUALISE_AFTER_NS:
+            return []
+        return [self._kpi("live", start, ts, window[1])]
+
+    def advance(self, member: str, watermark_ns: int) -> list[KpiValue]:
+        """The months every member has passed, closed (watched whole: with a value)."""
+        self._marks[member] = watermark_ns
+        if self._marks.keys() != self.members:
+            return []
+        passed = min(self._marks.values())
+        out = []
+        for start in sorted(self._windows):
+            end, tonnes = self._windows[start]
+            if end > passed:
+                break
+            del self._windows[start]
+            if len(self._first) == len(self.members) and max(self._first.values()) < start:
+                out.append(self._kpi("closed", start, int(end), tonnes))
+        return out
+
+    def _month(self, ts: int) -> tuple[int, int]:
+        first = datetime.fromtimestamp(ts / 1e9, self.zone).date().replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        start, end = (datetime.combine(d, time(), self.zone) for d in (first, following))
+        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+
+    def _kpi(self, kind: str, start: int, ts: int, tonnes: float) -> KpiValue:
+        annual = tonnes * YEAR_NS / (ts - start)
+        return KpiValue(
+            self.device, self.target.id, self.rule, annual, ts, start, kind, tonnes, (ts - start) / YEAR_NS
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
+            "windows": {str(s): w for s, w in self._windows.items()},
+            "first": self._first,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for key, previous in state.get("counters", {}).items():
+            member, _, name = key.partition("/")
+            if (member, name) in self.trackers:
+                self.trackers[(member, name)].previous = previous
+        self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
+        self._first = {m: int(t) for m, t in state.get("first", {}).items()}
