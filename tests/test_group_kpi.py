@@ -173,3 +173,20 @@ def feed_steel_only(engine: KpiEngine) -> list[KpiValue]:
         steel += 140.0 if local_ns(2026, 11, 15) <= ts < local_ns(2026, 11, 16) else 100.0
         out += engine.update(result("eaf-1", ts, steel_produced=steel, active_energy=ts / 1e12), ts)
     return out
+
+
+def test_a_restart_after_only_one_member_changed_keeps_the_newest_group_state(tmp_path: Path) -> None:
+    configured = plant(tmp_path)
+    targets = resolve_targets(configured.config.alerts, "plant.yaml")
+    first = KpiEngine(configured, targets)
+    feed(first, local_ns(2026, 11, 10))
+    saved = first.changed_state()  # every member and the group
+    steel = 100.0 * len(readings(START, local_ns(2026, 11, 10)))
+    ts = local_ns(2026, 11, 10, 6)
+    first.update(result("eaf-1", ts, steel_produced=steel + 100.0, active_energy=ts / 1e12), ts)
+    saved |= first.changed_state()  # only eaf-1 changed: the store keeps the others' older rows
+    second = KpiEngine(configured, targets)
+    second.restore(saved, ts)
+    [closed] = november(feed(second, END, resume_at=local_ns(2026, 11, 10, 6) + 1, water_from=0))
+    [whole] = november(feed(KpiEngine(configured, targets), END))
+    assert closed.denominator == pytest.approx(whole.denominator)  # eaf-1's 10 Nov 06:00 tonnes kept

@@ -165,6 +165,8 @@ class KpiEngine:
                 self._device(plant, device_id).calculators += calculators
         together: list[GroupPerTonne | CapacityWatch] = [*self._groups(plant, targets)]
         together += self._capacities(plant, targets)
+        # saved under a key of their own, once (not with each member, whose copies would age)
+        self.together = {f"(over devices) {g.device} {g.rule}": g for g in together}
         for group in together:
             for member in group.members:
                 self._device(plant, member).calculators.append(group.feed(member))
@@ -341,6 +343,9 @@ class KpiEngine:
     def changed_state(self) -> dict[str, dict[str, Any]]:
         """The state of every device whose windows changed since the last call."""
         changed = {device: self.devices[device].state() for device in sorted(self._dirty)}
+        for key, group in self.together.items():  # a member that changed may have changed them
+            if group.members & self._dirty:
+                changed[key] = group.state()
         self._dirty.clear()
         if self.totals.dirty:
             changed[TOTALS_STATE] = self.totals.state()
@@ -354,3 +359,6 @@ class KpiEngine:
                 self.devices[device].restore(state, now_ns)
         if TOTALS_STATE in states:
             self.totals.restore(states[TOTALS_STATE])
+        for key, group in self.together.items():
+            if key in states:
+                group.restore(states[key])
