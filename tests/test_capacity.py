@@ -68,3 +68,18 @@ def test_no_capacity_kpi_without_the_plants_number(tmp_path: Path) -> None:
     service = run_november(write(tmp_path, ""), NOV + 5 * 24 * HOUR_NS)
     assert not [k for k in service.latest if k[0].startswith("capacity-")]
     service.close()
+
+
+def test_a_lagging_furnace_never_inflates_the_live_rate(tmp_path: Path) -> None:
+    service = build_alert_service(load_plant_config(write(tmp_path, "ferroalloy-capacity: {value: 150000}")))
+    stamps = range(NOV - 6 * HOUR_NS, NOV + 10 * 24 * HOUR_NS + 1, 6 * HOUR_NS)
+    for device, per_hour in (("saf-1", 12.0), ("saf-2", 8.0)):  # saf-2's data come in after saf-1's
+        made = 0.0
+        for ts in stamps:
+            made += per_hour * 6
+            service.handle(result(device, ts, alloy_produced=made))
+    live = [
+        t.kpi for t in service.transitions if t.alert.device == "capacity-ferroalloy" and t.kpi is not None
+    ]
+    assert live and live[0].value == pytest.approx(20 * 24 * 365)  # 175,200 t/a, both furnaces' whole days
+    service.close()

@@ -190,3 +190,13 @@ def test_a_restart_after_only_one_member_changed_keeps_the_newest_group_state(tm
     [closed] = november(feed(second, END, resume_at=local_ns(2026, 11, 10, 6) + 1, water_from=0))
     [whole] = november(feed(KpiEngine(configured, targets), END))
     assert closed.denominator == pytest.approx(whole.denominator)  # eaf-1's 10 Nov 06:00 tonnes kept
+
+
+def test_a_member_dead_all_month_gives_no_data_not_zero(tmp_path: Path) -> None:
+    configured = plant(tmp_path)
+    engine = KpiEngine(configured, resolve_targets(configured.config.alerts, "plant.yaml"))
+    values = feed(engine, END, water_from=END + 1)  # the water meter is read only ...
+    values += engine.update(result("water-1", START, water_used=1.0), START)  # ... but once, on 31 Oct
+    values += engine.tick(DEC + 30 * 24 * HOUR_NS)  # silent since: its watermark follows the clock
+    [closed] = november(values)
+    assert closed.value is None and closed.numerator == 0.0  # no data: regulators never see 0 m³/t

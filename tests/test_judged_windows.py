@@ -58,3 +58,41 @@ event_time: {max_skew: 3650d}
     rules = build_rules(plant, engine, targets)
     assert rules[("potline-1", "aluminium-dc-power:year")].audience == "regulator"
     assert rules[("potline-1", "aluminium-dc-power-elimination:month")].severity == "critical"
+
+
+def test_saved_windows_follow_their_rule_when_the_catalogue_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "plant.yaml"
+    base = """
+plant: {id: works, name: 青海铝厂}
+devices:
+  - {id: potline-1, map: aluminium_potline, url: "tcp://127.0.0.1:1"}
+event_time: {max_skew: 3650d}
+"""
+    config.write_text(
+        base + "alerts: {targets: {aluminium-dc-power: {judged_over: month}}}\n", encoding="utf-8"
+    )
+    before = load_plant_config(config)
+    old = KpiEngine(before, resolve_targets(before.config.alerts, "plant.yaml"))  # no year rule yet
+    energy = metal = 0.0
+    for ts in range(YEAR - 12 * HOUR_NS, local_ns(2026, 3, 15) + 1, 12 * HOUR_NS):
+        metal += 50.0
+        energy += 50.0 * 13100.0
+        old.update(result("potline-1", ts, dc_energy=energy, metal_produced=metal), ts)
+    saved = old.changed_state()
+    config.write_text(base, encoding="utf-8")  # the catalogue's default: month and year
+    after = load_plant_config(config)
+    new = KpiEngine(after, resolve_targets(after.config.alerts, "plant.yaml"))
+    new.restore(saved, local_ns(2026, 3, 15))  # the year rule has no saved window: it starts afresh
+    values = []
+    for ts in range(local_ns(2026, 3, 15, 12), local_ns(2026, 4, 1, 12) + 1, 12 * HOUR_NS):
+        metal += 50.0
+        energy += 50.0 * 13100.0
+        values += new.update(result("potline-1", ts, dc_energy=energy, metal_produced=metal), ts)
+    march = [v for v in values if v.rule == "aluminium-dc-power:month" and v.kind == "closed"]
+    assert [v.start_ns for v in march] == [local_ns(2026, 3, 1)]  # March continued whole
+    assert march[0].value == pytest.approx(13100.0)
+    legacy = {"potline-1": {**saved["potline-1"], "calculators": [{}]}}  # as an older version saved
+    KpiEngine(after, resolve_targets(after.config.alerts, "plant.yaml")).restore(legacy, YEAR)
+    assert "windows saved by an older version are started afresh" in caplog.text

@@ -51,13 +51,19 @@ class ReportReader:
         for device, watched in self.plant.targets_by_device(targets).items():
             self.progress(f"reading {device}")
             for target in watched:
-                if target.value is None:
+                if target.value is None or target.kpi == "capacity":  # capacity: over devices, not one
                     continue
                 if target.kpi == "dust_hourly":
                     report.dust.append(self.dust(device, target, period.start_ns, end_ns))
                 else:
                     report.targets.append(self.per_tonne(device, target, period, end_ns))
             report.availability[device] = self.availability(device, period.start_ns, end_ns)
+        for group_id in self.plant.config.groups:  # group targets: the group's own values
+            for target in targets:
+                if target.scope == "group" and target.kpi == "per_tonne" and target.value is not None:
+                    row = self.per_tonne(group_id, target, period, end_ns)
+                    if row.windows or row.value is not None:
+                        report.targets.append(row)
         report.fired = self.fired(period.start_ns, end_ns)
         return report
 

@@ -2,8 +2,10 @@
 production counters), annualised from the calendar month so far (tonnes a year at this month's
 rate), against the capacity the plant declares (`alerts.targets.<id>.value`, t/a).
 
-A live value (kind "live") from the month's third day on, so the warning comes while the month can
-still be steered; the closed month's rate (kind "closed") when every device has passed its end.
+A live value (kind "live") after the month's first three days, so the warning comes while the
+month can still be steered: the whole days every device has passed, so a device whose data lag
+never inflates the rate; the closed month's rate (kind "closed") when every device has passed its
+end.
 Counters follow the same rules as any per-tonne KPI (rollover, reset, gaps).
 """
 
@@ -38,6 +40,8 @@ class CapacityWatch:
         self.zone = ZoneInfo(zone)
         self.trackers = {(m, f.name): CounterTracker(f.wrap) for m, fs in production.items() for f in fs}
         self._windows: dict[int, list[float]] = {}  # start -> [end, tonnes]
+        self._days: dict[int, float] = {}  # local day start -> tonnes (for the live rate)
+        self._live_until = 0  # the end of the days the last live value covered
         self._marks: dict[str, int] = {}
         self._first: dict[str, int] = {}
 
@@ -60,10 +64,9 @@ class CapacityWatch:
         start, end = self._month(ts)
         window = self._windows.setdefault(start, [float(end), 0.0])
         window[1] += made
-        whole = len(self._first) == len(self.members) and max(self._first.values()) < start
-        if not whole or ts - start < ANNUALISE_AFTER_NS:
-            return []
-        return [self._kpi("live", start, ts, window[1])]
+        day = self._day(ts)
+        self._days[day] = self._days.get(day, 0.0) + made
+        return []
 
     def advance(self, member: str, watermark_ns: int) -> list[KpiValue]:
         """The months every member has passed, closed (watched whole: with a value)."""
@@ -77,9 +80,25 @@ class CapacityWatch:
             if end > passed:
                 break
             del self._windows[start]
-            if len(self._first) == len(self.members) and max(self._first.values()) < start:
+            self._days = {d: t for d, t in self._days.items() if d >= end}
+            if self._whole(start):
                 out.append(self._kpi("closed", start, int(end), tonnes))
+        start, _ = self._month(passed)
+        days = [d for d in self._days if start <= d and self._day(d + 36 * 3600 * 10**9) <= passed]
+        if days and self._whole(start):
+            until = self._day(max(days) + 36 * 3600 * 10**9)  # the end of the last whole day
+            if until - start >= ANNUALISE_AFTER_NS and until > self._live_until:
+                self._live_until = until
+                out.append(self._kpi("live", start, until, sum(self._days[d] for d in days)))
         return out
+
+    def _whole(self, start: int) -> bool:
+        """Every device was heard before the month began (else it is partial)."""
+        return len(self._first) == len(self.members) and max(self._first.values()) < start
+
+    def _day(self, ts: int) -> int:
+        local = datetime.fromtimestamp(ts / 1e9, self.zone).date()
+        return int(datetime.combine(local, time(), self.zone).timestamp()) * 10**9
 
     def _month(self, ts: int) -> tuple[int, int]:
         first = datetime.fromtimestamp(ts / 1e9, self.zone).date().replace(day=1)
@@ -97,6 +116,7 @@ class CapacityWatch:
         return {
             "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
             "windows": {str(s): w for s, w in self._windows.items()},
+            "days": {str(d): t for d, t in self._days.items()},
             "first": self._first,
         }
 
@@ -106,4 +126,5 @@ class CapacityWatch:
             if (member, name) in self.trackers:
                 self.trackers[(member, name)].previous = previous
         self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
+        self._days = {int(d): float(t) for d, t in state.get("days", {}).items()}
         self._first = {m: int(t) for m, t in state.get("first", {}).items()}

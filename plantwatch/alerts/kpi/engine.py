@@ -99,17 +99,37 @@ class DeviceKpis:
         return out
 
     def state(self) -> dict[str, Any]:
-        """The gate's and every calculator's state, by target."""
+        """The gate's and every calculator's state, by rule (a catalogue that gains or loses a
+        rule moves nothing else)."""
         return {
             "gate": self.gate.state(),
-            "calculators": [c.state() for c in self.calculators],
+            "calculators": {_key(self.device, c): c.state() for c in self.calculators},
         }
 
     def restore(self, state: dict[str, Any], now_ns: int) -> None:
-        """Continue from `state` (calculators in the order they were built)."""
+        """Continue from `state`; a saved window that no longer fits its calculator (the plant or
+        the catalogue changed) is logged and started afresh, never a reason not to start."""
         self.gate.restore(state["gate"], now_ns)
-        for calculator, saved in zip(self.calculators, state["calculators"], strict=False):
-            calculator.restore(saved)
+        saved = state["calculators"]
+        if isinstance(saved, list):  # saved by a version that kept them in build order: unsafe
+            log.warning("KPIs of %s: windows saved by an older version are started afresh", self.device)
+            return
+        for calculator in self.calculators:
+            key = _key(self.device, calculator)
+            if key not in saved:
+                continue
+            try:
+                calculator.restore(saved[key])
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                log.warning(
+                    "KPIs of %s: saved window of %s does not fit (%r): started afresh", self.device, key, exc
+                )
+
+
+def _key(device: str, calculator: Calculator) -> str:
+    """What a calculator's state is saved under: its rule, and whose values it makes."""
+    owner = getattr(calculator, "device", device)
+    return calculator.rule if owner == device else f"{owner} {calculator.rule}"
 
 
 def _usable(reading: Reading, now_ns: int, max_skew_ns: int) -> bool:
@@ -206,11 +226,20 @@ class KpiEngine:
                         if term.flow is not None:  # a stack's mass: concentration x flow
                             flows = roles.get(term.flow, [])
                             if found and flows:
+                                unit_problem = _emission_units(found[0], flows[0])
+                                if unit_problem:
+                                    log.warning(
+                                        "KPI %s for group %s not computed: %s",
+                                        target.id,
+                                        group_id,
+                                        unit_problem,
+                                    )
+                                    continue
                                 flags = roles.get("data_flag", [])
                                 emissions[device_id] = Emission(
                                     found[0].name,
                                     flows[0].name,
-                                    (flows[0].unit or "").replace("³", "3").endswith("/s"),
+                                    _units(flows[0].unit).endswith("/s"),
                                     flags[0].name if flags else None,
                                     int(5 * plant.expected_interval(device_id) * 1e9),
                                 )
@@ -228,7 +257,10 @@ class KpiEngine:
                     )
                     continue
                 zone = plant.config.alerts.timezone
-                out.append(GroupPerTonne(group_id, target, numerator, production, zone, emissions))
+                try:
+                    out.append(GroupPerTonne(group_id, target, numerator, production, zone, emissions))
+                except UnitError as exc:
+                    log.warning("KPI %s for group %s not computed: %s", target.id, group_id, exc)
         return out
 
     @staticmethod
@@ -357,8 +389,26 @@ class KpiEngine:
         for device, state in states.items():
             if device in self.devices:
                 self.devices[device].restore(state, now_ns)
-        if TOTALS_STATE in states:
-            self.totals.restore(states[TOTALS_STATE])
-        for key, group in self.together.items():
+        calculators: list[tuple[str, PlantTotals | GroupPerTonne | CapacityWatch]] = [
+            (TOTALS_STATE, self.totals),
+            *self.together.items(),
+        ]
+        for key, calculator in calculators:
             if key in states:
-                group.restore(states[key])
+                try:
+                    calculator.restore(states[key])
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    log.warning("KPIs %s: saved windows do not fit (%r): started afresh", key, exc)
+
+
+def _units(unit: str | None) -> str:
+    return (unit or "").replace("³", "3").replace("Nm3", "m3")
+
+
+def _emission_units(concentration: CounterField, flow: CounterField) -> str | None:
+    """Why a stack's mass cannot be computed from these fields' units (None: it can)."""
+    if _units(concentration.unit) != "mg/m3":
+        return f"{concentration.name} is in {concentration.unit!r}, not mg/m³"
+    if _units(flow.unit) not in ("m3/h", "m3/s"):
+        return f"{flow.name} is in {flow.unit!r}, not m³/h or m³/s"
+    return None

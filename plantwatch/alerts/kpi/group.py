@@ -4,7 +4,9 @@ steel), in calendar windows of the plant's zone, with the same counter rules as 
 
 Each member feeds its results through its own event-time gate (`MemberFeed`, one per member in
 the engine); a window closes when every member's watermark has passed its end. A window is whole
-(and closed with a value) only when every member had already been heard before it began.
+only when every member had already been heard before it began, and has a value only when every
+member gave something usable in it (a dead water meter, or a stack flagged all month, is no data,
+never 0).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.counters import CounterTracker
 from plantwatch.alerts.kpi.per_tonne import CounterField
-from plantwatch.alerts.kpi.standard_coal import in_kgce, to_base
+from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
@@ -64,9 +66,14 @@ class GroupPerTonne:
             for f in fs
         }
         self._windows: dict[int, list[float]] = {}  # start -> [end, numerator, production]
+        self._seen: dict[int, set[str]] = {}  # start -> members that gave a usable value in it
         self._first: dict[str, int] = {}  # member -> when it was first heard
         self._marks: dict[str, int] = {}  # member -> its watermark
         self.numerator_base = target.unit.split("/")[0].replace("³", "3")
+        for fields, convert in ((numerator, self._numerator), (production, self._product)):
+            for member_fields in fields.values():
+                for f in member_fields:
+                    convert(0.0, f)  # UnitError now, naming the unit, rather than on every reading
 
     def feed(self, member: str) -> MemberFeed:
         """The calculator a member's gate feeds."""
@@ -85,16 +92,21 @@ class GroupPerTonne:
         self._first.setdefault(member, ts)
         values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
         amount = [0.0, 0.0]
+        usable = False
         for side, fields in ((0, self.numerator.get(member, [])), (1, self.production.get(member, []))):
             for f in fields:
                 if f.name in values:
                     step = self.trackers[(member, f.name)].step(float(values[f.name]))
                     if step is not None:
-                        amount[side] += self._numerator(step, f) if side == 0 else to_base(step, f.unit)[0]
+                        usable = True
+                        amount[side] += self._numerator(step, f) if side == 0 else self._product(step, f)
         emission = self.emissions.get(member)
         if emission is not None:
             amount[0] += self._emitted(member, emission, values, ts)
+            usable = usable or member in self._valid_at  # a valid sample
         start, end = self._bounds(ts)
+        if usable:
+            self._seen.setdefault(start, set()).add(member)
         window = self._windows.setdefault(start, [float(end), 0.0, 0.0])
         window[1] += amount[0]
         window[2] += amount[1]
@@ -105,8 +117,8 @@ class GroupPerTonne:
     def advance(self, member: str, watermark_ns: int) -> list[KpiValue]:
         """A member's watermark: the windows every member has passed, closed."""
         self._marks[member] = watermark_ns
-        if self._marks.keys() != self.members:
-            return []
+        if self._marks.keys() != self.members:  # a member not heard yet may still bring its data
+            return []  # (a replay, a backlog); one never heard is `stale`, and holds a month a window
         passed = min(self._marks.values())
         out = []
         for start in sorted(self._windows):
@@ -114,8 +126,13 @@ class GroupPerTonne:
             if end > passed:
                 break
             del self._windows[start]
+            seen = self._seen.pop(start, set())
             whole = len(self._first) == len(self.members) and max(self._first.values()) < start
-            if whole:
+            if not whole:
+                continue  # joined midway: no value, as for one device
+            if seen != self.members:  # a member gave nothing usable all window: no data, never 0
+                out.append(self._kpi("closed", start, int(end), numerator, product)._replace(value=None))
+            else:
                 out.append(self._kpi("closed", start, int(end), numerator, product))
         return out
 
@@ -134,7 +151,16 @@ class GroupPerTonne:
     def _numerator(self, amount: float, field: CounterField) -> float:
         if self.numerator_base == "kgce":
             return in_kgce(amount, field.unit, field.carrier)
-        return to_base(amount, field.unit)[0]
+        value, base = to_base(amount, field.unit)
+        if base != self.numerator_base:
+            raise UnitError(f"{field.name}: {field.unit} is not in {self.numerator_base}")
+        return value
+
+    def _product(self, amount: float, field: CounterField) -> float:
+        tonnes, base = to_base(amount, field.unit)
+        if base != "t":
+            raise UnitError(f"{field.name}: {field.unit} is not a mass unit")
+        return tonnes
 
     def _bounds(self, ts: int) -> tuple[int, int]:
         local = datetime.fromtimestamp(ts / 1e9, self.zone).date()
@@ -156,6 +182,7 @@ class GroupPerTonne:
         return {
             "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
             "windows": {str(s): w for s, w in self._windows.items()},
+            "seen": {str(s): sorted(m) for s, m in self._seen.items()},
             "first": self._first,
             "valid_at": self._valid_at,
         }
@@ -167,6 +194,7 @@ class GroupPerTonne:
             if (member, name) in self.trackers:
                 self.trackers[(member, name)].previous = previous
         self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
+        self._seen = {int(s): set(m) for s, m in state.get("seen", {}).items()}
         self._first = {m: int(t) for m, t in state.get("first", {}).items()}
         self._valid_at = {m: int(t) for m, t in state.get("valid_at", {}).items()}
 

@@ -268,6 +268,8 @@ class PerTonne:
         assert self._window is not None
         start, end = self._window
         out = [self._kpi("closed", start, end, self._num, self._den)] if self._clean else []
+        if out and self.window == "month":  # the month is over: its projection is what it came to
+            out.append(out[0]._replace(kind="projection", rule=f"{self.rule}:projection"))
         self._window, self._next_clean = None, True
         return out
 

@@ -114,7 +114,9 @@ class EmailNotifier:
 
     def render(self, transition: Transition) -> list[Message]:
         """One message per interested recipient, with its Message-ID fixed now; one chart for all."""
-        sector = self.sectors.get(transition.alert.device)
+        target = transition.rule.target
+        # a group's, a total's or a capacity's values have no device of their own: their target's sector
+        sector = self.sectors.get(transition.alert.device) or (target.sector if target else None)
         wanted = [
             recipient
             for recipient in self.recipients
