@@ -118,7 +118,7 @@ class GroupPerTonne:
         """A member's watermark: the windows every member has passed, closed."""
         self._marks[member] = watermark_ns
         if self._marks.keys() != self.members:  # a member not heard yet may still bring its data
-            return []  # (a replay, a backlog); one never heard is `stale`, and holds a month a window
+            return []  # (a replay, a backlog); one never heard is `stale` and holds the windows open
         passed = min(self._marks.values())
         out = []
         for start in sorted(self._windows):
