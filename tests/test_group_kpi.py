@@ -200,3 +200,44 @@ def test_a_member_dead_all_month_gives_no_data_not_zero(tmp_path: Path) -> None:
     values += engine.tick(DEC + 30 * 24 * HOUR_NS)  # silent since: its watermark follows the clock
     [closed] = november(values)
     assert closed.value is None and closed.numerator == 0.0  # no data: regulators never see 0 m³/t
+
+
+def test_slag_utilisation_is_the_share_of_slag_put_to_use(tmp_path: Path) -> None:
+    for model, field, role in (
+        ("slag_yard", "slag_made", "slag_produced_counter"),
+        ("slag_plant", "slag_used", "slag_used_counter"),
+    ):
+        (tmp_path / f"{model}.yaml").write_text(
+            f"model: {model}\ndescription: test\nsector: steel\nprotocol: modbus\nsource: test map\n"
+            f"registers:\n  - {{name: {field}, address: 0, type: uint32, unit: t, role: {role},"
+            " counter: {bits: 32}}\n",
+            encoding="utf-8",
+        )
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 西宁特钢}
+devices:
+  - {id: yard-1, map: slag_yard.yaml, url: "tcp://127.0.0.1:1"}
+  - {id: mill-1, map: slag_plant.yaml, url: "tcp://127.0.0.1:1", unit: 2}
+event_time: {max_skew: 3650d}
+groups: {works: {devices: [yard-1, mill-1]}}
+""",
+        encoding="utf-8",
+    )
+    configured = load_plant_config(config)
+    targets = resolve_targets(configured.config.alerts, "plant.yaml")
+    engine = KpiEngine(configured, targets)
+    made = used = 0.0
+    values: list[KpiValue] = []
+    for ts in readings(START, END):
+        made += 10.0
+        used += 9.5  # 95 %: below 97
+        values += engine.update(result("yard-1", ts, slag_made=made), ts)
+        values += engine.update(result("mill-1", ts, slag_used=used), ts)
+    [closed] = [v for v in values if v.rule == "steel-slag-utilisation" and v.kind == "closed"]
+    assert closed.value == pytest.approx(95.0) and closed.start_ns == NOV
+    assert closed.denominator == pytest.approx(
+        10.0 * len([t for t in readings(START, END) if NOV <= t < DEC])
+    )
+    assert build_rules(configured, engine, targets)[("works", "steel-slag-utilisation")].limit == 97

@@ -62,7 +62,7 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
             owner = getattr(calculator, "device", device)  # a group target's values are the group's
             # the per-tonne value over its judged window, or a group's over its calendar month
             judged = calculator.rule != target.id or (
-                owner != device and target.kpi == "per_tonne" and target.window == "month"
+                owner != device and target.kpi in ("per_tonne", "share") and target.window == "month"
             )
             regulator = judged or target.kpi == "dust_hourly" or target.severity == "critical"
             rules[(owner, calculator.rule)] = Rule(

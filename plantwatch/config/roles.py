@@ -34,6 +34,10 @@ class Role(StrEnum):
     GAS_COUNTER = "gas_counter"
     WATER_COUNTER = "water_counter"
     CLINKER_COUNTER = "clinker_counter"
+    SLAG_PRODUCED_COUNTER = "slag_produced_counter"
+    SLAG_USED_COUNTER = "slag_used_counter"
+    SOLID_WASTE_COUNTER = "solid_waste_counter"
+    RAW_MATERIAL_COUNTER = "raw_material_counter"
     TEMPERATURE = "temperature"
     RUNNING = "running"
     INFO = "info"
@@ -82,6 +86,10 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.GAS_COUNTER: "cumulative fuel gas used (m3); a counter",
     Role.WATER_COUNTER: "cumulative fresh water used (m3); a counter",
     Role.CLINKER_COUNTER: "cumulative clinker produced (t); a counter",
+    Role.SLAG_PRODUCED_COUNTER: "cumulative smelting slag produced (t); a counter",
+    Role.SLAG_USED_COUNTER: "cumulative smelting slag put to use (t); a counter",
+    Role.SOLID_WASTE_COUNTER: "cumulative industrial solid waste fed to a kiln line (t); a counter",
+    Role.RAW_MATERIAL_COUNTER: "cumulative raw material fed to a kiln line, waste included (t); a counter",
     Role.TEMPERATURE: "a process temperature (degC)",
     Role.RUNNING: "whether the unit is running (bool)",
     Role.INFO: "descriptive value with no alert meaning (status text, firmware)",

@@ -60,7 +60,11 @@ class ReportReader:
             report.availability[device] = self.availability(device, period.start_ns, end_ns)
         for group_id in self.plant.config.groups:  # group targets: the group's own values
             for target in targets:
-                if target.scope == "group" and target.kpi == "per_tonne" and target.value is not None:
+                if (
+                    target.scope == "group"
+                    and target.kpi in ("per_tonne", "share")
+                    and target.value is not None
+                ):
                     row = self.per_tonne(group_id, target, period, end_ns)
                     if row.windows or row.value is not None:
                         report.targets.append(row)

@@ -239,6 +239,8 @@ def _calculation(row: TargetRow, lang: str) -> str:
         return words["mean_of"]
     if row.energy is None or not row.product:
         return "-"
+    if "/" not in row.target.unit:  # a share: tonnes over tonnes
+        return f"{quantity(row.energy, 't')} ÷ {quantity(row.product, 't')}"
     energy_unit, product_unit = row.target.unit.split("/")
     return f"{quantity(row.energy, energy_unit)} ÷ {quantity(row.product, product_unit)}"
 

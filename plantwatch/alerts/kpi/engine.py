@@ -216,6 +216,8 @@ class KpiEngine:
             for target in targets:
                 if target.scope != "group" or target.value is None or target.sector not in sectors:
                     continue
+                if target.kpi not in ("per_tonne", "share"):
+                    continue
                 numerator: dict[str, list[CounterField]] = {}
                 production: dict[str, list[CounterField]] = {}
                 emissions: dict[str, Emission] = {}

@@ -69,7 +69,8 @@ class GroupPerTonne:
         self._seen: dict[int, set[str]] = {}  # start -> members that gave a usable value in it
         self._first: dict[str, int] = {}  # member -> when it was first heard
         self._marks: dict[str, int] = {}  # member -> its watermark
-        self.numerator_base = target.unit.split("/")[0].replace("³", "3")
+        self.share = target.kpi == "share"  # tonnes over tonnes, in %
+        self.numerator_base = "t" if self.share else target.unit.split("/")[0].replace("³", "3")
         for fields, convert in ((numerator, self._numerator), (production, self._product)):
             for member_fields in fields.values():
                 for f in member_fields:
@@ -174,7 +175,7 @@ class GroupPerTonne:
         return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
 
     def _kpi(self, kind: str, start: int, end: int, numerator: float, product: float) -> KpiValue:
-        value = numerator / product if product > 0 else None
+        value = numerator / product * (100 if self.share else 1) if product > 0 else None
         return KpiValue(self.device, self.target.id, self.rule, value, end, start, kind, numerator, product)
 
     def state(self) -> dict[str, Any]:
