@@ -12,7 +12,7 @@ from plantwatch.config.units import Duration, Strict
 
 Severity = Literal["info", "warning", "critical"]
 Comparator = Literal["<=", "<", ">=", ">"]
-KpiKind = Literal["per_tonne", "potline_live", "dust_hourly", "capacity", "share"]
+KpiKind = Literal["per_tonne", "potline_live", "dust_hourly", "capacity", "share", "coverage"]
 EMAIL = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
 
 

@@ -38,6 +38,7 @@ class Role(StrEnum):
     SLAG_USED_COUNTER = "slag_used_counter"
     SOLID_WASTE_COUNTER = "solid_waste_counter"
     RAW_MATERIAL_COUNTER = "raw_material_counter"
+    WASTE_HEAT_POWER = "waste_heat_power"
     TEMPERATURE = "temperature"
     RUNNING = "running"
     INFO = "info"
@@ -90,6 +91,7 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     Role.SLAG_USED_COUNTER: "cumulative smelting slag put to use (t); a counter",
     Role.SOLID_WASTE_COUNTER: "cumulative industrial solid waste fed to a kiln line (t); a counter",
     Role.RAW_MATERIAL_COUNTER: "cumulative raw material fed to a kiln line, waste included (t); a counter",
+    Role.WASTE_HEAT_POWER: "power of a kiln line's waste-heat generator (kW)",
     Role.TEMPERATURE: "a process temperature (degC)",
     Role.RUNNING: "whether the unit is running (bool)",
     Role.INFO: "descriptive value with no alert meaning (status text, firmware)",

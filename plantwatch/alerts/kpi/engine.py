@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from plantwatch.alerts.kpi.capacity import CapacityWatch
+from plantwatch.alerts.kpi.coverage import WasteHeatCoverage
 from plantwatch.alerts.kpi.dust import DustHourly
 from plantwatch.alerts.kpi.group import Emission, GroupPerTonne
 from plantwatch.alerts.kpi.per_tonne import CounterField, PerTonne
@@ -173,6 +174,7 @@ class KpiEngine:
                         alerts.o2_reference.get(device_id),
                         alerts.timezone,
                         alerts.shift_hours,
+                        int(5 * plant.expected_interval(device_id) * 1e9),
                     )
                 except UnitError as exc:  # a map unit the KPI cannot convert: say so once, here
                     calculator, why = None, str(exc)
@@ -297,6 +299,7 @@ class KpiEngine:
         o2_reference: float | None,
         timezone: str,
         shift_hours: int,
+        max_gap_ns: int = 0,  # readings further apart count no time (waste-heat coverage)
     ) -> tuple[Calculator | None, str]:
         def one(role: str) -> CounterField | None:
             fields = roles.get(role)
@@ -311,6 +314,11 @@ class KpiEngine:
                 return None, "o2_reference is set but the map has no o2 field"
             o2_name, flag_name = (o2.name if o2 else None), (flag.name if flag else None)
             return DustHourly(device, target, dust.name, o2_name, flag_name, o2_reference), ""
+        if target.kpi == "coverage":
+            running, power = one("running"), one("waste_heat_power")
+            if running is None or power is None:
+                return None, "needs running and waste_heat_power fields"
+            return WasteHeatCoverage(device, target, running.name, power.name, max_gap_ns, timezone), ""
         if target.kpi == "potline_live":
             voltage, efficiency = one("pot_voltage"), one("current_efficiency")
             if voltage is None or efficiency is None:
