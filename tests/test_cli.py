@@ -66,7 +66,7 @@ devices:
 def test_validate_ok_and_broken(tmp_path: Path) -> None:
     ok = plantwatch("validate", str(REPO / "device_maps"), str(REPO / "tests" / "cases" / "valid_plant"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout == "14 file(s) valid\n"  # 12 shipped maps, a plant and its local map
+    assert ok.stdout == "16 file(s) valid\n"  # 14 shipped maps, a plant and its local map
     assert ok.stderr == ""
 
     broken = tmp_path / "saf.yaml"

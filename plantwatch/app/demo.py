@@ -133,8 +133,9 @@ def view_table(plant: Plant, alerts: AlertService) -> list[str]:
         minutes = ""
         if found and found.target and found.target.kpi == "dust_hourly" and kpi.numerator is not None:
             minutes = f"  ({kpi.numerator:.0f}/{15 if rule.endswith(':early') else 60})"
+        sector = sectors.get(device) or (found.target.sector if found and found.target else "")
         lines.append(
-            f"{device:<10} {sectors.get(device, ''):<11} {rule:<34} {kpi.kind:<8} {_number(kpi.value):>10} "
+            f"{device:<10} {sector:<11} {rule:<34} {kpi.kind:<8} {_number(kpi.value):>10} "
             f"{limit:>12}  {state.upper() if state == 'firing' else state}{minutes}"
         )
     return lines

@@ -255,10 +255,8 @@ class KpiEngine:
                         continue  # the tonnes of the target's product only (steel, not coke or sinter)
                     for f in roles.get(target.per or "production_counter", []):
                         production.setdefault(device_id, []).append(f)
-                if not (numerator or emissions) or not production:
-                    log.warning(
-                        "KPI %s for group %s not computed: no member has its roles", target.id, group_id
-                    )
+                if not (numerator or emissions) or not production:  # a target the group has no use for
+                    log.info("KPI %s for group %s not computed: no member has its roles", target.id, group_id)
                     continue
                 zone = plant.config.alerts.timezone
                 try:
