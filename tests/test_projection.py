@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from plantwatch.alerts.service import AlertService
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import load_plant_config
 from tests.alert_helpers import HOUR_NS, plain_text, result
@@ -83,8 +84,9 @@ alerts:
     service.close()
 
 
-def test_no_projection_in_the_first_three_days(tmp_path: Path) -> None:
-    config = tmp_path / "plant.yaml"
+def tapped(folder: Path, taps: list[tuple[int, float, float]]) -> AlertService:
+    """A plant's alert service after a furnace gave `taps`."""
+    config = folder / "plant.yaml"
     config.write_text(
         """
 plant: {id: works, name: Works}
@@ -98,32 +100,21 @@ alerts: {digest_at: null}
     now = [NOV]
     service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
     energy = 0.0
-    for count, (ts, tap_energy, weight) in enumerate(taps_of_november({})[:10], start=1):  # to 3 Nov 10:00
+    for count, (ts, tap_energy, weight) in enumerate(taps, start=1):
         energy += tap_energy
         now[0] = ts
         service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))
-    assert ("saf-1", RULE) in service.latest and ("saf-1", f"{RULE}:projection") not in service.latest
-    service.close()
+    return service
 
 
-def test_no_projection_for_a_month_joined_midway(tmp_path: Path) -> None:
-    config = tmp_path / "plant.yaml"
-    config.write_text(
-        """
-plant: {id: works, name: Works}
-devices:
-  - {id: saf-1, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1"}
-event_time: {max_skew: 3650d}
-alerts: {digest_at: null}
-""",
-        encoding="utf-8",
-    )
-    now = [NOV]
-    service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
-    energy = 0.0
-    for count, (ts, tap_energy, weight) in enumerate(taps_of_november({})[2:], start=1):  # from 1 Nov
-        energy += tap_energy
-        now[0] = ts
-        service.handle(result("saf-1", ts, active_energy=energy, tap_counter=count, tap_weight=weight))
+@pytest.mark.parametrize(
+    "taps",
+    [
+        pytest.param(taps_of_november({})[:10], id="the first three days"),  # to 3 Nov 10:00
+        pytest.param(taps_of_november({})[2:], id="a month joined midway"),  # from 1 Nov only
+    ],
+)
+def test_no_projection(tmp_path: Path, taps: list[tuple[int, float, float]]) -> None:
+    service = tapped(tmp_path, taps)
     assert ("saf-1", RULE) in service.latest and ("saf-1", f"{RULE}:projection") not in service.latest
     service.close()

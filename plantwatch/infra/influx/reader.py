@@ -11,9 +11,9 @@ from typing import Any
 import urllib3
 
 from plantwatch.config.plant import InfluxConfig
-from plantwatch.config.secrets import secret
 from plantwatch.core.redact import redact_url, scrub
 from plantwatch.infra.errors import InfraError
+from plantwatch.infra.influx.writers import credentials
 
 _OBJECT = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>: ")
 
@@ -41,13 +41,7 @@ class InfluxReader:
         else:  # a v2 bucket: `database/retention_policy` on 1.8, a DBRP-mapped name on 2.x
             database, _, policy = (config.bucket or "").partition("/")
             self.database, self.retention_policy = database, policy or None
-        self._headers: dict[str, str] = {}
-        user, password = secret(config.username_env), secret(config.password_env)
-        if user is not None:
-            self._headers.update(urllib3.make_headers(basic_auth=f"{user}:{password or ''}"))
-        token = secret(config.token_env)
-        if token is not None:
-            self._headers["Authorization"] = f"Token {token}"
+        self._headers = credentials(config)
         self._pool = urllib3.PoolManager(
             cert_reqs="CERT_REQUIRED" if config.verify_tls else "CERT_NONE",
             timeout=urllib3.Timeout(total=config.timeout * 3),

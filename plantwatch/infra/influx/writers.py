@@ -102,12 +102,7 @@ class V1Writer:
         if cfg.retention_policy:
             self._fields["rp"] = cfg.retention_policy
         self._headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
-        user, password = secret(cfg.username_env), secret(cfg.password_env)
-        if user is not None:
-            self._headers.update(urllib3.make_headers(basic_auth=f"{user}:{password or ''}"))
-        token = secret(cfg.token_env)
-        if token is not None:
-            self._headers["Authorization"] = f"Token {token}"
+        self._headers.update(credentials(cfg))
         self._pool = urllib3.PoolManager(
             cert_reqs="CERT_REQUIRED" if cfg.verify_tls else "CERT_NONE",
             timeout=urllib3.Timeout(total=cfg.timeout),
@@ -194,3 +189,16 @@ class V2Writer:
 def make_writer(config: InfluxConfig) -> Writer:
     """The writer for the config's `api`."""
     return V2Writer(config) if config.api == "v2" else V1Writer(config)
+
+
+def credentials(cfg: InfluxConfig) -> dict[str, str]:
+    """The Authorization header of the secrets the config names: a user's basic auth (1.x) or a
+    token (2.x, 3); none when it names neither."""
+    headers: dict[str, str] = {}
+    user, password = secret(cfg.username_env), secret(cfg.password_env)
+    if user is not None:
+        headers.update(urllib3.make_headers(basic_auth=f"{user}:{password or ''}"))
+    token = secret(cfg.token_env)
+    if token is not None:
+        headers["Authorization"] = f"Token {token}"
+    return headers
