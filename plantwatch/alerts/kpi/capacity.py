@@ -11,11 +11,11 @@ Counters follow the same rules as any per-tonne KPI (rollover, reset, gaps).
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from plantwatch.alerts.kpi.counters import CounterTracker
+from plantwatch.alerts.kpi.calendar import calendar_window
+from plantwatch.alerts.kpi.counters import CounterTracker, member_counters, restore_member_counters
 from plantwatch.alerts.kpi.group import MemberFeed
 from plantwatch.alerts.kpi.per_tonne import CounterField
 from plantwatch.alerts.kpi.standard_coal import to_base
@@ -97,14 +97,10 @@ class CapacityWatch:
         return len(self._first) == len(self.members) and max(self._first.values()) < start
 
     def _day(self, ts: int) -> int:
-        local = datetime.fromtimestamp(ts / 1e9, self.zone).date()
-        return int(datetime.combine(local, time(), self.zone).timestamp()) * 10**9
+        return calendar_window(ts, "day", self.zone)[0]
 
     def _month(self, ts: int) -> tuple[int, int]:
-        first = datetime.fromtimestamp(ts / 1e9, self.zone).date().replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-        start, end = (datetime.combine(d, time(), self.zone) for d in (first, following))
-        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+        return calendar_window(ts, "month", self.zone)
 
     def _kpi(self, kind: str, start: int, ts: int, tonnes: float) -> KpiValue:
         annual = tonnes * YEAR_NS / (ts - start)
@@ -114,17 +110,14 @@ class CapacityWatch:
 
     def state(self) -> dict[str, Any]:
         return {
-            "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
+            "counters": member_counters(self.trackers),
             "windows": {str(s): w for s, w in self._windows.items()},
             "days": {str(d): t for d, t in self._days.items()},
             "first": self._first,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        for key, previous in state.get("counters", {}).items():
-            member, _, name = key.partition("/")
-            if (member, name) in self.trackers:
-                self.trackers[(member, name)].previous = previous
+        restore_member_counters(self.trackers, state.get("counters", {}))
         self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
         self._days = {int(d): float(t) for d, t in state.get("days", {}).items()}
         self._first = {m: int(t) for m, t in state.get("first", {}).items()}

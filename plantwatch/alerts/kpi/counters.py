@@ -35,3 +35,18 @@ class CounterTracker:
             return value + self.wrap - previous
         self.resets += 1
         return value
+
+
+def member_counters(trackers: dict[tuple[str, str], CounterTracker]) -> dict[str, float | None]:
+    """The last readings of counters kept per (device, field), as `device/field` -> value."""
+    return {f"{device}/{name}": tracker.previous for (device, name), tracker in trackers.items()}
+
+
+def restore_member_counters(
+    trackers: dict[tuple[str, str], CounterTracker], saved: dict[str, float | None]
+) -> None:
+    """Continue counters from `member_counters()`; ones no longer tracked are ignored."""
+    for key, previous in saved.items():
+        device, _, name = key.partition("/")
+        if (device, name) in trackers:
+            trackers[(device, name)].previous = previous

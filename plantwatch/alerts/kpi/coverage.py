@@ -6,10 +6,10 @@ mass of a group is); a gap longer than 5 intervals counts nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from plantwatch.alerts.kpi.calendar import calendar_window
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
@@ -38,7 +38,7 @@ class WasteHeatCoverage:
         values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
         out = self.advance(ts)
         if self._window is None:
-            self._window = self._month(ts)
+            self._window = calendar_window(ts, "month", self.zone)
             self._clean, self._next_clean = self._next_clean, False
             self._running_ns = self._covered_ns = 0
         previous, self._last = self._last, ts
@@ -69,12 +69,6 @@ class WasteHeatCoverage:
             self.device, self.target.id, self.rule, value, end, start, kind,
             self._covered_ns / hours, self._running_ns / hours,
         )  # fmt: skip
-
-    def _month(self, ts: int) -> tuple[int, int]:
-        first = datetime.fromtimestamp(ts / 1e9, self.zone).date().replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-        start, end = (datetime.combine(d, time(), self.zone) for d in (first, following))
-        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
 
     def state(self) -> dict[str, Any]:
         return {

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from plantwatch.alerts.kpi.counters import CounterTracker
+from plantwatch.alerts.kpi.calendar import calendar_window
+from plantwatch.alerts.kpi.counters import CounterTracker, member_counters, restore_member_counters
 from plantwatch.alerts.kpi.per_tonne import CounterField
 from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
@@ -164,15 +164,7 @@ class GroupPerTonne:
         return tonnes
 
     def _bounds(self, ts: int) -> tuple[int, int]:
-        local = datetime.fromtimestamp(ts / 1e9, self.zone).date()
-        if self.target.window == "month":
-            first = local.replace(day=1)
-            following = (first + timedelta(days=32)).replace(day=1)
-        else:  # a day
-            first, following = local, local + timedelta(days=1)
-        start = datetime.combine(first, time(), self.zone)
-        end = datetime.combine(following, time(), self.zone)
-        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+        return calendar_window(ts, self.target.window, self.zone)
 
     def _kpi(self, kind: str, start: int, end: int, numerator: float, product: float) -> KpiValue:
         value = numerator / product * (100 if self.share else 1) if product > 0 else None
@@ -181,7 +173,7 @@ class GroupPerTonne:
     def state(self) -> dict[str, Any]:
         """Counters, open windows and who was heard when (for a restart)."""
         return {
-            "counters": {f"{m}/{n}": t.previous for (m, n), t in self.trackers.items()},
+            "counters": member_counters(self.trackers),
             "windows": {str(s): w for s, w in self._windows.items()},
             "seen": {str(s): sorted(m) for s, m in self._seen.items()},
             "first": self._first,
@@ -190,10 +182,7 @@ class GroupPerTonne:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from `state()`."""
-        for key, previous in state.get("counters", {}).items():
-            member, _, name = key.partition("/")
-            if (member, name) in self.trackers:
-                self.trackers[(member, name)].previous = previous
+        restore_member_counters(self.trackers, state.get("counters", {}))
         self._windows = {int(s): [float(x) for x in w] for s, w in state.get("windows", {}).items()}
         self._seen = {int(s): set(m) for s, m in state.get("seen", {}).items()}
         self._first = {m: int(t) for m, t in state.get("first", {}).items()}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from plantwatch.alerts.kpi.calendar import calendar_window
 from plantwatch.alerts.kpi.counters import CounterTracker
 from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
@@ -203,23 +203,7 @@ class PerTonne:
 
     def _bounds(self, ts: int) -> tuple[int, int]:
         """The shift, day, month or year (in the plant's zone) that `ts` falls in, as [start, end)."""
-        local = datetime.fromtimestamp(ts / 1e9, self.zone)
-        day = local.date()
-        if self.window == "year":
-            start = datetime.combine(day.replace(month=1, day=1), time(), self.zone)
-            end = datetime.combine(day.replace(year=day.year + 1, month=1, day=1), time(), self.zone)
-        elif self.window == "month":
-            first = day.replace(day=1)
-            start = datetime.combine(first, time(), self.zone)
-            end = datetime.combine((first + timedelta(days=32)).replace(day=1), time(), self.zone)
-        elif self.window == "day":
-            start = datetime.combine(day, time(), self.zone)
-            end = datetime.combine(day + timedelta(days=1), time(), self.zone)
-        else:
-            hour = local.hour // self.shift_hours * self.shift_hours
-            start = datetime.combine(day, time(hour), self.zone)
-            end = start + timedelta(hours=self.shift_hours)
-        return int(start.timestamp()) * 10**9, int(end.timestamp()) * 10**9
+        return calendar_window(ts, self.window, self.zone, self.shift_hours)
 
     def _calendar(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
         out = [] if self._window is None or ts < self._window[1] else self._close_window()
