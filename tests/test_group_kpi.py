@@ -241,3 +241,40 @@ groups: {works: {devices: [yard-1, mill-1]}}
         10.0 * len([t for t in readings(START, END) if NOV <= t < DEC])
     )
     assert build_rules(configured, engine, targets)[("works", "steel-slag-utilisation")].limit == 97
+
+
+def test_a_cems_logger_with_minute_means_polled_every_second_integrates_each_minute(
+    tmp_path: Path,
+) -> None:
+    """A logger whose registers hold minute means stamped by its own clock: read every second, its
+    readings repeat a stamp for a minute, then step 60 s. Each step is a minute of mass, not a gap
+    (the gap rule is 5 intervals, here 5 s, but never less than EMISSION_GAP_FLOOR_S)."""
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 西宁特钢}
+devices:
+  - {id: eaf-1, map: steel_eaf, url: "tcp://127.0.0.1:1"}
+  - {id: stack-1, map: dust_cems, url: "tcp://127.0.0.1:1", unit: 4, interval: 1s}
+event_time: {max_skew: 3650d}
+groups: {works: {devices: [eaf-1, stack-1]}}
+""",
+        encoding="utf-8",
+    )
+    configured = load_plant_config(config)
+    engine = KpiEngine(configured, resolve_targets(configured.config.alerts, "plant.yaml"))
+    for ts, steel in ((START, 0.0), (NOV + HOUR_NS, 100.0)):
+        engine.update(result("eaf-1", ts, steel_produced=steel, active_energy=ts / 1e12), ts)
+    values: list[KpiValue] = []
+    minute = 60 * 10**9
+    for second in range(10 * 60):  # ten minutes read every second: ten stamps, 60 readings each
+        ts = NOV + 2 * HOUR_NS + second // 60 * minute
+        values += engine.update(
+            result("stack-1", ts, dust=20.0, so2=50.0, flue_flow=360000.0, data_flag="N"), ts
+        )
+    values += engine.tick(NOV + 3 * HOUR_NS)  # the logger falls silent: its last minutes are let through
+    latest = [v for v in values if v.rule == "steel-dust-per-tonne" and v.kind == "to-date"][-1]
+    # by hand: the first stamp credits nothing, each of the 9 steps a minute of
+    # 20 mg/m³ x 360,000 m³/h / 60 = 0.12 kg
+    assert latest.numerator == pytest.approx(9 * 0.12)
+    assert latest.value == pytest.approx(9 * 0.12 / 100.0)

@@ -114,13 +114,15 @@ def write_demo_plant(options: DemoOptions) -> Plant:
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"  # 1.19 kg/t, 7,800.0 kWh/t
 
 
 def view_table(plant: Plant, alerts: AlertService) -> list[str]:
     """One line per device and rule: the latest KPI, the target and the alert state."""
     lines = [
-        f"{'device':<10} {'sector':<11} {'rule':<34} {'kind':<8} {'value':>10} {'target':>12}  state"
+        f"{'device':<11} {'sector':<11} {'rule':<37} {'kind':<8} {'value':>10} {'target':>12}  state"
         "  (dust: valid minutes)"
     ]
     sectors = {d.id: getattr(plant.maps.get(d.id), "sector", "") for d in plant.config.devices}
@@ -135,7 +137,7 @@ def view_table(plant: Plant, alerts: AlertService) -> list[str]:
             minutes = f"  ({kpi.numerator:.0f}/{15 if rule.endswith(':early') else 60})"
         sector = sectors.get(device) or (found.target.sector if found and found.target else "")
         lines.append(
-            f"{device:<10} {sector:<11} {rule:<34} {kpi.kind:<8} {_number(kpi.value):>10} "
+            f"{device:<11} {sector:<11} {rule:<37} {kpi.kind:<8} {_number(kpi.value):>10} "
             f"{limit:>12}  {state.upper() if state == 'firing' else state}{minutes}"
         )
     return lines

@@ -30,6 +30,9 @@ TOTALS_STATE = (
     "(plant totals)"  # the key of the totals' state beside the devices' (no device id has brackets)
 )
 SILENCE_MARGIN = 10.0  # seconds, beside lateness and two intervals, before a device counts as silent
+# a stack's valid samples further apart than 5 intervals, and than this, are a gap (no mass):
+# minute data (a CEMS logger's minute means, HJ 212 minute packets) integrate
+EMISSION_GAP_FLOOR_S = 120.0
 
 
 class Calculator(Protocol):
@@ -245,7 +248,10 @@ class KpiEngine:
                                     flows[0].name,
                                     _units(flows[0].unit).endswith("/s"),
                                     flags[0].name if flags else None,
-                                    int(5 * plant.expected_interval(device_id) * 1e9),
+                                    int(
+                                        max(5 * plant.expected_interval(device_id), EMISSION_GAP_FLOOR_S)
+                                        * 1e9
+                                    ),
                                 )
                             continue
                         for f in found:
