@@ -93,14 +93,14 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
     out_text, err_text = stdout.read_text(), stderr.read_text()
     assert returncode == 0, err_text
     assert "Traceback" not in err_text
-    assert out_text.startswith("simulator: 13 device(s), speed x600")
+    assert out_text.startswith("simulator: 14 device(s), speed x600")
     assert "latest transitions:" in out_text and "FIRING" in out_text  # the live view
     assert set(sectors_in_buffer(data / "plantwatch-buffer.sqlite")) == set(get_args(Sector))
 
     # the readings bus went through the embedded broker: every device, values as committed
     points = device_points(data)
     devices = {message.topic.rsplit("/", 1)[1] for message in bus.received}
-    assert devices == {device for device, _ in points} and len(devices) == 13
+    assert devices == {device for device, _ in points} and len(devices) == 14
     compared = 0
     for received in bus.received:
         message = result_from_bus(received.payload)

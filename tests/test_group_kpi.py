@@ -248,7 +248,7 @@ def test_a_cems_logger_with_minute_means_polled_every_second_integrates_each_min
 ) -> None:
     """A logger whose registers hold minute means stamped by its own clock: read every second, its
     readings repeat a stamp for a minute, then step 60 s. Each step is a minute of mass, not a gap
-    (the gap rule is 5 intervals, here 5 s, but never less than EMISSION_GAP_FLOOR_S)."""
+    (the gap rule is 5 intervals, here 5 s, but never less than GAP_FLOOR_S)."""
     config = tmp_path / "plant.yaml"
     config.write_text(
         """

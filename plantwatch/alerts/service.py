@@ -336,7 +336,10 @@ class AlertService:
     def _kpi_lines(self, kpi: KpiValue) -> list[str]:
         key = (kpi.device, kpi.rule, kpi.kind)
         if kpi.kind in ("rolling", "live", "to-date", "projection"):
-            if kpi.ts_ns - self._last_point.get(key, -KPI_POINT_INTERVAL_NS) < KPI_POINT_INTERVAL_NS:
+            # at most one point per series every 10 s; a value for the same time as the last point
+            # is written again, replacing it (a plant total updated by its second furnace)
+            last = self._last_point.get(key)
+            if last is not None and kpi.ts_ns != last and kpi.ts_ns - last < KPI_POINT_INTERVAL_NS:
                 return []
             self._last_point[key] = kpi.ts_ns
         tags = {"plant": self.plant_id, "device": kpi.device, "target": kpi.rule, "kind": kpi.kind}

@@ -21,6 +21,10 @@ COLLECTOR_MEASUREMENT = "plantwatch_collector"  # the collector's own health, ev
 DEVICE_HEALTH_MEASUREMENT = "plantwatch_device"  # per device: age of the last good poll
 MQTT_REJECTS_MEASUREMENT = "plantwatch_mqtt_rejects"  # per device and reason: unusable MQTT messages
 KPI_MEASUREMENT = "plantwatch_kpi"  # tags plant, device, target, kind; fields value, limit, ...
+# `device` of KPI values over several devices: total-<product> (a plant total), capacity-<product>;
+# a group target's values carry the group id
+TOTAL_DEVICE_PREFIX, CAPACITY_DEVICE_PREFIX = "total-", "capacity-"
+PROJECTION_KIND = "projection"  # `kind` of a month-end projection; its `target` is `<rule>:projection`
 ALERT_MEASUREMENT = "plantwatch_alert"  # tags plant, device, rule, severity; fields event, firing, ...
 ALERTS_HEALTH_MEASUREMENT = "plantwatch_alerts"  # the alert service's health, every 10 s
 NOTIFICATIONS_MEASUREMENT = "plantwatch_notifications"  # per notifier: pending, sent, dead

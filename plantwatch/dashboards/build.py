@@ -35,11 +35,14 @@ from plantwatch.config.targets import load_catalogue
 from plantwatch.contract.grafana import plant_tag
 from plantwatch.contract.influx import (
     ALERT_MEASUREMENT,
+    CAPACITY_DEVICE_PREFIX,
     COLLECTOR_MEASUREMENT,
     DEVICE_HEALTH_MEASUREMENT,
     KPI_MEASUREMENT,
     POLL_MEASUREMENT,
+    PROJECTION_KIND,
     QUALITY_MEASUREMENT,
+    TOTAL_DEVICE_PREFIX,
 )
 from plantwatch.dashboards.influxql import DATASOURCE_UID, InfluxQL
 
@@ -95,11 +98,31 @@ def role_fields(
     return RoleFields(tuple(sorted(names)), _regex(sorted(measurements)))
 
 
-def _targets(kpi: str) -> str:
-    ids = [tid for tid, t in load_catalogue().items() if t.kpi == kpi]
+def _target_ids(kpi: str, scope: str | None = None) -> list[str]:
+    """The catalogue's target ids that compute `kpi` (over one device or a group, if `scope`)."""
+    ids = [
+        tid
+        for tid, t in load_catalogue().items()
+        if t.kpi == kpi and (scope is None or (t.scope or "device") == scope)
+    ]
     if not ids:
         raise ValueError(f"no target in the catalogue computes kpi {kpi!r}")
-    return _regex(ids)
+    return ids
+
+
+def _targets(kpi: str, scope: str | None = None) -> str:
+    """A regex of `_target_ids`."""
+    return _regex(_target_ids(kpi, scope))
+
+
+def _latest(where: str, *columns: str) -> InfluxQL:
+    """A table query: each plant's, device's and target's latest KPI point matching `where`."""
+    selected = ", ".join(['last("value") AS "value"', *columns, 'last("limit") AS "target"'])
+    return InfluxQL(
+        f'SELECT {selected} FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND {where} AND $timeFilter '
+        'GROUP BY "plant", "device", "target"',
+        result_format="table",
+    )
 
 
 def _plant_variable() -> dashboard.QueryVariable:
@@ -309,15 +332,20 @@ def device_detail(maps: Sequence[AnyDeviceMap]) -> dashboard.Dashboard:
 
 
 def sector_compliance() -> dashboard.Dashboard:
-    """All plants' month-to-date per-tonne KPIs against the plan targets."""
-    per_tonne = _targets("per_tonne")
+    """All plants' month-to-date per-tonne KPIs against the plan targets, the month-end projections,
+    plant totals, the targets over several devices (groups), capacity and waste-heat coverage."""
+    per_tonne = _targets("per_tonne", "device")  # energy per tonne (groups: water, dust... per tonne)
+    over_groups = _regex(_target_ids("per_tonne", "group") + _target_ids("share"))
+    to_date = "\"kind\" = 'to-date'"
     return (
         _board(
             "sector-compliance",
             "Sector compliance: month to date",
             "Month-to-date energy per tonne of every plant and device: the sum of energy over the "
             "sum of production of the closed windows since the start of the month, against the "
-            "plan target.",
+            "plan target. Below: where each month closes at its last 7 days' rate, the plant "
+            "totals, the works' and lines' targets over several devices, production against the "
+            "permitted capacity and the kilns' waste-heat power coverage.",
             ["compliance"],
         )
         .time("now/M", "now")
@@ -343,6 +371,45 @@ def sector_compliance() -> dashboard.Dashboard:
                     alias="$tag_plant $tag_target",
                 ),
                 width=24,
+            )
+        )
+        .with_panel(
+            _table(
+                "Month-end projection at the last 7 days' rate (from the 4th day of a month watched whole)",
+                _latest(f"\"kind\" = '{PROJECTION_KIND}'"),
+                width=12,
+            )
+        )
+        .with_panel(
+            _table(
+                "Plant totals: every device of a product together, month to date",
+                _latest(
+                    f'"device" =~ /^{TOTAL_DEVICE_PREFIX}/ AND {to_date}',
+                    'last("numerator") AS "numerator"',
+                    'last("denominator") AS "production_t"',
+                ),
+                width=12,
+            )
+        )
+        .with_panel(
+            _table(
+                "Works and lines (groups): water, dust and SO2 per tonne; slag and solid-waste shares",
+                _latest(f'"target" =~ {over_groups} AND {to_date}'),
+                width=12,
+            )
+        )
+        .with_panel(
+            _table(
+                "Capacity: production annualised at this month's rate vs permitted (t/a)",
+                _latest(f'"device" =~ /^{CAPACITY_DEVICE_PREFIX}/', 'last("numerator") AS "month_t"'),
+                width=6,
+            )
+        )
+        .with_panel(
+            _table(
+                "Waste-heat power coverage of kiln running hours (%)",
+                _latest(f'"target" =~ {_targets("coverage")} AND {to_date}'),
+                width=6,
             )
         )
     )

@@ -16,18 +16,19 @@ from plantwatch.simulator.device import SimulatedDevice
 
 
 def history(
-    plant: Plant, *, start_ns: int, polls: int, step_s: float = 60.0, seed: int = 0
+    plant: Plant, *, start_ns: int, polls: int, step_s: float = 60.0, seed: int = 0, offset_s: float = 0.0
 ) -> Iterator[PollResult]:
     """`polls` results per Modbus device, `step_s` simulated seconds apart from `start_ns`, in
-    time order. Device n uses seed `seed + n`, as `plantwatch simulate` does."""
+    time order. Device n uses seed `seed + n`, as `plantwatch simulate` does. The first poll is at
+    simulated second `offset_s`: a second call continues the first's signals (counters run on)."""
     sims = []
     for index, device in enumerate(plant.devices_of(DeviceMap)):
         device_map = plant.maps[device.id]
         assert isinstance(device_map, DeviceMap)
         sims.append((device.id, SimulatedDevice(device_map, device.unit, seed=seed + index)))
     for n in range(polls):
-        t = n * step_s
-        ts = start_ns + int(t * 1e9)
+        t = offset_s + n * step_s
+        ts = start_ns + int(n * step_s * 1e9)
         for device_id, sim in sims:
             readings = [Reading(device_id, name, value, ts, "good") for name, value in sim.values(t).items()]
             yield PollResult(device_id, readings, started_ns=ts, finished_ns=ts)

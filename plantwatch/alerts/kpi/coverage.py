@@ -1,7 +1,7 @@
 """Waste-heat coverage of a kiln line: of the hours the kiln runs, the share during which its
 waste-heat generator produces, per calendar month (the cement plan: waste-heat power on 100 % of
 clinker lines). Time between two readings is counted by the later reading's state (as the stack
-mass of a group is); a gap longer than 5 intervals counts nothing.
+mass of a group is); a gap longer than 5 intervals and 2 minutes counts nothing (engine.GAP_FLOOR_S).
 """
 
 from __future__ import annotations

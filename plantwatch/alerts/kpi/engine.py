@@ -20,6 +20,7 @@ from plantwatch.alerts.kpi.watermark import EventTimeGate
 from plantwatch.config.device_map import DeviceMap, map_values
 from plantwatch.config.plant import Plant
 from plantwatch.config.targets import Target
+from plantwatch.contract.influx import CAPACITY_DEVICE_PREFIX
 from plantwatch.core.event_time import BAD_TIMESTAMP, Marks, window_time
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.core.reading import PollResult, Reading
@@ -30,9 +31,10 @@ TOTALS_STATE = (
     "(plant totals)"  # the key of the totals' state beside the devices' (no device id has brackets)
 )
 SILENCE_MARGIN = 10.0  # seconds, beside lateness and two intervals, before a device counts as silent
-# a stack's valid samples further apart than 5 intervals, and than this, are a gap (no mass):
-# minute data (a CEMS logger's minute means, HJ 212 minute packets) integrate
-EMISSION_GAP_FLOOR_S = 120.0
+# KPIs integrated over time (a stack's mass, waste-heat coverage): readings further apart than 5
+# intervals, and than this, are a gap that counts nothing; minute data (a CEMS logger's minute
+# means, HJ 212 minute packets) integrate
+GAP_FLOOR_S = 120.0
 
 
 class Calculator(Protocol):
@@ -177,7 +179,7 @@ class KpiEngine:
                         alerts.o2_reference.get(device_id),
                         alerts.timezone,
                         alerts.shift_hours,
-                        int(5 * plant.expected_interval(device_id) * 1e9),
+                        _max_gap_ns(plant, device_id),
                     )
                 except UnitError as exc:  # a map unit the KPI cannot convert: say so once, here
                     calculator, why = None, str(exc)
@@ -248,10 +250,7 @@ class KpiEngine:
                                     flows[0].name,
                                     _units(flows[0].unit).endswith("/s"),
                                     flags[0].name if flags else None,
-                                    int(
-                                        max(5 * plant.expected_interval(device_id), EMISSION_GAP_FLOOR_S)
-                                        * 1e9
-                                    ),
+                                    _max_gap_ns(plant, device_id),
                                 )
                             continue
                         for f in found:
@@ -286,7 +285,7 @@ class KpiEngine:
                 and (fields := field_roles(plant, device_id).get("production_counter"))
             }
             if production:
-                name = f"capacity-{target.product or target.sector}"
+                name = CAPACITY_DEVICE_PREFIX + (target.product or target.sector)
                 out.append(CapacityWatch(name, target, production, plant.config.alerts.timezone))
         return out
 
@@ -413,6 +412,11 @@ class KpiEngine:
                     calculator.restore(states[key])
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     log.warning("KPIs %s: saved windows do not fit (%r): started afresh", key, exc)
+
+
+def _max_gap_ns(plant: Plant, device_id: str) -> int:
+    """Readings of `device_id` further apart than this count no time (see GAP_FLOOR_S)."""
+    return int(max(5 * plant.expected_interval(device_id), GAP_FLOOR_S) * 1e9)
 
 
 def _units(unit: str | None) -> str:

@@ -15,8 +15,7 @@ from typing import Any
 
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
-
-PREFIX = "total-"  # a total's device id: total-<product> (total-<sector> for targets of no product)
+from plantwatch.contract.influx import TOTAL_DEVICE_PREFIX
 
 
 @dataclass
@@ -41,7 +40,9 @@ class PlantTotals:
     def __init__(self, judged: dict[str, tuple[Target, list[str]]]) -> None:
         """`judged`: rule -> (target, the devices computing it)."""
         self.totals = {
-            rule: Total(PREFIX + (target.product or target.sector), target, rule, frozenset(devices))
+            rule: Total(
+                TOTAL_DEVICE_PREFIX + (target.product or target.sector), target, rule, frozenset(devices)
+            )
             for rule, (target, devices) in judged.items()
             if len(devices) >= 2
         }
