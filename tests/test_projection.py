@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.service import AlertService
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import load_plant_config
+from plantwatch.config.targets import resolve_targets
 from tests.alert_helpers import HOUR_NS, plain_text, result
 from tests.report_data import local_ns
 
@@ -117,4 +119,105 @@ alerts: {digest_at: null}
 def test_no_projection(tmp_path: Path, taps: list[tuple[int, float, float]]) -> None:
     service = tapped(tmp_path, taps)
     assert ("saf-1", RULE) in service.latest and ("saf-1", f"{RULE}:projection") not in service.latest
+    service.close()
+
+
+def month_end(
+    recent_from: int, last: int, totals: tuple[float, float], steps: list[tuple[int, float, float]]
+) -> float:
+    """By hand: the month so far plus the last 7 days' increments per ns (`steps` from
+    `recent_from` on) times what is left of the month, as numerator ÷ denominator."""
+    recent = [(n, d) for ts, n, d in steps if ts >= recent_from]
+    week, left = 7 * DAY_NS, DEC - last
+    rate_n, rate_d = sum(n for n, _ in recent) / week, sum(d for _, d in recent) / week
+    return (totals[0] + rate_n * left) / (totals[1] + rate_d * left)
+
+
+def test_a_groups_month_is_projected_too(tmp_path: Path) -> None:
+    """A steel works' water per tonne (the water meter's m³ over the furnace's steel): within 4 m³/t
+    to date, over it at the rate of its last days."""
+    (tmp_path / "water_meter.yaml").write_text(
+        "model: water_meter\ndescription: test\nsector: steel\nprotocol: modbus\nsource: test map\n"
+        "registers:\n  - {name: water_used, address: 0, type: uint32, unit: m3, role: water_counter,"
+        " counter: {bits: 32}}\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 西宁特钢}
+devices:
+  - {id: eaf-1, map: steel_eaf, url: "tcp://127.0.0.1:1"}
+  - {id: water-1, map: water_meter.yaml, url: "tcp://127.0.0.1:1", unit: 2}
+event_time: {max_skew: 3650d}
+groups: {works: {devices: [eaf-1, water-1]}}
+alerts: {digest_at: null}
+""",
+        encoding="utf-8",
+    )
+    now = [NOV]
+    service = build_alert_service(load_plant_config(config), clock=lambda: now[0])
+    steel = water = 0.0
+    steps = []  # (ts, m³, t) of November's readings
+    last = local_ns(2026, 11, 12, 18)
+    for ts in range(NOV - DAY_NS, last + 1, 6 * HOUR_NS):  # every 6 h from 31 October
+        more = 600.0 if ts >= local_ns(2026, 11, 10, 18) else 350.0  # 3.5 m³/t, then 6 m³/t
+        steel, water, now[0] = steel + 100.0, water + more, ts
+        service.handle(result("eaf-1", ts, steel_produced=steel, active_energy=ts / 1e12))
+        service.handle(result("water-1", ts, water_used=water))
+        if ts >= NOV:
+            steps.append((ts, more, 100.0))
+    rule = "steel-fresh-water"
+    to_date = service.latest[("works", rule)]
+    totals = (sum(s[1] for s in steps), sum(s[2] for s in steps))
+    assert to_date.value == pytest.approx(totals[0] / totals[1]) and to_date.value < 4
+    projection = service.latest[("works", f"{rule}:projection")]
+    assert projection.value == pytest.approx(month_end(last - 7 * DAY_NS, last, totals, steps))
+    assert projection.value > 4
+    fired = [t for t in service.transitions if t.alert.rule == f"{rule}:projection" and t.event == "firing"]
+    assert fired and all(t.rule.audience == "plant" for t in fired)
+    assert service.alerts[("works", f"{rule}:projection")].state == "firing"
+    service.close()
+
+
+def test_waste_heat_coverage_is_projected_and_closes_at_its_value(tmp_path: Path) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 青海水泥厂}
+devices:
+  - {id: kiln-1, map: cement_kiln_line, url: "tcp://127.0.0.1:1", interval: 1h}
+event_time: {max_skew: 3650d}
+""",
+        encoding="utf-8",
+    )
+    plant = load_plant_config(config)
+    engine = KpiEngine(plant, resolve_targets(plant.config.alerts, "plant.yaml"))
+    values = []
+    steps = []  # (ts, covered h, running h) of November's readings
+    last = local_ns(2026, 11, 10, 23)
+    for ts in range(NOV - DAY_NS, last + 1, HOUR_NS):
+        power = 0.0 if ts >= local_ns(2026, 11, 8) else 6500.0  # the generator stops on the 8th
+        values += engine.update(result("kiln-1", ts, kiln_running=True, waste_heat_power=power), ts)
+        if ts >= NOV:
+            steps.append((ts, 1.0 if power > 0 else 0.0, 1.0))
+    rule = "cement-waste-heat-coverage:projection"
+    projection = [v for v in values if v.rule == rule][-1]
+    totals = (sum(s[1] for s in steps), sum(s[2] for s in steps))
+    # by hand: 168 of 240 running hours covered so far (70 %); in the last 7 days (from 3 November
+    # 23:00) 97 of 169, the rate that runs on to the month's end
+    assert projection.value == pytest.approx(month_end(last - 7 * DAY_NS, last, totals, steps) * 100)
+    assert totals == (168.0, 240.0) and projection.value < 70
+    values = engine.update(
+        result("kiln-1", DEC + HOUR_NS, kiln_running=True, waste_heat_power=0.0), DEC + HOUR_NS
+    )
+    [closed] = [v for v in values if v.kind == "closed" and v.rule == "cement-waste-heat-coverage"]
+    [final] = [v for v in values if v.rule == rule]
+    assert final.value == closed.value and final.kind == "projection"
+
+
+def test_no_projection_rule_for_a_target_without_a_month(tmp_path: Path) -> None:
+    service = tapped(tmp_path, taps_of_november({})[:4])
+    assert ("saf-1", f"{RULE}:projection") in service.rules  # the month it is judged over
+    assert ("saf-1", "ferroalloy-fesi-unit-power:projection") not in service.rules  # per tap: none
     service.close()

@@ -12,6 +12,7 @@ from dataclasses import replace
 from plantwatch.alerts.delivery import Dispatcher
 from plantwatch.alerts.history import KpiHistory
 from plantwatch.alerts.kpi.engine import KpiEngine
+from plantwatch.alerts.kpi.projection import projection_rule
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.alerts.lifecycle import (
     PLANT,
@@ -75,8 +76,8 @@ def build_rules(plant: Plant, engine: KpiEngine, targets: list[Target]) -> dict[
                 alerts.clear_margin,
                 REGULATOR if regulator else PLANT,
             )
-            if judged and getattr(calculator, "window", None) == "month":  # the month-end projection
-                projection = f"{calculator.rule}:projection"
+            if calculator.projects:  # the month-end projection, for plant staff
+                projection = projection_rule(calculator.rule)
                 rules[(owner, projection)] = Rule(
                     projection, target, target.value, "warning", for_ns, repeat_ns, alerts.clear_margin, PLANT
                 )

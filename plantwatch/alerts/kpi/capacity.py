@@ -31,6 +31,8 @@ ANNUALISE_AFTER_NS = 3 * DAY_NS  # a rate over fewer days says little about a ye
 class CapacityWatch:
     """One product's production, annualised over its month (see the module's docstring)."""
 
+    projects = False  # no month-end projection (engine.Calculator)
+
     def __init__(
         self, device: str, target: Target, production: dict[str, list[CounterField]], zone: str
     ) -> None:

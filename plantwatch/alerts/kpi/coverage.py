@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.calendar import calendar_window
+from plantwatch.alerts.kpi.projection import MonthRate, projection_rule
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
@@ -31,6 +32,8 @@ class WasteHeatCoverage:
         self._next_clean = False
         self._running_ns = 0
         self._covered_ns = 0
+        self.projects = True  # values of `<rule>:projection` too
+        self._rate = MonthRate()
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
         """One reading: the time since the previous one, by this reading's state."""
@@ -41,17 +44,33 @@ class WasteHeatCoverage:
             self._window = calendar_window(ts, "month", self.zone)
             self._clean, self._next_clean = self._next_clean, False
             self._running_ns = self._covered_ns = 0
+            self._rate.clear()
         previous, self._last = self._last, ts
         if previous is None or not 0 < ts - previous <= self.max_gap_ns or self.running not in values:
             return out
+        running = covered = 0
         if values[self.running]:
-            self._running_ns += ts - previous
+            running = ts - previous
             power = values.get(self.power)
             if isinstance(power, int | float) and not isinstance(power, bool) and power > 0:
-                self._covered_ns += ts - previous
+                covered = running
+        self._running_ns += running
+        self._covered_ns += covered
         if self._running_ns > 0:
             out.append(self._kpi("to-date", self._window[0], ts))
-        return out
+        return out + self._projection(ts, covered, running)
+
+    def _projection(self, ts: int, covered: int, running: int) -> list[KpiValue]:
+        """Where a month watched whole closes at its last days' rates (projection.py)."""
+        assert self._window is not None
+        start, end = self._window
+        if not self._clean:
+            return []
+        self._rate.add(ts, covered, running, start)
+        totals = self._rate.project(ts, start, end, self._covered_ns, self._running_ns)
+        if totals is None or totals[1] <= 0:
+            return []
+        return [self._kpi("projection", start, ts, *totals)._replace(rule=projection_rule(self.rule))]
 
     def advance(self, watermark_ns: int) -> list[KpiValue]:
         """Close the month once the watermark passes its end (watched whole: with a value)."""
@@ -59,16 +78,22 @@ class WasteHeatCoverage:
             return []
         start, end = self._window
         out = [self._kpi("closed", start, end)] if self._clean else []
+        if out:  # the month is over: its projection is what it came to
+            out.append(out[0]._replace(kind="projection", rule=projection_rule(self.rule)))
         self._window, self._next_clean = None, True
         return out
 
-    def _kpi(self, kind: str, start: int, end: int) -> KpiValue:
-        value = self._covered_ns / self._running_ns * 100 if self._running_ns else None
+    def _kpi(
+        self, kind: str, start: int, end: int, covered: float | None = None, running: float | None = None
+    ) -> KpiValue:
+        """A value over `covered` of `running` ns (default: the month's so far), in hours."""
+        covered = self._covered_ns if covered is None else covered
+        running = self._running_ns if running is None else running
+        value = covered / running * 100 if running else None
         hours = 3600e9
         return KpiValue(
-            self.device, self.target.id, self.rule, value, end, start, kind,
-            self._covered_ns / hours, self._running_ns / hours,
-        )  # fmt: skip
+            self.device, self.target.id, self.rule, value, end, start, kind, covered / hours, running / hours
+        )
 
     def state(self) -> dict[str, Any]:
         return {
@@ -78,6 +103,7 @@ class WasteHeatCoverage:
             "next_clean": self._next_clean,
             "running_ns": self._running_ns,
             "covered_ns": self._covered_ns,
+            "recent": self._rate.state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -86,3 +112,4 @@ class WasteHeatCoverage:
         self._window = (int(window[0]), int(window[1])) if window else None
         self._clean, self._next_clean = bool(state["clean"]), bool(state["next_clean"])
         self._running_ns, self._covered_ns = int(state["running_ns"]), int(state["covered_ns"])
+        self._rate.restore(state.get("recent", []))

@@ -39,6 +39,8 @@ class DustHourly:
     when the watermark passes its end, with however many valid minutes it had, none included.
     """
 
+    projects = False  # no month-end projection (engine.Calculator)
+
     def __init__(
         self,
         device: str,

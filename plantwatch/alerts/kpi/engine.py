@@ -43,6 +43,7 @@ class Calculator(Protocol):
     fields: frozenset[str]  # the fields it reads: a good value of one keeps the device live
     target: Target
     rule: str  # the rule its values feed: the target id, or `<target id>:<judged window>`
+    projects: bool  # it also feeds `<rule>:projection` (a calendar month: projection.py)
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:
         """One result measured at `ts`: the values it completes or updates."""

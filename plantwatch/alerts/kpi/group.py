@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from plantwatch.alerts.kpi.calendar import calendar_window
 from plantwatch.alerts.kpi.counters import CounterTracker, member_counters, restore_member_counters
 from plantwatch.alerts.kpi.per_tonne import CounterField
+from plantwatch.alerts.kpi.projection import MonthRate, projection_rule
 from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
@@ -70,6 +71,8 @@ class GroupPerTonne:
         self._first: dict[str, int] = {}  # member -> when it was first heard
         self._marks: dict[str, int] = {}  # member -> its watermark
         self.share = target.kpi == "share"  # tonnes over tonnes, in %
+        self.projects = target.window == "month"  # values of `<rule>:projection` too
+        self._rates: dict[int, MonthRate] = {}  # start -> the last days of a month watched whole
         self.numerator_base = "t" if self.share else target.unit.split("/")[0].replace("³", "3")
         for fields, convert in ((numerator, self._numerator), (production, self._product)):
             for member_fields in fields.values():
@@ -111,9 +114,27 @@ class GroupPerTonne:
         window = self._windows.setdefault(start, [float(end), 0.0, 0.0])
         window[1] += amount[0]
         window[2] += amount[1]
+        out = self._projection(start, end, ts, amount, window) if self._whole(start) else []
         if window[2] <= 0:
+            return out
+        return [self._kpi("to-date", start, ts, window[1], window[2]), *out]
+
+    def _whole(self, start: int) -> bool:
+        """Every member was heard before the window began (else it gets no value)."""
+        return len(self._first) == len(self.members) and max(self._first.values()) < start
+
+    def _projection(
+        self, start: int, end: int, ts: int, amount: list[float], window: list[float]
+    ) -> list[KpiValue]:
+        """Where a month watched whole closes at its last days' rates (projection.py)."""
+        if not self.projects:
             return []
-        return [self._kpi("to-date", start, ts, window[1], window[2])]
+        rate = self._rates.setdefault(start, MonthRate())
+        rate.add(ts, amount[0], amount[1], start)
+        totals = rate.project(ts, start, end, window[1], window[2])
+        if totals is None or totals[1] <= 0:
+            return []
+        return [self._kpi("projection", start, ts, *totals)._replace(rule=projection_rule(self.rule))]
 
     def advance(self, member: str, watermark_ns: int) -> list[KpiValue]:
         """A member's watermark: the windows every member has passed, closed."""
@@ -127,14 +148,17 @@ class GroupPerTonne:
             if end > passed:
                 break
             del self._windows[start]
+            self._rates.pop(start, None)
             seen = self._seen.pop(start, set())
-            whole = len(self._first) == len(self.members) and max(self._first.values()) < start
-            if not whole:
+            if not self._whole(start):
                 continue  # joined midway: no value, as for one device
             if seen != self.members:  # a member gave nothing usable all window: no data, never 0
                 out.append(self._kpi("closed", start, int(end), numerator, product)._replace(value=None))
-            else:
-                out.append(self._kpi("closed", start, int(end), numerator, product))
+                continue
+            closed = self._kpi("closed", start, int(end), numerator, product)
+            out.append(closed)
+            if self.projects:  # the month is over: its projection is what it came to
+                out.append(closed._replace(kind="projection", rule=projection_rule(self.rule)))
         return out
 
     def _emitted(self, member: str, emission: Emission, values: Mapping[str, object], ts: int) -> float:
@@ -178,6 +202,7 @@ class GroupPerTonne:
             "seen": {str(s): sorted(m) for s, m in self._seen.items()},
             "first": self._first,
             "valid_at": self._valid_at,
+            "rates": {str(start): rate.state() for start, rate in self._rates.items()},
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -187,6 +212,10 @@ class GroupPerTonne:
         self._seen = {int(s): set(m) for s, m in state.get("seen", {}).items()}
         self._first = {m: int(t) for m, t in state.get("first", {}).items()}
         self._valid_at = {m: int(t) for m, t in state.get("valid_at", {}).items()}
+        self._rates = {}
+        for start, buckets in state.get("rates", {}).items():
+            self._rates[int(start)] = rate = MonthRate()
+            rate.restore(buckets)
 
 
 class GroupCalculator(Protocol):
@@ -195,6 +224,7 @@ class GroupCalculator(Protocol):
     device: str
     target: Target
     rule: str
+    projects: bool
 
     def member_fields(self, member: str) -> frozenset[str]: ...
     def update(self, member: str, result: PollResult, ts: int) -> list[KpiValue]: ...
@@ -210,6 +240,7 @@ class MemberFeed:
     def __init__(self, group: GroupCalculator, member: str) -> None:
         self.group, self.member = group, member
         self.device, self.target, self.rule = group.device, group.target, group.rule
+        self.projects = group.projects
         self.fields = group.member_fields(member)
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:

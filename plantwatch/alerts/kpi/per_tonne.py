@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from plantwatch.alerts.kpi.calendar import calendar_window
 from plantwatch.alerts.kpi.counters import CounterTracker
+from plantwatch.alerts.kpi.projection import MonthRate, projection_rule
 from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
@@ -18,9 +19,6 @@ from plantwatch.core.reading import PollResult
 
 CALENDAR = ("shift", "day", "month", "year")
 BUCKET_NS = 60 * 10**9  # rolling windows are kept in one-minute buckets
-HOUR_NS = 3600 * 10**9
-RATE_NS = 7 * 24 * HOUR_NS  # a month's projection extends the rate of its last 7 days to its end
-PROJECT_AFTER_NS = 3 * 24 * HOUR_NS  # ... once the month has run this long (earlier is noise)
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ class PerTonne:
         self._den = 0.0
         # rolling: minute buckets [start_ns, numerator, production]
         self._buckets: deque[list[float]] = deque()
-        # month: hourly buckets [start_ns, numerator, production] of the last days, for the projection
-        self._recent: deque[list[float]] = deque()
+        self.projects = self.window == "month"  # values of `<rule>:projection` too
+        self._rate = MonthRate()  # the month's last days, for the projection
         self._first_ns: int | None = None
         names = [f.name for f in [*numerator, *(f for f in (production, tap_weight) if f)]]
         self.fields = frozenset([*names, *([tap_counter] if tap_counter else [])])
@@ -211,49 +209,35 @@ class PerTonne:
             self._window = self._bounds(ts)
             self._clean, self._next_clean = self._next_clean, False
             self._num, self._den = 0.0, 0.0
-            self._recent.clear()
+            self._rate.clear()
         self._num += energy
         self._den += produced
         if self._den > 0:
             out.append(self._kpi("to-date", self._window[0], ts, self._num, self._den))
-        if self.window == "month":
+        if self.projects:
             out += self._projection(ts, energy, produced)
         return out
 
     def _projection(self, ts: int, energy: float, produced: float) -> list[KpiValue]:
-        """Where the month closes if the last days' energy and production rates hold: a value of
-        kind "projection" for the rule `<rule>:projection`, for a month watched from its start and
-        once it is PROJECT_AFTER old (a month joined midway has no total to project from)."""
+        """Where the month closes at its last days' rates (projection.py), for a month watched
+        from its start."""
         assert self._window is not None
         start, end = self._window
         if not self._clean:
             return []
-        hour = ts - ts % HOUR_NS
-        if self._recent and self._recent[-1][0] == hour:
-            self._recent[-1][1] += energy
-            self._recent[-1][2] += produced
-        else:
-            self._recent.append([hour, energy, produced])
-        while self._recent and self._recent[0][0] < max(start, ts - RATE_NS):
-            self._recent.popleft()
-        span = min(RATE_NS, ts - start)
-        if span < PROJECT_AFTER_NS or ts >= end:
+        self._rate.add(ts, energy, produced, start)
+        totals = self._rate.project(ts, start, end, self._num, self._den)
+        if totals is None:
             return []
-        remaining = end - ts
-        energy_rate = sum(b[1] for b in self._recent) / span
-        product_rate = sum(b[2] for b in self._recent) / span
-        projected = self._kpi(
-            "projection", start, ts, self._num + energy_rate * remaining, self._den + product_rate * remaining
-        )
-        return [projected._replace(rule=f"{self.rule}:projection")]
+        return [self._kpi("projection", start, ts, *totals)._replace(rule=projection_rule(self.rule))]
 
     def _close_window(self) -> list[KpiValue]:
         """The open calendar window is over: its value, when we watched it whole."""
         assert self._window is not None
         start, end = self._window
         out = [self._kpi("closed", start, end, self._num, self._den)] if self._clean else []
-        if out and self.window == "month":  # the month is over: its projection is what it came to
-            out.append(out[0]._replace(kind="projection", rule=f"{self.rule}:projection"))
+        if out and self.projects:  # the month is over: its projection is what it came to
+            out.append(out[0]._replace(kind="projection", rule=projection_rule(self.rule)))
         self._window, self._next_clean = None, True
         return out
 
@@ -277,7 +261,7 @@ class PerTonne:
             "num": self._num,
             "den": self._den,
             "buckets": [list(b) for b in self._buckets],
-            "recent": [list(b) for b in self._recent],
+            "recent": self._rate.state(),
             "first_ns": self._first_ns,
         }
 
@@ -296,5 +280,5 @@ class PerTonne:
         self._clean, self._next_clean = state["clean"], state["next_clean"]
         self._num, self._den = state["num"], state["den"]
         self._buckets = deque([float(x) for x in b] for b in state["buckets"])
-        self._recent = deque([float(x) for x in b] for b in state.get("recent", []))
+        self._rate.restore(state.get("recent", []))
         self._first_ns = state["first_ns"]

@@ -21,6 +21,8 @@ def dc_kwh_per_tonne(voltage: float, efficiency: float) -> float | None:
 class PotlineLive:
     """One pot line, one target: a value per reading that has both voltage and efficiency."""
 
+    projects = False  # no month-end projection (engine.Calculator)
+
     def __init__(self, device: str, target: Target, voltage: str, efficiency: str) -> None:
         self.device, self.target = device, target
         self.rule = target.id
