@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("alerts", help="the alert service alone, on the readings bus over MQTT")
     p.add_argument("--config", required=True, help="plant.yaml with an `mqtt` section")
     p.add_argument("--health-interval", type=parse_duration, default=10.0, help="default 10s")
+    p.add_argument(
+        "--worker",
+        metavar="I/N",
+        help="worker I of N: watch only its share of the devices (each device's whole stream, its "
+        "own session and state files); default: every device, on an MQTT 5 shared subscription",
+    )
     p.set_defaults(run="alerts:command", log_level_default=SERVICES["alerts"])
 
     p = sub.add_parser("targets", help="list the plan targets and their sources")

@@ -13,6 +13,7 @@ from plantwatch.contract.influx import (
     ALERTS_HEALTH_MEASUREMENT,
     NOTIFICATIONS_MEASUREMENT,
     TAG_PLANT,
+    TAG_WORKER,
     fields_line,
 )
 
@@ -32,12 +33,14 @@ class AlertsHealth:
         *,
         restarts: Counter[str] | None = None,
         bus_skipped: Counter[str] | None = None,
+        worker: str | None = None,  # a partitioned worker's name: a `worker` tag on its points
     ) -> None:
         self.service = service
         self.interval = interval
         self.restarts = restarts if restarts is not None else Counter()  # crashed tasks, by name
         self.bus_skipped = bus_skipped if bus_skipped is not None else Counter()  # poison, by topic
         self.host = socket.gethostname()
+        self.worker_tag = {TAG_WORKER: worker} if worker else {}
         self._said = ""
 
     def report(self) -> str:
@@ -61,7 +64,10 @@ class AlertsHealth:
         ]
         lines = [
             fields_line(
-                ALERTS_HEALTH_MEASUREMENT, {TAG_PLANT: service.plant_id, "host": self.host}, fields, now
+                ALERTS_HEALTH_MEASUREMENT,
+                {TAG_PLANT: service.plant_id, "host": self.host, **self.worker_tag},
+                fields,
+                now,
             )
         ]
         parts = []
@@ -73,7 +79,7 @@ class AlertsHealth:
                 ("dead", queue.dead),
                 ("oldest_pending_s", round(oldest, 3)),
             ]
-            tags = {TAG_PLANT: service.plant_id, "notifier": notifier}
+            tags = {TAG_PLANT: service.plant_id, "notifier": notifier, **self.worker_tag}
             lines.append(fields_line(NOTIFICATIONS_MEASUREMENT, tags, counts, now))
             part = f"{notifier} {queue.sent} sent, {queue.pending} pending, {queue.dead} dead"
             parts.append(part + (f" (oldest waiting {oldest:.0f} s)" if queue.pending else ""))

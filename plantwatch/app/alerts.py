@@ -1,4 +1,5 @@
-"""`plantwatch alerts`: the alert service fed by the readings bus over MQTT (shared subscription on v5)."""
+"""`plantwatch alerts`: the alert service fed by the readings bus over MQTT: one worker per plant (a
+shared subscription on MQTT 5), or workers partitioned by device (`--worker I/N`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from plantwatch.alerts.health import AlertsHealth
+from plantwatch.alerts.partition import Worker, worker_devices, worker_plant
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
 from plantwatch.app.lifecycle import influx_output, stop_on_signals
@@ -22,7 +24,8 @@ from plantwatch.app.reports import send_documents
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
-from plantwatch.contract.bus import BusMessageError, bus_subscription, result_from_bus
+from plantwatch.config.targets import resolve_targets
+from plantwatch.contract.bus import BusMessageError, bus_subscription, bus_topic, result_from_bus
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.core.tasks import supervised
 from plantwatch.infra.mqtt import MqttConnection
@@ -31,18 +34,36 @@ log = logging.getLogger(__name__)
 ALERTS_BUFFER = "plantwatch-alerts-buffer.sqlite"
 
 
-async def run_alerts(plant: Plant, health_interval: float = 10.0) -> None:
-    """Consume `plantwatch/v1/<plant>/+` until SIGINT/SIGTERM; KPI and alert points go to InfluxDB
-    through a durable buffer of their own when the plant has an `influx` section."""
+async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker | None = None) -> None:
+    """Consume `plantwatch/v1/<plant>/+` (a worker: its devices' topics) until SIGINT/SIGTERM; KPI
+    and alert points go to InfluxDB through a durable buffer of their own when the plant has an
+    `influx` section. The daily digest and monthly report come from the first worker only."""
     mqtt_config = plant.config.mqtt
     assert mqtt_config is not None
     base = plant.path.parent if plant.path else Path.cwd()
+    whole_plant = plant
+    plant_id = plant.config.plant.id
+    client_id = f"{mqtt_config.client_id or f'plantwatch-{plant_id}'}-alerts"
+    topics = [bus_subscription(plant_id)]
+    if worker is not None:
+        devices = worker_devices(plant, resolve_targets(plant.config.alerts, str(plant.path)), worker)
+        plant = worker_plant(plant, devices, worker)
+        client_id = f"{client_id}-{worker.name}"  # its own persistent session
+        topics = [bus_topic(plant_id, device) for device in sorted(devices)]
+        log.info(
+            "alerts: %s watches %d of %d device(s)",
+            worker.name,
+            len(devices),
+            len(whole_plant.config.devices),
+        )
+    elif mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
+        topics = [f"$share/{plant.config.alerts.share_group}/{topics[0]}"]
     with stop_on_signals(asyncio.Event()) as stop:
         async with AsyncExitStack() as stack:
             write_lines: Callable[[list[str]], object] | None = None
             if plant.config.influx is not None:
                 # beside the collector's buffer (a writable folder), never the same file
-                own_buffer = str(Path(plant.config.buffer.path).with_name(ALERTS_BUFFER))
+                own_buffer = str(Path(plant.config.buffer.path).with_name(_buffer_name(worker)))
                 output = await stack.enter_async_context(
                     influx_output(plant, plant.config.influx, own_buffer)
                 )
@@ -51,18 +72,25 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0) -> None:
             stack.callback(service.close)
             restarts: Counter[str] = Counter()
             skipped: Counter[str] = Counter()
-            health = AlertsHealth(service, health_interval, restarts=restarts, bus_skipped=skipped)
+            health = AlertsHealth(
+                service,
+                health_interval,
+                restarts=restarts,
+                bus_skipped=skipped,
+                worker=worker.name if worker else None,
+            )
             running = [
                 asyncio.create_task(supervised("alerts", lambda: service.run(stop), stop, restarts)),
                 asyncio.create_task(supervised("health", lambda: health.run(stop), stop, restarts)),
-                asyncio.create_task(
-                    supervised("documents", lambda: send_documents(plant, service, stop), stop, restarts)
-                ),
             ]
-            plant_id = plant.config.plant.id
-            topic = bus_subscription(plant_id)
-            if mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
-                topic = f"$share/{plant.config.alerts.share_group}/{topic}"
+            if worker is None or worker.index == 1:  # the whole plant's documents, once
+                running.append(
+                    asyncio.create_task(
+                        supervised(
+                            "documents", lambda: send_documents(whole_plant, service, stop), stop, restarts
+                        )
+                    )
+                )
             connection: MqttConnection
             bad_messages = OutageLog(log)
 
@@ -90,16 +118,16 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0) -> None:
 
             connection = MqttConnection(
                 mqtt_config,
-                client_id=f"{mqtt_config.client_id or f'plantwatch-{plant_id}'}-alerts",
+                client_id=client_id,
                 base_dir=base,
-                subscriptions=[topic],
+                subscriptions=topics,
                 on_message=on_message,
             )
             log.info(
                 "alerts: %d rule(s) on %d device(s), reading %s",
                 len(service.rules),
                 len(service.engine.calculators),
-                topic,
+                topics[0] if len(topics) == 1 else f"{len(topics)} device topics",
             )
             async with connection:
                 await stop.wait()
@@ -107,16 +135,28 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0) -> None:
                 await task
 
 
+def _buffer_name(worker: Worker | None) -> str:
+    """The alert service's own InfluxDB buffer file (a worker's: of its own)."""
+    return ALERTS_BUFFER if worker is None else ALERTS_BUFFER.replace(".sqlite", f".{worker.name}.sqlite")
+
+
 def command(args: argparse.Namespace) -> int:
     """The alert service alone, reading the readings bus over MQTT."""
     path = Path(args.config)
+    worker = None
+    if args.worker is not None:
+        try:
+            worker = Worker.parse(args.worker)
+        except ValueError as exc:
+            print(f"--worker: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     plant = load_plant_config(path)
     if plant.config.mqtt is None:
         raise ConfigError(
             [Problem(str(path), "mqtt", "required by `plantwatch alerts`: the broker of the readings bus")]
         )
     try:
-        asyncio.run(run_alerts(plant, args.health_interval))
+        asyncio.run(run_alerts(plant, args.health_interval, worker))
     except SecretError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -33,6 +33,7 @@ HJ212_MEASUREMENT = "plantwatch_hj212"  # per HJ 212 platform: connected, backlo
 # Tags on every device point, in this order; a device's own `tags` follow, sorted by key.
 TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT = "plant", "device", "sector", "model", "product"
 TAG_FIELD = "field"  # on plantwatch_quality only: the field whose value is missing
+TAG_WORKER = "worker"  # on plantwatch_alerts and _notifications of a partitioned alert worker
 RESERVED_TAGS = frozenset({TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT, TAG_FIELD})
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
