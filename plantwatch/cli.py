@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker I of N: watch only its share of the devices (each device's whole stream, its "
         "own session and state files); default: every device, on an MQTT 5 shared subscription",
     )
+    p.add_argument(
+        "--mqtt-url",
+        help="read the readings bus from this broker instead of the config's mqtt.url: a central "
+        "broker the plant's edge broker bridges to (docs/deployment.md); same TLS and credentials",
+    )
     p.set_defaults(run="alerts:command", log_level_default=SERVICES["alerts"])
 
     p = sub.add_parser("targets", help="list the plan targets and their sources")

@@ -42,7 +42,15 @@ from tests.waiting import wait_until
 REPO = Path(__file__).parent.parent
 SAMPLE = REPO / "plantwatch" / "collector" / "modbus" / "sample.plant.yaml"
 HOUR_NS, DAY_NS = 3600 * 10**9, 86400 * 10**9
-UIDS = {"plant-overview", "device-detail", "sector-compliance", "emissions", "alerts", "collector-health"}
+UIDS = {
+    "plant-overview",
+    "device-detail",
+    "sector-compliance",
+    "emissions",
+    "alerts",
+    "collector-health",
+    "province",
+}
 
 
 def targets(model: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -285,10 +293,10 @@ def test_push_uploads_every_dashboard_and_names_what_grafana_refused(tmp_path: P
         urls = push_dashboards(
             load_dashboards(), api.url, "glsa_push", folder_uid="plants", progress=lines.append
         )
-        assert set(api.dashboards) == UIDS and len(urls) == 6
+        assert set(api.dashboards) == UIDS and len(urls) == len(UIDS)
         assert api.dashboards["alerts"]["title"] == build_all()["alerts"]["title"]
         assert set(api.dashboard_folders.values()) == {"plants"}
-        assert lines[0] == "[1/6] alerts: version 1 /d/alerts/alerts"  # in file name order
+        assert lines[0] == f"[1/{len(UIDS)}] alerts: version 1 /d/alerts/alerts"  # in file name order
         push_dashboards(load_dashboards(), api.url, "glsa_push")  # again: overwritten, version 2
         assert {d["version"] for d in api.dashboards.values()} == {2}
 

@@ -10,10 +10,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from pydantic import ValidationError
 
 from plantwatch.alerts.health import AlertsHealth
 from plantwatch.alerts.partition import Worker, worker_devices, worker_plant
@@ -21,7 +23,7 @@ from plantwatch.alerts.setup import build_alert_service
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
 from plantwatch.app.lifecycle import influx_output, stop_on_signals
 from plantwatch.app.reports import send_documents
-from plantwatch.config.plant import Plant, load_plant_config
+from plantwatch.config.plant import MqttConfig, Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
 from plantwatch.config.targets import resolve_targets
@@ -155,6 +157,15 @@ def command(args: argparse.Namespace) -> int:
         raise ConfigError(
             [Problem(str(path), "mqtt", "required by `plantwatch alerts`: the broker of the readings bus")]
         )
+    if args.mqtt_url is not None:
+        try:
+            mqtt_config = MqttConfig.model_validate({**plant.config.mqtt.model_dump(), "url": args.mqtt_url})
+        except ValidationError:
+            print(
+                f"--mqtt-url: {args.mqtt_url!r} is not mqtt://host:port or mqtts://host:port", file=sys.stderr
+            )
+            return EXIT_INVALID
+        plant = replace(plant, config=plant.config.model_copy(update={"mqtt": mqtt_config}))
     try:
         asyncio.run(run_alerts(plant, args.health_interval, worker))
     except SecretError as exc:

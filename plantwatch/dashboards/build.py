@@ -1,4 +1,4 @@
-"""The six plantwatch dashboards, built with grafana-foundation-sdk from the data contract.
+"""The seven plantwatch dashboards, built with grafana-foundation-sdk from the data contract.
 
 Every query is raw InfluxQL, so the same JSON works on InfluxDB 1.x, 2.x (DBRP mapping) and 3.
 Measurement, tag and field names come from the code that writes them. Device data is selected by
@@ -600,7 +600,88 @@ def collector_health() -> dashboard.Dashboard:
 
 
 Maps = Sequence[AnyDeviceMap]
+
+
 # uid -> builder; the device dashboards select data by role from the maps they are built for.
+def province() -> dashboard.Dashboard:
+    """The regulators' view across plants: each plant's month to date against the plan targets,
+    its dust compliance, the alerts firing and how much of its data arrived."""
+    per_tonne = _targets("per_tonne", "device")
+    dust = _targets("dust_hourly")
+    limit = load_catalogue()["ferroalloy-dust"].value
+    by_plant = 'GROUP BY "plant"'
+    return (
+        _board(
+            "province",
+            "Province: plants against the plans",
+            "Every plant reporting to this InfluxDB, this month: energy per tonne (Σ energy ÷ Σ "
+            "production of the closed windows) against the plan targets, valid dust hours and "
+            "hours over the limit, alerts firing now, and the share of polled values that were good.",
+            ["province"],
+        )
+        .time("now/M", "now")
+        .with_panel(
+            _table(
+                "Month to date per tonne vs plan target, per plant",
+                InfluxQL(
+                    f'SELECT sum("numerator") / sum("denominator") AS "month_to_date", last("limit") AS '
+                    f'"target" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND "kind" = \'closed\' AND '
+                    f'"target" =~ {per_tonne} AND $timeFilter GROUP BY "plant", "target"',
+                    result_format="table",
+                ),
+            )
+        )
+        .with_panel(
+            _table(
+                "Dust: valid hourly averages and the highest, per plant",
+                InfluxQL(
+                    f'SELECT count("value") AS "valid_hours", max("value") AS "highest" FROM '
+                    f'"{KPI_MEASUREMENT}" WHERE {PLANT} AND "target" =~ {dust} AND "kind" = \'closed\' '
+                    f"AND $timeFilter {by_plant}",
+                    result_format="table",
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            _table(
+                f"Dust: hours over {limit:g} mg/m³, per plant",
+                InfluxQL(
+                    f'SELECT count("value") AS "breach_hours" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND '
+                    f'"target" =~ {dust} AND "kind" = \'closed\' AND "value" > {limit:g} AND $timeFilter '
+                    f"{by_plant}",
+                    result_format="table",
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            _table(
+                "Alerts firing now, per plant",
+                InfluxQL(
+                    f'SELECT sum("firing") AS "firing" FROM (SELECT last("firing") AS "firing" FROM '
+                    f'"{ALERT_MEASUREMENT}" WHERE {PLANT} AND $timeFilter GROUP BY "plant", "device", '
+                    f'"rule") {by_plant}',
+                    result_format="table",
+                ),
+                width=8,
+            )
+        )
+        .with_panel(
+            _series(
+                "Data availability: good values of all polled, per plant (%)",
+                InfluxQL(
+                    f'SELECT sum("good") * 100 / (sum("good") + sum("bad")) FROM "{POLL_MEASUREMENT}" '
+                    f'WHERE {PLANT} AND $timeFilter GROUP BY time(1h), "plant" fill(none)',
+                    alias="$tag_plant",
+                ),
+                unit="percent",
+                width=24,
+            )
+        )
+    )
+
+
 DASHBOARDS: dict[str, Callable[[Maps], dashboard.Dashboard]] = {
     "plant-overview": lambda maps: plant_overview(),
     "device-detail": device_detail,
@@ -608,6 +689,7 @@ DASHBOARDS: dict[str, Callable[[Maps], dashboard.Dashboard]] = {
     "emissions": emissions,
     "alerts": lambda maps: alerts(),
     "collector-health": lambda maps: collector_health(),
+    "province": lambda maps: province(),
 }
 
 

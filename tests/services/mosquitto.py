@@ -82,7 +82,14 @@ def make_certificates(folder: Path) -> dict[str, Path]:
 
 
 class MosquittoServer:
-    def __init__(self, root: Path, *, users: dict[str, str] | None = None, tls: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        users: dict[str, str] | None = None,
+        tls: bool = False,
+        extra: list[str] | None = None,  # more config lines, e.g. a bridge to another broker
+    ) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.binary).exists():
             raise RuntimeError("mosquitto not found: apt-get install mosquitto (.ci/run does)")
@@ -122,6 +129,7 @@ class MosquittoServer:
                 f"keyfile {self.certs['server_key']}",
                 "require_certificate false",
             ]
+        lines += extra or []
         self.config = root / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
