@@ -165,3 +165,27 @@ def test_dockerfile_copies_what_exists_and_runs_the_console_script() -> None:
 def test_images_are_pinned(name: str) -> None:
     image = SERVICES[name]["image"]
     assert ":" in image and not image.endswith(":latest"), image
+
+
+def test_province_profile_bridges_plant_b_to_the_central_broker_and_splits_its_alerts() -> None:
+    b_services = {n: s for n, s in SERVICES.items() if "province" in s.get("profiles", [])}
+    assert set(b_services) == {"edge-mosquitto-b", "simulator-b", "collector-b", "alerts-b-1", "alerts-b-2"}
+    plant = plant_of("collector-b")
+    assert plant.config.plant.id != plant_of("collector").config.plant.id  # a second plant
+    assert {urlsplit(d.url).hostname for d in plant.config.devices} == {"simulator-b"}
+    assert plant.config.mqtt is not None and urlsplit(plant.config.mqtt.url).hostname == "edge-mosquitto-b"
+    assert plant.config.influx is not None and urlsplit(plant.config.influx.url).hostname == "influxdb"
+    edge = host_path(SERVICES["edge-mosquitto-b"], "/mosquitto/config/mosquitto.conf").read_text()
+    assert re.search(r"^address mosquitto:1883$", edge, re.MULTILINE)
+    assert re.search(r"^topic plantwatch/v1/# out 1$", edge, re.MULTILINE)
+    assert re.search(r"^cleansession false$", edge, re.MULTILINE)
+    workers = []
+    for name in ("alerts-b-1", "alerts-b-2"):
+        args = build_parser().parse_args(SERVICES[name]["command"])
+        assert args.command == "alerts" and urlsplit(args.mqtt_url).hostname == "mosquitto"
+        assert plant.config.influx.token_env in SERVICES[name]["environment"]
+        workers.append(args.worker)
+    assert workers == ["1/2", "2/2"]
+    assert host_path(SERVICES["simulator-b"], "/config/plant-b.yaml") == host_path(
+        SERVICES["collector-b"], "/config/plant-b.yaml"
+    )
