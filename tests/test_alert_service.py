@@ -123,6 +123,7 @@ def test_a_new_value_alone_is_not_written_to_the_state_store(
     tap(service, 7, 177000, 5, 8)
     assert saved() == ("normal", 7375)  # the file still holds the first value ...
     assert service.alerts[("saf-1", "ferroalloy-fesi-unit-power")].value == 7250  # ... memory the latest
+    service.checkpoint()  # closed windows reach the file with the checkpoint, one commit for all
     assert [w[2] for w in service.store.windows("saf-1", "ferroalloy-fesi-unit-power")] == [
         7375,
         7375,

@@ -59,6 +59,7 @@ def test_annualised_production_warns_above_the_permitted_capacity(tmp_path: Path
     assert first is not None and first.kind == "live"
     assert first.ts_ns - first.start_ns >= 3 * 24 * HOUR_NS  # not before the month's third day
     assert first.value == pytest.approx(first.numerator * YEAR_NS / (first.ts_ns - first.start_ns))
+    service.checkpoint()  # the closed month reaches the state file with the checkpoint
     month = service.history.store.windows(*key)
     assert month[-1][2] == pytest.approx(14400 * YEAR_NS / (DEC - NOV))  # 175,200 t/a
     service.close()

@@ -1,6 +1,7 @@
 """Recent values of each (device, rule), for the chart in a mail: closed windows (taps, hours,
-days) from the state file, so they survive a restart; rolling, live and early-warning values
-sampled once a minute in memory."""
+days) from the state file, so they survive a restart (written with each checkpoint, as the KPI
+windows that closed them are); rolling, live and early-warning values sampled once a minute in
+memory."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ class KpiHistory:
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._samples: dict[tuple[str, str], deque[Point]] = {}
+        self._closed: list[tuple[str, str, int, int, float | None]] = []  # not saved yet
 
     def record(self, kpi: KpiValue) -> None:
         """Keep `kpi` if it is a closed window, or the first rolling value of its minute."""
         if kpi.kind == "closed":
-            self.store.record_window(kpi.device, kpi.rule, kpi.start_ns, kpi.ts_ns, kpi.value)
+            self._closed.append((kpi.device, kpi.rule, kpi.start_ns, kpi.ts_ns, kpi.value))
             return
         if kpi.kind not in ("rolling", "live", "early", "projection"):
             return
@@ -37,4 +39,11 @@ class KpiHistory:
         sampled = self._samples.get((device, rule))
         if sampled:
             return tuple(sampled)
-        return tuple(Point(*window) for window in self.store.windows(device, rule)[-HISTORY:])
+        windows = {end: (start, end, value) for start, end, value in self.store.windows(device, rule)}
+        windows |= {row[3]: row[2:] for row in self._closed if row[:2] == (device, rule)}
+        return tuple(Point(*windows[end]) for end in sorted(windows)[-HISTORY:])
+
+    def unsaved(self) -> list[tuple[str, str, int, int, float | None]]:
+        """The closed windows recorded since the last call, for the checkpoint to save."""
+        closed, self._closed = self._closed, []
+        return closed

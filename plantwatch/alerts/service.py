@@ -135,6 +135,7 @@ class AlertService:
         # many good results in a row since (a stale alert resolves after STALE_CLEAR of them).
         saved = store.last_good()
         self.last_good = {d.id: saved.get(d.id, started) for d in plant.config.devices}
+        self._liveness_unsaved = set(self.last_good)  # saved by the next checkpoint (all, the first)
         self.good_streak = dict.fromkeys(self.last_good, 0)
         self.stale_ns = {
             d.id: int(plant.expected_interval(d.id) * config.stale_after * 1e9) for d in plant.config.devices
@@ -179,6 +180,7 @@ class AlertService:
         lines: list[str] = []
         if self._live(result):
             self.last_good[device] = now
+            self._liveness_unsaved.add(device)
             self.good_streak[device] += 1
             if self.alerts.get((device, STALE), Alert(device, STALE)).state == "firing":
                 lines += self._stale_check(device, now)  # good data again: it may resolve
@@ -376,9 +378,11 @@ class AlertService:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Save the open KPI windows and every device's liveness, so a restart continues them;
+        """Save the open KPI windows and liveness that changed, so a restart continues them;
         then acknowledge the bus messages they include."""
-        self.store.save_progress(self.engine.changed_state(), self.last_good)
+        liveness = {device: self.last_good[device] for device in self._liveness_unsaved}
+        self._liveness_unsaved.clear()
+        self.store.save_progress(self.engine.changed_state(), liveness, self.history.unsaved())
         self._checkpointed = self.clock()
         acks, self._acks = self._acks, []
         for ack in acks:
