@@ -281,3 +281,43 @@ def test_a_config_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> 
     deep.write_text("[" * 5000 + "]" * 5000, encoding="utf-8")  # libyaml stops at 1000 levels
     with pytest.raises(ConfigError, match=r"deep\.yaml: invalid YAML: .*(maximum nesting depth|too deeply)"):
         read_yaml(deep)
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("20s", "a rolling window of 20s is too short: rolling windows are kept in one-minute buckets"),
+        ("fortnight", "'fortnight' is not tap, live, shift, day, month, year or a duration"),
+    ],
+)
+def test_a_target_window_too_short_or_unknown_names_the_key(window: str, message: str) -> None:
+    from plantwatch.config.plant import parse_plant_config
+
+    config = {
+        "plant": {"id": "p", "name": "P"},
+        "alerts": {"targets": {"cement-clinker-energy": {"window": window}}},
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_plant_config(config, "plant.yaml", REPO)
+    (problem,) = info.value.problems
+    assert problem.path == "alerts.targets.cement-clinker-energy.window" and message in problem.message
+
+
+@pytest.mark.parametrize(
+    ("window", "zh", "en"),
+    [
+        ("24h", "滚动24小时", "rolling 24 h"),
+        ("30m", "滚动30分钟", "rolling 30 min"),
+        ("90s", "滚动90秒", "rolling 90 s"),
+    ],
+)
+def test_rolling_windows_are_named_in_their_largest_whole_unit(window: str, zh: str, en: str) -> None:
+    from dataclasses import replace
+
+    from plantwatch.config.alerts import AlertsConfig
+    from plantwatch.config.targets import resolve_targets
+    from plantwatch.config.wording import window_name
+
+    [kiln] = [t for t in resolve_targets(AlertsConfig(), "plant.yaml") if t.id == "cement-clinker-energy"]
+    rolling = replace(kiln, window=window)
+    assert (window_name(rolling, rolling.id, "zh"), window_name(rolling, rolling.id, "en")) == (zh, en)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from plantwatch.alerts.kpi.counters import CounterTracker
@@ -200,3 +202,21 @@ def test_a_unit_the_kpi_cannot_convert_is_named_when_the_calculator_is_built() -
             "taps",
             CounterField("weight", "m3", "tap_weight", None),
         )
+
+
+def test_a_rolling_value_starts_where_its_minute_buckets_do() -> None:
+    """Rolling windows are kept in one-minute buckets: a value covers from its first bucket, a
+    little under the window, and says so (never ts - window, which it does not cover)."""
+    kpi = PerTonne(
+        "pot-1",
+        replace(target("aluminium-dc-power"), window="2m"),
+        [CounterField("dc", "MWh", "dc_energy_counter", None)],
+        CounterField("metal", "t", "production_counter", None),
+    )
+    values = []
+    for n in range(10):  # every 20 s from 10 s past T0's minute: +1 MWh and +0.1 t each
+        values += kpi.update(result("pot-1", T0 + 10 * 10**9 + n * 20 * 10**9, dc=100 + n, metal=10 + n / 10))
+    last = values[-1]  # at T0 + 190 s: the buckets of minutes 2 and 3 (from T0 + 120 s) are kept
+    assert (last.start_ns, last.ts_ns) == (T0 + 2 * MINUTE_NS, T0 + 190 * 10**9)
+    assert last.numerator == pytest.approx(4000.0)  # the readings at 130, 150, 170 and 190 s
+    assert last.value == pytest.approx(4000.0 / 0.4)

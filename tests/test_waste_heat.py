@@ -47,3 +47,31 @@ event_time: {max_skew: 3650d}
     assert (closed.numerator, closed.denominator) == pytest.approx((638.0, 686.0))
     assert closed.value == pytest.approx(638 / 686 * 100)  # 93.0 %: short of 100 %
     assert (closed.start_ns, closed.ts_ns) == (NOV, DEC)
+
+
+def test_only_a_kiln_line_without_its_generator_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "kiln_no_whr.yaml").write_text(
+        "model: kiln_no_whr\ndescription: a kiln without a waste-heat meter\nsector: cement\n"
+        "product: clinker\nprotocol: modbus\nsource: test map\nregisters:\n"
+        "  - {name: kiln_running, address: 0, type: bool, table: coil, role: running}\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "plant.yaml"
+    config.write_text(
+        """
+plant: {id: works, name: 青海水泥厂}
+devices:
+  - {id: kiln-1, map: kiln_no_whr.yaml, url: "tcp://127.0.0.1:1"}
+  - {id: feeders-1, map: cement_feeders, url: "tcp://127.0.0.1:1", unit: 2}
+""",
+        encoding="utf-8",
+    )
+    plant = load_plant_config(config)
+    with caplog.at_level("WARNING"):
+        KpiEngine(plant, resolve_targets(plant.config.alerts, "plant.yaml"))
+    coverage = [r.getMessage() for r in caplog.records if "cement-waste-heat-coverage" in r.getMessage()]
+    # the feeders are no kiln line: not a word about them
+    why = "needs a waste_heat_power field beside running"
+    assert coverage == [f"KPI cement-waste-heat-coverage for kiln-1 not computed: {why}"]

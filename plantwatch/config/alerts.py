@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from plantwatch.config.units import Duration, Strict
+from plantwatch.core.durations import parse_duration
 
 Severity = Literal["info", "warning", "critical"]
 Comparator = Literal["<=", "<", ">=", ">"]
 KpiKind = Literal["per_tonne", "potline_live", "dust_hourly", "capacity", "share", "coverage"]
+NAMED_WINDOWS = ("tap", "live", "shift", "day", "month", "year")  # the rest are rolling durations
 EMAIL = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
 
 
@@ -59,7 +61,7 @@ class TargetFields(Strict):
     kpi: KpiKind | None = None
     numerator: list[NumeratorTerm] | None = None
     per: str | None = None  # "tap" or the role of a production counter
-    window: str | None = None  # tap | live | <duration> rolling | shift | day | month
+    window: str | None = None  # tap | live | <duration> rolling (at least 1m) | shift | day | month | year
     # the calendar window regulators judge a per-tonne target over (its own rule, `<id>:<window>`)
     judged_over: Judged | list[Judged] | None = None
     unit: str | None = None
@@ -73,6 +75,22 @@ class TargetFields(Strict):
     plan: str | None = None  # a plan id of the catalogue's `plans`, or a document's title
     clause: LocalText | str | None = None
     quote: LocalText | str | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, window: str | None) -> str | None:
+        if window is None or window in NAMED_WINDOWS:
+            return window
+        try:
+            seconds = parse_duration(window)
+        except ValueError as exc:
+            raise ValueError(f"{window!r} is not tap, live, shift, day, month, year or a duration") from exc
+        if seconds < 60:
+            raise ValueError(
+                f"a rolling window of {window} is too short: rolling windows are kept in one-minute"
+                " buckets, so at least 1m"
+            )
+        return window
 
 
 class SmtpConfig(Strict):

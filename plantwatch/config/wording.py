@@ -4,6 +4,7 @@ flags and windows (出铁, 小时均值, 滚动15分钟均值, 自然月…)."""
 from __future__ import annotations
 
 from plantwatch.config.targets import Target
+from plantwatch.core.durations import parse_duration
 
 SEVERITY = {
     "zh": {"info": "提示", "warning": "警告", "critical": "严重"},
@@ -61,8 +62,17 @@ def window_name(target: Target, rule_id: str, lang: str) -> str:
         return TAP_NAMES.get(target.sector, TAP_NAMES["ferroalloy"])[lang]
     if target.window in WINDOW_NAMES[lang]:
         return WINDOW_NAMES[lang][target.window]
-    hours = target.window.removesuffix("h")  # a rolling window, e.g. 24h
-    return f"滚动{hours}小时" if lang == "zh" else f"rolling {hours} h"
+    return rolling_name(parse_duration(target.window), lang)
+
+
+def rolling_name(seconds: float, lang: str) -> str:
+    """A rolling window in whole hours, else minutes, else seconds: 滚动24小时 / rolling 24 h,
+    滚动30分钟 / rolling 30 min."""
+    size, zh, en = next(
+        (u for u in ((3600, "小时", "h"), (60, "分钟", "min")) if seconds % u[0] == 0), (1, "秒", "s")
+    )
+    amount = f"{seconds / size:g}"
+    return f"滚动{amount}{zh}" if lang == "zh" else f"rolling {amount} {en}"
 
 
 def citation(target: Target, lang: str) -> str:

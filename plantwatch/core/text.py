@@ -12,6 +12,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 # One number format per unit: the same decimals for a value, its target and its peak.
 DECIMALS = {
     "kWh/t": 0, "kWh/kg": 1, "kgce/t": 1, "mg/m³": 1, "kWh": 0, "kgce": 0, "t": 2, "kg": 1, "%": 1, "t/a": 0,
+    "kAh/t": 0, "V": 3,
 }  # fmt: skip
 # Zones a Chinese reader knows as Beijing time.
 BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC"})

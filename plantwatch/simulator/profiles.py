@@ -47,7 +47,7 @@ SHIPPED: dict[str, dict[str, Signal]] = {
         "alloy_produced": Taps(2 * HOUR, 6.0, 0.05, output="total", start_total=9_000),
         "calcine_temperature": Level(850, 15, HOUR, 3),
     },
-    # 5000 t/d line: 208 t/h clinker, 27.5 t/h coal, 60 kWh/t, ~110 kgce/t (target 112).
+    # 5000 t/d line: 208 t/h clinker, 27.5 t/h coal, 60 kWh/t: ~102 kgce/t (target 112).
     "cement_kiln_line": {
         "_clinker_rate": Level(208, 6, 2 * HOUR),
         "coal_feed": Level(27.5, 1.0, 2 * HOUR, 0.3),

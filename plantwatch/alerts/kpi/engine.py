@@ -185,7 +185,8 @@ class KpiEngine:
                 except UnitError as exc:  # a map unit the KPI cannot convert: say so once, here
                     calculator, why = None, str(exc)
                 if calculator is None:
-                    log.warning("KPI %s for %s not computed: %s", target.id, device_id, why)
+                    if why:  # else the target does not concern this device
+                        log.warning("KPI %s for %s not computed: %s", target.id, device_id, why)
                     continue
                 calculators = [calculator]
                 if isinstance(calculator, PerTonne):
@@ -320,8 +321,10 @@ class KpiEngine:
             return DustHourly(device, target, dust.name, o2_name, flag_name, o2_reference), ""
         if target.kpi == "coverage":
             running, power = one("running"), one("waste_heat_power")
-            if running is None or power is None:
-                return None, "needs running and waste_heat_power fields"
+            if running is None:
+                return None, ""  # not a kiln line (a feeder of its group, say): nothing to say
+            if power is None:
+                return None, "needs a waste_heat_power field beside running"
             return WasteHeatCoverage(device, target, running.name, power.name, max_gap_ns, timezone), ""
         if target.kpi == "potline_live":
             voltage, efficiency = one("pot_voltage"), one("current_efficiency")

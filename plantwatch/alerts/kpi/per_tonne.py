@@ -197,7 +197,9 @@ class PerTonne:
             return []  # the window is not covered yet: no value rather than a partial one
         num = sum(b[1] for b in self._buckets)
         den = sum(b[2] for b in self._buckets)
-        return [self._kpi("rolling", ts - self.window_ns, ts, num, den)]
+        # from the first minute bucket kept: what the sums cover (a little under the window),
+        # not ts - window, which a mail would state as if it were covered
+        return [self._kpi("rolling", int(self._buckets[0][0]), ts, num, den)]
 
     def _bounds(self, ts: int) -> tuple[int, int]:
         """The shift, day, month or year (in the plant's zone) that `ts` falls in, as [start, end)."""

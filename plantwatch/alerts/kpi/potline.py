@@ -34,9 +34,16 @@ class PotlineLive:
         values = {r.field: r.value for r in result.readings if r.quality == "good" and r.value is not None}
         if self.voltage not in values or self.efficiency not in values:
             return []
-        value = dc_kwh_per_tonne(float(values[self.voltage]), float(values[self.efficiency]))
+        voltage, efficiency = float(values[self.voltage]), float(values[self.efficiency])
+        value = dc_kwh_per_tonne(voltage, efficiency)
         ts = result.event_ns if ts is None else ts
-        return [KpiValue(self.device, self.target.id, self.target.id, value, ts, ts, "live")]
+        percent = efficiency * 100 if efficiency <= 1 else efficiency
+        details = (
+            ("kah_per_tonne", KAH_PER_TONNE),
+            ("pot_voltage", voltage),
+            ("current_efficiency", percent),
+        )
+        return [KpiValue(self.device, self.target.id, self.target.id, value, ts, ts, "live", details=details)]
 
     def advance(self, watermark_ns: int) -> list[KpiValue]:
         """Nothing to close: every value is live."""

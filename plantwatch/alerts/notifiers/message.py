@@ -38,6 +38,8 @@ LABELS = {
         "target": "目标",
         "window": "统计窗口",
         "calculation": "计算",
+        "pot_voltage": "槽电压",
+        "current_efficiency": "电流效率",
         "energy": "能耗",
         "emitted": "排放量",
         "water": "耗水量",
@@ -78,6 +80,8 @@ LABELS = {
         "target": "Target",
         "window": "Window",
         "calculation": "Calculation",
+        "pot_voltage": "pot voltage",
+        "current_efficiency": "current efficiency",
         "energy": "energy",
         "emitted": "emitted",
         "water": "water used",
@@ -236,6 +240,13 @@ def _value_lines(transition: Transition, target: Target, lang: str, window: str)
         energy = f"{labels[what]} {quantity(kpi.numerator, energy_unit)}"
         product = f"{labels['production']} {number(kpi.denominator, 't')} {product_unit}"
         out.append(f"{labels['calculation']}{colon}{energy} ÷ {product} = {quantity(kpi.value, unit)}")
+    if target.kpi == "potline_live" and kpi.details:  # W = 2980 kAh/t × V ÷ CE
+        d = dict(kpi.details)
+        out.append(
+            f"{labels['calculation']}{colon}{number(d['kah_per_tonne'], 'kAh/t')} kAh/t × "
+            f"{labels['pot_voltage']} {number(d['pot_voltage'], 'V')} V ÷ {labels['current_efficiency']} "
+            f"{number(d['current_efficiency'], '%')}% = {quantity(kpi.value, unit)}"
+        )
     if target.kpi == "dust_hourly":
         out += _dust_lines(kpi, unit, lang)
     return out
