@@ -17,6 +17,7 @@ from plantwatch.config.plant import load_plant_config
 from plantwatch.config.targets import resolve_targets
 from tests.alert_helpers import HOUR_NS, plain_text, result
 from tests.report_data import local_ns
+from tests.test_group_kpi import WATER_MAP
 
 RULE = "ferroalloy-fesi-unit-power:month"
 DAY_NS = 24 * HOUR_NS
@@ -136,12 +137,7 @@ def month_end(
 def test_a_groups_month_is_projected_too(tmp_path: Path) -> None:
     """A steel works' water per tonne (the water meter's m³ over the furnace's steel): within 4 m³/t
     to date, over it at the rate of its last days."""
-    (tmp_path / "water_meter.yaml").write_text(
-        "model: water_meter\ndescription: test\nsector: steel\nprotocol: modbus\nsource: test map\n"
-        "registers:\n  - {name: water_used, address: 0, type: uint32, unit: m3, role: water_counter,"
-        " counter: {bits: 32}}\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "water_meter.yaml").write_text(WATER_MAP, encoding="utf-8")
     config = tmp_path / "plant.yaml"
     config.write_text(
         """
