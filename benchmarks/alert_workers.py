@@ -36,10 +36,13 @@ from tests.services.processes import start_plantwatch, stop, wait_for_log
 
 RESULTS = Path(__file__).parent / "results"
 SUBSCRIBED = "MQTT subscribed to"
-WORKERS = {"one": [], "w1": ["--worker", "1/2"], "w2": ["--worker", "2/2"]}
+WORKERS = {"one": [], "w1": ["--worker", "1/2"], "w2": ["--worker", "2/2"]}  # name -> arguments
+GROUPS = {"one": "one", "w1": "two", "w2": "two"}  # name -> the folder of its plant.yaml and files
 
 
 def plant(folder: Path, broker: MosquittoServer, devices: int) -> Path:
+    """The plant of 100 furnaces in `folder` (its state files and outboxes go there too)."""
+    folder.mkdir()
     lines = [
         f'  - {{id: saf-{i:03d}, map: saf_ferrosilicon, url: "tcp://127.0.0.1:1", unit: {i % 247 + 1}, '
         "interval: 1h}"
@@ -50,7 +53,7 @@ def plant(folder: Path, broker: MosquittoServer, devices: int) -> Path:
         f"""plant: {{id: works, name: Works}}
 devices:
 {chr(10).join(lines)}
-mqtt: {{url: "{broker.url}", client_id: bench}}
+mqtt: {{url: "{broker.url}", client_id: bench-{folder.name}}}
 alerts:
   # no plant total over the month: it would keep every ferrosilicon furnace on one worker
   targets: {{ferroalloy-fesi-unit-power: {{judged_over: []}}}}
@@ -62,13 +65,14 @@ alerts:
     return config
 
 
-def create_sessions(config: Path, folder: Path, broker: MosquittoServer) -> None:
+def create_sessions(folder: Path, broker: MosquittoServer) -> None:
     """Every consumer subscribes once and goes away: the broker queues for it from now on."""
     bare = session_client(broker, "bench-bare")
     bare.loop_start()
     bare.subscribe(bus_subscription("works"), qos=1)
     for name, worker in WORKERS.items():
         log = folder / f"{name}-session.log"
+        config = folder / GROUPS[name] / "plant.yaml"
         process = start_plantwatch("alerts", "--config", str(config), *worker, log=log)
         wait_for_log(log, SUBSCRIBED)
         assert stop(process) == 0, log.read_text()
@@ -127,16 +131,15 @@ def mails(outboxes: list[Path]) -> int:
     return sum(len(list((outbox / "pending").glob("*.eml"))) for outbox in outboxes)
 
 
-def workers(config: Path, folder: Path, names: list[str], devices: int) -> float:
+def workers(folder: Path, names: list[str], devices: int) -> float:
     """Seconds from starting the workers `names` until every furnace's FIRING mail is out."""
-    outboxes = (
-        [folder / "plantwatch-outbox"]
-        if names == ["one"]
-        else [folder / f"plantwatch-outbox.worker-{i}-of-2" for i in (1, 2)]
-    )
+    group = folder / GROUPS[names[0]]
+    outboxes = [group / "plantwatch-outbox", group / "plantwatch-outbox.worker-2"]
     started = time.perf_counter()
     processes = [
-        start_plantwatch("alerts", "--config", str(config), *WORKERS[n], log=folder / f"{n}.log")
+        start_plantwatch(
+            "alerts", "--config", str(group / "plant.yaml"), *WORKERS[n], log=folder / f"{n}.log"
+        )
         for n in names
     ]
     while mails(outboxes) < devices:
@@ -156,12 +159,13 @@ def one_round(devices: int, taps: int) -> dict[str, float]:
         broker = MosquittoServer(folder / "mosquitto")
         broker.start()
         try:
-            config = plant(folder, broker, devices)
-            create_sessions(config, folder, broker)
+            for group in set(GROUPS.values()):
+                plant(folder / group, broker, devices)
+            create_sessions(folder, broker)
             count = publish(broker, devices, taps)
             bare = bare_subscriber(broker, count)
-            one = workers(config, folder, ["one"], devices)
-            two = workers(config, folder, ["w1", "w2"], devices)
+            one = workers(folder, ["one"], devices)
+            two = workers(folder, ["w1", "w2"], devices)
         finally:
             broker.stop()
     return {

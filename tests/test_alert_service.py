@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,30 @@ def test_a_new_value_alone_is_not_written_to_the_state_store(
         .state
         == "firing"
     )
+
+
+def test_a_checkpoint_that_fails_loses_nothing_the_next_one_saves(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint whose commit fails (disk full, database locked) must leave what it was to save
+    for the next one: the open windows, the closed taps for the charts, the liveness."""
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana))
+    tap(service, 0, 0, 1, 8)
+    tap(service, 1, 1000, 2, 8)
+    tap(service, 3, 60000, 3, 8)  # a closed tap of 7375 kWh/t
+    save = service.store.save_progress
+
+    def full_disk(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(service.store, "save_progress", full_disk)
+    with pytest.raises(sqlite3.OperationalError):
+        service.checkpoint()
+    monkeypatch.setattr(service.store, "save_progress", save)
+    service.checkpoint()
+    assert [w[2] for w in service.store.windows("saf-1", "ferroalloy-fesi-unit-power")] == [7375]
+    assert "saf-1" in service.store.kpi_windows() and "saf-1" in service.store.last_good()
+    service.close()
 
 
 def test_restart_neither_loses_nor_resends_a_firing_alert(

@@ -5,6 +5,7 @@ mails of one worker, none twice, and a worker killed with SIGKILL and restarted 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections import Counter
 from email import policy
 from email.parser import BytesParser
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.alerts.partition import Worker, units, worker_devices, worker_plant
+from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.config.targets import resolve_targets
 from plantwatch.contract.bus import bus_payload, bus_topic
@@ -67,7 +69,10 @@ def partition(plant: Plant, count: int) -> list[set[str]]:
 
 
 def test_worker_is_parsed_and_bad_ones_are_named() -> None:
-    assert Worker.parse("2/3") == Worker(2, 3) and Worker(2, 3).name == "worker-2-of-3"
+    assert Worker.parse("2/3") == Worker(2, 3) and (Worker(2, 3).name, Worker(2, 3).tag) == (
+        "worker-2",
+        "2/3",
+    )
     for bad, said in (("3/2", "runs from 1 to 2"), ("0/2", "not a worker"), ("two", "not a worker")):
         with pytest.raises(ValueError, match=said):
             Worker.parse(bad)
@@ -104,8 +109,11 @@ def test_devices_computed_together_stay_together_and_each_is_on_one_worker(tmp_p
     assert set(moved) <= three[2]  # a third worker takes units; none moves between the first two
     mine = worker_plant(plant, two[0], Worker(1, 2))
     assert {d.id for d in mine.config.devices} == two[0] == set(mine.maps)
-    assert mine.config.alerts.state == "plantwatch-alerts.worker-1-of-2.sqlite"
-    assert mine.config.alerts.outbox == "plantwatch-outbox.worker-1-of-2"
+    # worker 1 keeps the plant's files (those `plantwatch silence` and `report --send` use)
+    assert mine.config.alerts.state == "plantwatch-alerts.sqlite"
+    assert mine.config.alerts.outbox == "plantwatch-outbox"
+    other = worker_plant(plant, two[1], Worker(2, 2)).config.alerts
+    assert (other.state, other.outbox) == ("plantwatch-alerts.worker-2.sqlite", "plantwatch-outbox.worker-2")
 
 
 def test_a_capacity_target_keeps_every_ferroalloy_furnace_on_one_worker(tmp_path: Path) -> None:
@@ -156,7 +164,7 @@ def test_two_workers_mail_exactly_what_one_does_and_a_killed_worker_loses_nothin
     start("one", one)
     start("w1", two, "--worker", "1/2")
     start("w2", two, "--worker", "2/2")
-    outboxes = [tmp_path / "two" / f"plantwatch-outbox.worker-{i}-of-2" for i in (1, 2)]
+    outboxes = [tmp_path / "two" / "plantwatch-outbox", tmp_path / "two" / "plantwatch-outbox.worker-2"]
     client = MqttTestClient(broker, "collector-stand-in")
     try:
         publish_taps(client, range(5))  # to the breach
@@ -183,3 +191,21 @@ def test_two_workers_mail_exactly_what_one_does_and_a_killed_worker_loses_nothin
     assert sum(s.startswith("[RESOLVED]") for s in subjects) == 6
     for outbox in outboxes:
         assert mails(outbox)  # both workers mailed: the devices were split
+
+
+def test_a_silence_reaches_every_worker(tmp_path: Path) -> None:
+    """`plantwatch silence` writes the plant's state file; worker 1 keeps it, the others read
+    their silences from it."""
+    config = plant_file(tmp_path)
+    done = plantwatch("silence", "--config", str(config), "--all", "--for", "1h", "--comment", "reline")
+    assert done.returncode == 0, done.stderr
+    plant = load_plant_config(config)
+    now = time.time_ns()
+    for worker, devices in zip((Worker(1, 2), Worker(2, 2)), partition(plant, 2), strict=True):
+        mine = worker_plant(plant, devices, worker)
+        service = build_alert_service(mine, silences=tmp_path / plant.config.alerts.state)
+        try:
+            [silence] = service.store.silences(now)
+            assert silence.comment == "reline" and silence.device is None
+        finally:
+            service.close()

@@ -321,3 +321,16 @@ def test_rolling_windows_are_named_in_their_largest_whole_unit(window: str, zh: 
     [kiln] = [t for t in resolve_targets(AlertsConfig(), "plant.yaml") if t.id == "cement-clinker-energy"]
     rolling = replace(kiln, window=window)
     assert (window_name(rolling, rolling.id, "zh"), window_name(rolling, rolling.id, "en")) == (zh, en)
+
+
+def test_a_calendar_year_window_is_named_not_parsed_as_a_duration() -> None:
+    from dataclasses import replace
+
+    from plantwatch.config.alerts import AlertsConfig
+    from plantwatch.config.targets import resolve_targets
+    from plantwatch.config.wording import window_name
+
+    config = AlertsConfig.model_validate({"targets": {"cement-clinker-energy": {"window": "year"}}})
+    [kiln] = [t for t in resolve_targets(config, "plant.yaml") if t.id == "cement-clinker-energy"]
+    assert kiln.window == "year"
+    assert (window_name(kiln, kiln.id, "zh"), window_name(replace(kiln), kiln.id, "en")) == ("年", "year")

@@ -285,6 +285,33 @@ def test_plant_total_is_both_furnaces_energy_over_their_tonnes_and_projections_a
     assert permitted == 150000 and month_t > 0 and annual > month_t  # a month's tonnes, annualised
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("dashboards-plant-data")
+def test_province_month_to_date_sums_each_devices_month_per_plant(
+    plant_data: tuple[InfluxDBServer, str],
+) -> None:
+    server, db = plant_data
+    (query,) = [
+        t["query"] for title, t in targets(load_dashboards()["province"]) if title.startswith("Month")
+    ]
+    rows = {
+        (s["tags"]["plant"], s["tags"]["target"]): s["values"][0]
+        for s in server.query(interpolate(query), db)
+    }
+    # the pot line's rolling target has its month too; the two ferrosilicon furnaces make one figure
+    assert ("demo-works", "aluminium-dc-power:month") in rows
+    _, fesi, limit = rows[("demo-works", "ferroalloy-fesi-unit-power:month")]
+    [[total]] = [
+        [row[1:] for row in series["values"]]
+        for series in server.query(
+            'SELECT last("numerator") / last("denominator") FROM "plantwatch_kpi" WHERE "device" = '
+            "'total-ferrosilicon' AND \"kind\" = 'to-date' AND time > now() - 5d",
+            db,
+        )
+    ]
+    assert fesi == pytest.approx(total[0]) and limit == 7800  # the plant total, from its devices
+
+
 def test_push_uploads_every_dashboard_and_names_what_grafana_refused(tmp_path: Path) -> None:
     api = GrafanaApi("glsa_push")
     api.start()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.alerts.kpi.engine import KpiEngine
+from plantwatch.alerts.kpi.projection import MonthRate
 from plantwatch.alerts.service import AlertService
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import load_plant_config
@@ -217,3 +218,24 @@ def test_no_projection_rule_for_a_target_without_a_month(tmp_path: Path) -> None
     assert ("saf-1", f"{RULE}:projection") in service.rules  # the month it is judged over
     assert ("saf-1", "ferroalloy-fesi-unit-power:projection") not in service.rules  # per tap: none
     service.close()
+
+
+def test_members_taking_turns_across_an_hour_keep_one_bucket_an_hour() -> None:
+    """A group's members report in turns, one held back by its lateness: their increments come out
+    of time order near each hour's end. The rate still keeps one bucket per hour, and projects
+    what the same increments in time order do."""
+    interleaved, ordered = MonthRate(), MonthRate()
+    start, now = NOV, NOV + 3 * DAY_NS
+    late = 120 * 10**9
+    increments = []
+    for ts in range(start + late, now, 60 * 10**9):  # a member every minute, the other 2 min behind
+        increments += [(ts, 1.0, 0.0), (ts - late, 0.0, 0.25)]
+    for ts, n, d in increments:
+        interleaved.add(ts, n, d, start)
+    for ts, n, d in sorted(increments):
+        ordered.add(ts, n, d, start)
+    assert len(interleaved.state()) == len(ordered.state()) == 72  # 3 days of hours
+    totals = (sum(i[1] for i in increments), sum(i[2] for i in increments))
+    assert interleaved.project(now, start, DEC, *totals) == pytest.approx(
+        ordered.project(now, start, DEC, *totals)
+    )

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from plantwatch.alerts.partition import Worker, worker_devices
+from plantwatch.config.plant import load_plant_config
+from plantwatch.config.targets import resolve_targets
 from plantwatch.dashboards.files import load_dashboards
 from tests.alert_helpers import plain_text
 from tests.services.influxdb import InfluxDBServer
@@ -88,7 +91,7 @@ def test_two_plants_bridged_into_one_influxdb_and_one_alert_pool(
         "works-a": saf.format("saf-1", "saf_ferrosilicon", ports["works-a"], 1),
         "works-b": saf.format("saf-1", "saf_ferrosilicon", ports["works-b"], 1)
         + "\n"
-        + saf.format("saf-2", "saf_ferrochrome", ports["works-b"], 2),
+        + saf.format("saf-3", "saf_ferrochrome", ports["works-b"], 2),  # on worker 1, saf-1 on 2
     }
     configs = {
         p: plant_config(tmp_path / p, p, furnaces[p], edge, influxdb, influx_db, smtp)
@@ -149,16 +152,20 @@ def test_two_plants_bridged_into_one_influxdb_and_one_alert_pool(
     assert {(s["tags"]["plant"], s["tags"]["device"]) for s in readings} == {
         ("works-a", "saf-1"),
         ("works-b", "saf-1"),
-        ("works-b", "saf-2"),
+        ("works-b", "saf-3"),
     }
     kpis = influxdb.query(
         'SELECT count("value") FROM "plantwatch_kpi" WHERE "kind" = \'closed\' GROUP BY "plant", "device"',
         influx_db,
     )
-    assert {(s["tags"]["plant"], s["tags"]["device"]) for s in kpis} >= {
+    assert {(s["tags"]["plant"], s["tags"]["device"]) for s in kpis} == {
         ("works-a", "saf-1"),
         ("works-b", "saf-1"),
-    }
+        ("works-b", "saf-3"),
+    }  # every furnace's taps: both of plant B's workers computed theirs
+    plant_b = load_plant_config(configs["works-b"])
+    plan = resolve_targets(plant_b.config.alerts, "plant.yaml")
+    assert [worker_devices(plant_b, plan, Worker(i, 2)) for i in (1, 2)] == [{"saf-3"}, {"saf-1"}]
     # the regulators' dashboard shows both plants
     (query,) = [
         t["query"] for title, t in targets(load_dashboards()["province"]) if title.startswith("Month to date")

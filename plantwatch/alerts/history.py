@@ -47,3 +47,7 @@ class KpiHistory:
         """The closed windows recorded since the last call, for the checkpoint to save."""
         closed, self._closed = self._closed, []
         return closed
+
+    def put_back(self, closed: list[tuple[str, str, int, int, float | None]]) -> None:
+        """Closed windows a failed checkpoint could not save: the next one saves them."""
+        self._closed[:0] = closed

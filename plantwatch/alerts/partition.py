@@ -40,8 +40,14 @@ class Worker:
 
     @property
     def name(self) -> str:
-        """`worker-2-of-3`: in client ids, file names and health tags."""
-        return f"worker-{self.index}-of-{self.count}"
+        """`worker-2`: in its MQTT client id and the names of its files. Without the count, so a
+        worker keeps its session and files when the number of workers changes."""
+        return f"worker-{self.index}"
+
+    @property
+    def tag(self) -> str:
+        """`2/3`: the `worker` tag of its health points."""
+        return f"{self.index}/{self.count}"
 
 
 def units(plant: Plant, targets: list[Target]) -> list[frozenset[str]]:
@@ -90,12 +96,14 @@ def worker_devices(plant: Plant, targets: list[Target], worker: Worker) -> set[s
 
 
 def worker_plant(plant: Plant, devices: set[str], worker: Worker) -> Plant:
-    """The plant as `worker` sees it: its devices and their groups, and state files of its own."""
+    """The plant as `worker` sees it: its devices and their groups. Worker 1 keeps the plant's
+    state file and outbox (those of one unpartitioned process, of `plantwatch silence` and of
+    `report --send`); the others get files of their own, `plantwatch-alerts.worker-2.sqlite`."""
     config = plant.config
     alerts = config.alerts.model_copy(
         update={
-            "state": _suffixed(config.alerts.state, worker),
-            "outbox": _suffixed(config.alerts.outbox, worker),
+            "state": worker_file(config.alerts.state, worker),
+            "outbox": worker_file(config.alerts.outbox, worker),
         }
     )
     partial = config.model_copy(
@@ -109,8 +117,10 @@ def worker_plant(plant: Plant, devices: set[str], worker: Worker) -> Plant:
     return Plant(partial, maps, plant.path)
 
 
-def _suffixed(path: str, worker: Worker) -> str:
-    """`plantwatch-alerts.sqlite` -> `plantwatch-alerts.worker-1-of-2.sqlite`."""
+def worker_file(path: str, worker: Worker) -> str:
+    """`plantwatch-alerts.sqlite` for worker 1, `plantwatch-alerts.worker-2.sqlite` for worker 2."""
+    if worker.index == 1:
+        return path
     stem, dot, suffix = path.rpartition(".")
     if not dot or "/" in suffix:
         return f"{path}.{worker.name}"

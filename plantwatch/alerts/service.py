@@ -381,8 +381,14 @@ class AlertService:
         """Save the open KPI windows and liveness that changed, so a restart continues them;
         then acknowledge the bus messages they include."""
         liveness = {device: self.last_good[device] for device in self._liveness_unsaved}
+        windows, closed = self.engine.changed_state(), self.history.unsaved()
+        try:
+            self.store.save_progress(windows, liveness, closed)
+        except BaseException:  # not saved (disk full, locked): the next checkpoint tries it all again
+            self.engine.unsaved(windows)
+            self.history.put_back(closed)
+            raise
         self._liveness_unsaved.clear()
-        self.store.save_progress(self.engine.changed_state(), liveness, self.history.unsaved())
         self._checkpointed = self.clock()
         acks, self._acks = self._acks, []
         for ack in acks:

@@ -42,10 +42,11 @@ def build_alert_service(
     *,
     write_lines: Callable[[list[str]], object] | None = None,
     clock: Callable[[], int] = time.time_ns,
+    silences: Path | None = None,  # another state file whose silences apply (an alert worker's)
 ) -> AlertService:
     """An AlertService with the plant's state file (`alerts.state`) and notifiers."""
     base = plant.path.parent if plant.path else Path.cwd()
-    store = StateStore(base / plant.config.alerts.state)
+    store = StateStore(base / plant.config.alerts.state, silences=silences)
     return AlertService(
         plant, store=store, notifiers=notifiers_for(plant, store), write_lines=write_lines, clock=clock
     )

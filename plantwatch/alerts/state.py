@@ -119,17 +119,27 @@ class AlertStates(Mapping[tuple[str, str], Alert]):
 class StateStore:
     """The alert service's durable state; every write is committed before it returns."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, silences: Path | None = None) -> None:
+        """`silences`: the state file whose silences apply instead of this one's (a partitioned
+        alert worker's other than the first: the plant's, where `plantwatch silence` writes)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = self._open(path)
         self._add_columns()
         self._adopt_grafana_calls()
         self.alerts = AlertStates(self.db)
+        self._silences_db = self.db if silences is None or silences == path else self._open(silences)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        return db
 
     def close(self) -> None:
+        if self._silences_db is not self.db:
+            self._silences_db.close()
         self.db.close()
 
     @contextmanager
@@ -188,7 +198,7 @@ class StateStore:
         rule: str | None,
         comment: str,
     ) -> int:
-        cursor = self.db.execute(
+        cursor = self._silences_db.execute(
             "INSERT INTO silences (plant, device, rule, ends_ns, comment, created_ns)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (plant, device, rule, ends_ns, comment, now_ns),
@@ -196,14 +206,14 @@ class StateStore:
         return int(cursor.lastrowid or 0)
 
     def silences(self, now_ns: int) -> list[Silence]:
-        rows = self.db.execute(
+        rows = self._silences_db.execute(
             "SELECT id, plant, device, rule, ends_ns, comment FROM silences WHERE ends_ns > ? ORDER BY id",
             (now_ns,),
         ).fetchall()
         return [Silence(*row) for row in rows]
 
     def expire_silence(self, silence_id: int, now_ns: int) -> bool:
-        cursor = self.db.execute(
+        cursor = self._silences_db.execute(
             "UPDATE silences SET ends_ns = ? WHERE id = ? AND ends_ns > ?", (now_ns, silence_id, now_ns)
         )
         return cursor.rowcount > 0

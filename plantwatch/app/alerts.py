@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from pydantic import ValidationError
 
 from plantwatch.alerts.health import AlertsHealth
-from plantwatch.alerts.partition import Worker, worker_devices, worker_plant
+from plantwatch.alerts.partition import Worker, worker_devices, worker_file, worker_plant
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
 from plantwatch.app.lifecycle import influx_output, stop_on_signals
@@ -65,12 +65,15 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
             write_lines: Callable[[list[str]], object] | None = None
             if plant.config.influx is not None:
                 # beside the collector's buffer (a writable folder), never the same file
-                own_buffer = str(Path(plant.config.buffer.path).with_name(_buffer_name(worker)))
+                name = ALERTS_BUFFER if worker is None else worker_file(ALERTS_BUFFER, worker)
+                own_buffer = str(Path(plant.config.buffer.path).with_name(name))
                 output = await stack.enter_async_context(
                     influx_output(plant, plant.config.influx, own_buffer)
                 )
                 write_lines = output.buffer.append
-            service = build_alert_service(plant, write_lines=write_lines)
+            # silences live in the plant's state file (`plantwatch silence` writes them there)
+            shared = base / whole_plant.config.alerts.state if worker is not None else None
+            service = build_alert_service(plant, write_lines=write_lines, silences=shared)
             stack.callback(service.close)
             restarts: Counter[str] = Counter()
             skipped: Counter[str] = Counter()
@@ -79,7 +82,7 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
                 health_interval,
                 restarts=restarts,
                 bus_skipped=skipped,
-                worker=worker.name if worker else None,
+                worker=worker.tag if worker else None,
             )
             running = [
                 asyncio.create_task(supervised("alerts", lambda: service.run(stop), stop, restarts)),
@@ -137,11 +140,6 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
                 await task
 
 
-def _buffer_name(worker: Worker | None) -> str:
-    """The alert service's own InfluxDB buffer file (a worker's: of its own)."""
-    return ALERTS_BUFFER if worker is None else ALERTS_BUFFER.replace(".sqlite", f".{worker.name}.sqlite")
-
-
 def command(args: argparse.Namespace) -> int:
     """The alert service alone, reading the readings bus over MQTT."""
     path = Path(args.config)
@@ -160,9 +158,11 @@ def command(args: argparse.Namespace) -> int:
     if args.mqtt_url is not None:
         try:
             mqtt_config = MqttConfig.model_validate({**plant.config.mqtt.model_dump(), "url": args.mqtt_url})
-        except ValidationError:
+        except ValidationError as exc:
+            why = exc.errors()[0]["msg"]
             print(
-                f"--mqtt-url: {args.mqtt_url!r} is not mqtt://host:port or mqtts://host:port", file=sys.stderr
+                f"--mqtt-url {args.mqtt_url!r}: {why} (mqtt://host:port or mqtts://host:port)",
+                file=sys.stderr,
             )
             return EXIT_INVALID
         plant = replace(plant, config=plant.config.model_copy(update={"mqtt": mqtt_config}))

@@ -606,9 +606,7 @@ Maps = Sequence[AnyDeviceMap]
 def province() -> dashboard.Dashboard:
     """The regulators' view across plants: each plant's month to date against the plan targets,
     its dust compliance, the alerts firing and how much of its data arrived."""
-    per_tonne = _targets("per_tonne", "device")
     dust = _targets("dust_hourly")
-    limit = load_catalogue()["ferroalloy-dust"].value
     by_plant = 'GROUP BY "plant"'
     return (
         _board(
@@ -624,9 +622,13 @@ def province() -> dashboard.Dashboard:
             _table(
                 "Month to date per tonne vs plan target, per plant",
                 InfluxQL(
-                    f'SELECT sum("numerator") / sum("denominator") AS "month_to_date", last("limit") AS '
-                    f'"target" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND "kind" = \'closed\' AND '
-                    f'"target" =~ {per_tonne} AND $timeFilter GROUP BY "plant", "target"',
+                    # each device's month so far (its `<id>:month` rule), summed per plant
+                    'SELECT sum("numerator") / sum("denominator") AS "month_to_date", last("limit") AS '
+                    '"target" FROM (SELECT last("numerator") AS "numerator", last("denominator") AS '
+                    f'"denominator", last("limit") AS "limit" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND '
+                    f'"kind" = \'to-date\' AND "target" =~ /:month$/ AND '
+                    f'"device" !~ /^{TOTAL_DEVICE_PREFIX}/ AND $timeFilter GROUP BY "plant", "device", '
+                    '"target") GROUP BY "plant", "target"',
                     result_format="table",
                 ),
             )
@@ -645,10 +647,10 @@ def province() -> dashboard.Dashboard:
         )
         .with_panel(
             _table(
-                f"Dust: hours over {limit:g} mg/m³, per plant",
+                "Dust: hours over the limit, per plant",
                 InfluxQL(
                     f'SELECT count("value") AS "breach_hours" FROM "{KPI_MEASUREMENT}" WHERE {PLANT} AND '
-                    f'"target" =~ {dust} AND "kind" = \'closed\' AND "value" > {limit:g} AND $timeFilter '
+                    f'"target" =~ {dust} AND "kind" = \'closed\' AND "value" > "limit" AND $timeFilter '
                     f"{by_plant}",
                     result_format="table",
                 ),
@@ -660,7 +662,9 @@ def province() -> dashboard.Dashboard:
                 "Alerts firing now, per plant",
                 InfluxQL(
                     f'SELECT sum("firing") AS "firing" FROM (SELECT last("firing") AS "firing" FROM '
-                    f'"{ALERT_MEASUREMENT}" WHERE {PLANT} AND $timeFilter GROUP BY "plant", "device", '
+                    # the last transition of each alert in a week (a firing alert repeats every
+                    # few hours), whatever the dashboard's range
+                    f'"{ALERT_MEASUREMENT}" WHERE {PLANT} AND time > now() - 7d GROUP BY "plant", "device", '
                     f'"rule") {by_plant}',
                     result_format="table",
                 ),

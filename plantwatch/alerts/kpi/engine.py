@@ -400,6 +400,12 @@ class KpiEngine:
             changed[TOTALS_STATE] = self.totals.state()
         return changed
 
+    def unsaved(self, changed: dict[str, dict[str, Any]]) -> None:
+        """`changed_state()` could not be saved: report those windows as changed again."""
+        self._dirty |= changed.keys() & self.devices.keys()
+        if TOTALS_STATE in changed:
+            self.totals.dirty = True
+
     def restore(self, states: dict[str, dict[str, Any]], now_ns: int) -> None:
         """Continue the windows saved by `changed_state()` (devices no longer configured are
         ignored)."""

@@ -8,8 +8,6 @@ days say little); at the month's close, the projection is what the month came to
 
 from __future__ import annotations
 
-from collections import deque
-
 HOUR_NS = 3600 * 10**9
 RATE_NS = 7 * 24 * HOUR_NS  # the rate of the last 7 days is extended to the month's end
 PROJECT_AFTER_NS = 3 * 24 * HOUR_NS  # ... once the month has run this long (earlier is noise)
@@ -24,7 +22,9 @@ class MonthRate:
     """One month's numerator and denominator increments in hourly buckets over its last 7 days."""
 
     def __init__(self) -> None:
-        self._recent: deque[list[float]] = deque()  # [hour start ns, numerator, denominator]
+        # hour start ns -> [numerator, denominator]: by key, as increments of several devices
+        # (a group's members) come in turns and need not be in time order
+        self._recent: dict[int, list[float]] = {}
 
     def clear(self) -> None:
         """A new month: nothing seen yet."""
@@ -32,14 +32,12 @@ class MonthRate:
 
     def add(self, ts: int, numerator: float, denominator: float, start: int) -> None:
         """Increments measured at `ts` in the month that began at `start`."""
-        hour = ts - ts % HOUR_NS
-        if self._recent and self._recent[-1][0] == hour:
-            self._recent[-1][1] += numerator
-            self._recent[-1][2] += denominator
-        else:
-            self._recent.append([hour, numerator, denominator])
-        while self._recent and self._recent[0][0] < max(start, ts - RATE_NS):
-            self._recent.popleft()
+        bucket = self._recent.setdefault(ts - ts % HOUR_NS, [0.0, 0.0])
+        bucket[0] += numerator
+        bucket[1] += denominator
+        oldest = max(start, ts - RATE_NS)
+        if min(self._recent) < oldest:
+            self._recent = {hour: sums for hour, sums in self._recent.items() if hour >= oldest}
 
     def project(
         self, ts: int, start: int, end: int, numerator: float, denominator: float
@@ -50,14 +48,14 @@ class MonthRate:
         if span < PROJECT_AFTER_NS or ts >= end:
             return None
         remaining = end - ts
-        numerator_rate = sum(b[1] for b in self._recent) / span
-        denominator_rate = sum(b[2] for b in self._recent) / span
+        numerator_rate = sum(b[0] for b in self._recent.values()) / span
+        denominator_rate = sum(b[1] for b in self._recent.values()) / span
         return numerator + numerator_rate * remaining, denominator + denominator_rate * remaining
 
     def state(self) -> list[list[float]]:
-        """The buckets (for a restart)."""
-        return [list(b) for b in self._recent]
+        """The buckets as [hour, numerator, denominator], oldest first (for a restart)."""
+        return [[hour, *sums] for hour, sums in sorted(self._recent.items())]
 
     def restore(self, state: list[list[float]]) -> None:
         """Continue from `state()`."""
-        self._recent = deque([float(x) for x in b] for b in state)
+        self._recent = {int(b[0]): [float(b[1]), float(b[2])] for b in state}
