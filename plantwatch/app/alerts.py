@@ -52,11 +52,13 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
         plant = worker_plant(plant, devices, worker)
         client_id = f"{client_id}-{worker.name}"  # its own persistent session
         topics = [bus_topic(plant_id, device) for device in sorted(devices)]
-        log.info(
-            "alerts: %s watches %d of %d device(s)",
+        log.log(
+            logging.INFO if devices else logging.WARNING,
+            "alerts: %s watches %d of %d device(s)%s",
             worker.name,
             len(devices),
             len(whole_plant.config.devices),
+            "" if devices else " (devices computed together stay together: docs/deployment.md)",
         )
     elif mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
         topics = [f"$share/{plant.config.alerts.share_group}/{topics[0]}"]

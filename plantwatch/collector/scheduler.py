@@ -48,10 +48,10 @@ class Collector:
 
     Devices of one interval (and jitter) share up to SLOTS APScheduler interval jobs, staggered
     across the interval so devices do not all fire at once: one timer wakeup starts the polls
-    of a slot's devices (a job per device cost 1,000 wakeups a second for 1,000 meters, a sixth
-    of the collector's CPU). A device whose previous poll is still running skips the tick
-    (counted in `skipped`) instead of piling up; so does every device of a slot whose tick the
-    loop was too busy to run in time (APScheduler coalesces it).
+    of a slot's devices (a job per device cost 1,000 wakeups a second for 1,000 meters: 60 % of
+    the collector's CPU per poll, docs/performance.md). A device whose previous poll is still
+    running skips the tick (counted in `skipped`) instead of piling up; so does every device of a
+    slot whose tick the loop was too busy to run in time (APScheduler coalesces it).
     """
 
     def __init__(self, plant: Plant, sink: Sink) -> None:
