@@ -20,12 +20,15 @@ def history(
 ) -> Iterator[PollResult]:
     """`polls` results per Modbus device, `step_s` simulated seconds apart from `start_ns`, in
     time order. Device n uses seed `seed + n`, as `plantwatch simulate` does. The first poll is at
-    simulated second `offset_s`: a second call continues the first's signals (counters run on)."""
+    simulated second `offset_s`: a second call continues the first's signals (counters run on).
+    Each device's own clock reads the results' timestamps, so the events of its day (a dust
+    excursion starting on the hour) fall where its timestamps say."""
     sims = []
+    epoch = start_ns / 1e9 - offset_s  # the device clock at simulated second 0
     for index, device in enumerate(plant.devices_of(DeviceMap)):
         device_map = plant.maps[device.id]
         assert isinstance(device_map, DeviceMap)
-        sims.append((device.id, SimulatedDevice(device_map, device.unit, seed=seed + index)))
+        sims.append((device.id, SimulatedDevice(device_map, device.unit, seed=seed + index, epoch=epoch)))
     for n in range(polls):
         t = offset_s + n * step_s
         ts = start_ns + int(n * step_s * 1e9)
