@@ -278,3 +278,16 @@ groups: {works: {devices: [eaf-1, stack-1]}}
     # 20 mg/m³ x 360,000 m³/h / 60 = 0.12 kg
     assert latest.numerator == pytest.approx(9 * 0.12)
     assert latest.value == pytest.approx(9 * 0.12 / 100.0)
+
+
+def test_a_member_meter_in_the_wrong_unit_is_named_and_the_group_target_not_computed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plant(tmp_path)
+    (tmp_path / "water_meter.yaml").write_text(WATER_MAP.replace("unit: m3", "unit: t"), encoding="utf-8")
+    configured = load_plant_config(tmp_path / "plant.yaml")  # the water meter now counts tonnes
+    with caplog.at_level("WARNING"):
+        engine = KpiEngine(configured, resolve_targets(configured.config.alerts, "plant.yaml"))
+    said = [r.getMessage() for r in caplog.records]
+    assert "KPI steel-fresh-water for group works not computed: water_used: t is not in m3" in said
+    assert not any(g.rule == "steel-fresh-water" for g in engine.together.values())

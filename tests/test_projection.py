@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.alerts.kpi.engine import KpiEngine
 from plantwatch.alerts.kpi.projection import MonthRate
 from plantwatch.alerts.service import AlertService
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.config.plant import load_plant_config
-from plantwatch.config.targets import resolve_targets
 from tests.alert_helpers import HOUR_NS, plain_text, result
 from tests.report_data import local_ns
 from tests.test_group_kpi import WATER_MAP
+from tests.test_waste_heat import kiln_engine
 
 RULE = "ferroalloy-fesi-unit-power:month"
 DAY_NS = 24 * HOUR_NS
@@ -178,18 +177,7 @@ alerts: {digest_at: null}
 
 
 def test_waste_heat_coverage_is_projected_and_closes_at_its_value(tmp_path: Path) -> None:
-    config = tmp_path / "plant.yaml"
-    config.write_text(
-        """
-plant: {id: works, name: 青海水泥厂}
-devices:
-  - {id: kiln-1, map: cement_kiln_line, url: "tcp://127.0.0.1:1", interval: 1h}
-event_time: {max_skew: 3650d}
-""",
-        encoding="utf-8",
-    )
-    plant = load_plant_config(config)
-    engine = KpiEngine(plant, resolve_targets(plant.config.alerts, "plant.yaml"))
+    engine = kiln_engine(tmp_path)
     values = []
     steps = []  # (ts, covered h, running h) of November's readings
     last = local_ns(2026, 11, 10, 23)

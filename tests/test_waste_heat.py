@@ -17,8 +17,9 @@ from tests.report_data import local_ns
 NOV, DEC = local_ns(2026, 11, 1), local_ns(2026, 12, 1)
 
 
-def test_coverage_is_generating_hours_over_running_hours(tmp_path: Path) -> None:
-    config = tmp_path / "plant.yaml"
+def kiln_engine(folder: Path) -> KpiEngine:
+    """The KPI engine of a works with one kiln line read every hour."""
+    config = folder / "plant.yaml"
     config.write_text(
         """
 plant: {id: works, name: 青海水泥厂}
@@ -29,7 +30,11 @@ event_time: {max_skew: 3650d}
         encoding="utf-8",
     )
     plant = load_plant_config(config)
-    engine = KpiEngine(plant, resolve_targets(plant.config.alerts, "plant.yaml"))
+    return KpiEngine(plant, resolve_targets(plant.config.alerts, "plant.yaml"))
+
+
+def test_coverage_is_generating_hours_over_running_hours(tmp_path: Path) -> None:
+    engine = kiln_engine(tmp_path)
     stopped = range(local_ns(2026, 11, 5), local_ns(2026, 11, 6), HOUR_NS)  # the kiln stops 24 h
     no_power = range(local_ns(2026, 11, 10), local_ns(2026, 11, 12), HOUR_NS)  # generator down 48 h
     gap = range(local_ns(2026, 11, 20, 1), local_ns(2026, 11, 20, 10), HOUR_NS)  # no data 9 h

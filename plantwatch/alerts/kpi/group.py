@@ -20,7 +20,7 @@ from plantwatch.alerts.kpi.calendar import calendar_window
 from plantwatch.alerts.kpi.counters import CounterTracker, member_counters, restore_member_counters
 from plantwatch.alerts.kpi.per_tonne import CounterField
 from plantwatch.alerts.kpi.projection import MonthRate, projection_rule
-from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
+from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, in_tonnes, to_base
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.reading import PollResult
@@ -77,7 +77,10 @@ class GroupPerTonne:
         for fields, convert in ((numerator, self._numerator), (production, self._product)):
             for member_fields in fields.values():
                 for f in member_fields:
-                    convert(0.0, f)  # UnitError now, naming the unit, rather than on every reading
+                    try:  # UnitError now, naming the field and its unit, rather than on every reading
+                        convert(0.0, f)
+                    except UnitError as exc:
+                        raise UnitError(f"{f.name}: {exc}") from exc
 
     def feed(self, member: str) -> MemberFeed:
         """The calculator a member's gate feeds."""
@@ -178,14 +181,11 @@ class GroupPerTonne:
             return in_kgce(amount, field.unit, field.carrier)
         value, base = to_base(amount, field.unit)
         if base != self.numerator_base:
-            raise UnitError(f"{field.name}: {field.unit} is not in {self.numerator_base}")
+            raise UnitError(f"{field.unit} is not in {self.numerator_base}")
         return value
 
     def _product(self, amount: float, field: CounterField) -> float:
-        tonnes, base = to_base(amount, field.unit)
-        if base != "t":
-            raise UnitError(f"{field.name}: {field.unit} is not a mass unit")
-        return tonnes
+        return in_tonnes(amount, field.unit)
 
     def _bounds(self, ts: int) -> tuple[int, int]:
         return calendar_window(ts, self.target.window, self.zone)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from plantwatch.alerts.kpi.calendar import calendar_window
 from plantwatch.alerts.kpi.counters import CounterTracker
 from plantwatch.alerts.kpi.projection import MonthRate, projection_rule
-from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, to_base
+from plantwatch.alerts.kpi.standard_coal import UnitError, in_kgce, in_tonnes, to_base
 from plantwatch.alerts.kpi.value import KpiValue
 from plantwatch.config.targets import Target
 from plantwatch.core.durations import parse_duration
@@ -121,9 +121,7 @@ class PerTonne:
         return value
 
     def _product(self, amount: float, field: CounterField) -> float:
-        tonnes, base = to_base(amount, field.unit)
-        if base != "t":
-            raise UnitError(f"{field.unit} is not a mass unit")
+        tonnes = in_tonnes(amount, field.unit)
         return tonnes * 1000 if self.per_kg else tonnes
 
     def update(self, result: PollResult, ts: int | None = None) -> list[KpiValue]:

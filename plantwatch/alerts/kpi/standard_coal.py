@@ -40,6 +40,14 @@ def to_base(amount: float, unit: str | None) -> tuple[float, str]:
     return amount * factor, base
 
 
+def in_tonnes(amount: float, unit: str | None) -> float:
+    """`amount` of a mass unit (t, kg), in tonnes; UnitError for any other unit."""
+    tonnes, base = to_base(amount, unit)
+    if base != "t":
+        raise UnitError(f"{unit} is not a mass unit")
+    return tonnes
+
+
 def in_kgce(amount: float, unit: str | None, carrier: str) -> float:
     """`amount` of `carrier` measured in `unit`, as kgce."""
     if carrier not in KGCE_PER_UNIT:
