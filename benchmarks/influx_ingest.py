@@ -25,14 +25,15 @@ from pathlib import Path
 
 import urllib3
 
-from plantwatch.app.collect import gil_switch_interval
-from plantwatch.collector.modbus.poller import register_decoder
+from plantwatch.app.collect import service_runtime
+from plantwatch.collector.modbus.plan import plan_requests
+from plantwatch.collector.modbus.poller import ResponseDecoder
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.device_map import load_device_map, shipped_maps_dir
 from plantwatch.config.plant import InfluxConfig, Plant, parse_plant_config
 from plantwatch.contract.influx import DeviceSeries, device_tags, poll_lines
 from plantwatch.core.codecs import encode
-from plantwatch.core.reading import PollResult, Reading
+from plantwatch.core.reading import PollResult
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.infra.influx.forwarder import Forwarder
 from plantwatch.infra.influx.writers import make_writer
@@ -40,7 +41,7 @@ from tests.services.influxdb import InfluxDBServer
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 5000
-MODEL = "dust_cems"  # 7 values per poll, one request
+MODEL = "dust_cems"  # 13 values per poll, 2 requests
 
 
 def rss_mb() -> float:
@@ -51,31 +52,37 @@ def rss_mb() -> float:
 
 
 class PollFactory:
-    """Poll results as the poller makes them: registers decoded by each register's decoder."""
+    """Poll results as the poller makes them: each request's response words decoded by the
+    poller's own ResponseDecoder."""
 
     def __init__(self, devices: int) -> None:
         self.device_map = load_device_map(shipped_maps_dir() / f"{MODEL}.yaml")
-        self.layout = [(reg, register_decoder(reg)) for reg in self.device_map.registers]
         samples = {"float32": 12.5, "string": "N"}
-        self.words = {
-            reg.name: encode(samples.get(reg.type, 1234), reg.type, reg.byte_order, length=reg.length)
-            for reg in self.device_map.registers
-        }
+        responses = []
+        for request in plan_requests(self.device_map.registers):
+            words = [0] * request.count  # as the meter answers: the request's whole span
+            for reg in request.registers:
+                value = encode(samples.get(reg.type, 1234), reg.type, reg.byte_order, length=reg.length)
+                words[reg.address - request.address : reg.address - request.address + reg.width] = value
+            responses.append((request, words))
+        self.devices = [
+            [(ResponseDecoder(f"stack-{i}", request), words) for request, words in responses]
+            for i in range(devices)
+        ]
         self.series = [
             DeviceSeries.build("cems", device_tags("bench", f"stack-{i}", "emissions", MODEL, None, {}))
             for i in range(devices)
         ]
 
     def poll(self, device: int, ts: int) -> PollResult:
-        result = PollResult(f"stack-{device}", requests=1, started_ns=ts, finished_ns=ts + 1_000_000)
-        result.readings = [
-            Reading(result.device, reg.name, decoder(self.words[reg.name]), ts, unit=reg.unit)
-            for reg, decoder in self.layout
-        ]
+        responses = self.devices[device]
+        result = PollResult(f"stack-{device}", requests=len(responses), started_ns=ts, finished_ns=ts + 10**6)
+        for decoder, words in responses:
+            decoder.decode(words, ts, result.readings)
         return result
 
     def readings_per_poll(self) -> int:
-        return len(self.layout)
+        return len(self.device_map.registers)
 
 
 def bench_plant(devices: int) -> Plant:
@@ -222,7 +229,7 @@ def main() -> int:
             ours, base = [], []
             for _ in range(args.rounds):
                 base.append(baseline(server, args.polls, 1000))
-                with gil_switch_interval():  # as `plantwatch collect` runs
+                with service_runtime():  # as `plantwatch collect` runs
                     ours.append(asyncio.run(pipeline(server, folder, args.polls, 1000)))
                 (folder / "pipeline.sqlite").unlink()
             readings = args.polls * per_poll

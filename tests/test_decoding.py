@@ -93,6 +93,16 @@ def test_compiled_decoder_agrees_with_decode(words: list[int], value_type: str, 
     assert compile_decoder(value_type, order)(words[:width]) == decode(words[:width], value_type, order)
 
 
+@given(value=st.floats(allow_nan=False, allow_infinity=False, width=32),
+       value_type=st.sampled_from(["float32", "float64"]),
+       order=st.sampled_from(["ABCD", "CDAB", "BADC", "DCBA"]))  # fmt: skip
+def test_compiled_decoder_reads_back_every_float_in_every_byte_order(
+    value: float, value_type: str, order: str
+) -> None:
+    words = encode(value, value_type, order)
+    assert compile_decoder(value_type, order)(words) == value
+
+
 @given(raw=st.integers(0, 65535), scale=st.sampled_from([0.1, 0.01, 0.001, 0.25, 1e-05, 2.5]),
        offset=st.sampled_from([0.0, -40.0, 273.15, 0.5]))  # fmt: skip
 def test_decimal_scaling_is_the_double_nearest_the_exact_decimal(

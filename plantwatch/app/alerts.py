@@ -21,7 +21,7 @@ from plantwatch.alerts.health import AlertsHealth
 from plantwatch.alerts.partition import Worker, worker_devices, worker_file, worker_plant
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
-from plantwatch.app.lifecycle import influx_output, stop_on_signals
+from plantwatch.app.lifecycle import influx_output, service_runtime, stop_on_signals
 from plantwatch.app.reports import send_documents
 from plantwatch.config.plant import MqttConfig, Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
@@ -62,7 +62,7 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
         )
     elif mqtt_config.protocol_version == "5":  # workers split the messages; 3.1.1 has no groups
         topics = [f"$share/{plant.config.alerts.share_group}/{topics[0]}"]
-    with stop_on_signals(asyncio.Event()) as stop:
+    with stop_on_signals(asyncio.Event()) as stop, service_runtime():
         async with AsyncExitStack() as stack:
             write_lines: Callable[[list[str]], object] | None = None
             if plant.config.influx is not None:

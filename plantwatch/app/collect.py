@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plantwatch.app.exit_codes import EXIT_INVALID, EXIT_OK
-from plantwatch.app.lifecycle import gil_switch_interval, influx_output, stop_on_signals
+from plantwatch.app.lifecycle import influx_output, service_runtime, stop_on_signals
 from plantwatch.collector.errors import CollectorError
 from plantwatch.collector.service import CollectorService
 from plantwatch.config.plant import InfluxConfig, Plant, load_plant_config
@@ -48,7 +48,7 @@ async def collect(
     """
     alerts: AlertService | None = None
     restarts: Counter[str] = Counter()  # crashed tasks, restarted: in the health report
-    with stop_on_signals(stop or asyncio.Event()) as stop, gil_switch_interval():
+    with stop_on_signals(stop or asyncio.Event()) as stop, service_runtime():
         async with influx_output(plant, influx, plant.config.buffer.path, restarts=restarts) as output:
             log.info(
                 "collect: %d device(s) -> %s, buffer %s (%d line(s) waiting)",

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from plantwatch.config.plant import DeviceConfig, Plant
-from plantwatch.contract.influx import DeviceSeries, device_tags, poll_lines
+from plantwatch.contract.influx import DeviceSeries, append_poll_lines, device_tags
 from plantwatch.core.lru import BoundedCache
-from plantwatch.core.reading import GOOD, PollResult
+from plantwatch.core.reading import PollResult
 from plantwatch.infra.influx.buffer import DurableBuffer
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class BufferSink:
         self.stats = IngestStats()
         self.listeners: list[Listener] = []
         self._lines: list[str] = []
-        self._results: list[tuple[PollResult, Callable[[], None] | None]] = []
+        self._results: list[tuple[PollResult, int, Callable[[], None] | None]] = []  # with good values
         self._timer: asyncio.TimerHandle | None = None
         # series of topic-level tag combinations: bounded, whatever the topics bring
         self._tagged: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], DeviceSeries] = BoundedCache(
@@ -97,8 +97,8 @@ class BufferSink:
 
     def __call__(self, result: PollResult, on_accepted: Callable[[], None] | None = None) -> None:
         """Queue one poll's lines; they are committed within `commit_interval`."""
-        self._lines.extend(poll_lines(self._series(result), result))
-        self._results.append((result, on_accepted))
+        good = append_poll_lines(self._series(result), result, self._lines)
+        self._results.append((result, good, on_accepted))
         if len(self._lines) >= self.commit_lines:
             self.flush()
         elif self._timer is None:
@@ -122,15 +122,15 @@ class BufferSink:
         if accepted == 0:
             return  # refused: the buffer is full and counts it in `refused`; nothing is acknowledged
         now = time.time_ns()
-        for result, on_accepted in results:
-            good = sum(1 for r in result.readings if r.quality == GOOD)
-            self.stats.polls += 1
-            self.stats.readings += good
+        stats = self.stats
+        stats.polls += len(results)
+        for result, good, on_accepted in results:
+            stats.readings += good
             if good == len(result.readings):
-                self.stats.last_good_ns[result.device] = now
+                stats.last_good_ns[result.device] = now
             if on_accepted is not None:
                 on_accepted()
-        committed = [result for result, _ in results]
+        committed = [result for result, _, _ in results]
         for listener in self.listeners:
             try:
                 listener(committed)

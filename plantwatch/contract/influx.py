@@ -141,39 +141,46 @@ def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
     Bad values are never written as numbers: each becomes a plantwatch_quality point whose
     `reason` field says why it is missing.
     """
+    lines: list[str] = []
+    append_poll_lines(series, result, lines)
+    return lines
+
+
+def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]) -> int:
+    """`poll_lines` appended to `lines`; returns how many values were good (written as numbers)."""
     by_time: dict[int, list[str]] = {}
     quality: list[str] = []
-    good = bad = 0
+    bad = 0
     for reading in result.readings:
         if reading.quality == GOOD:
-            try:
-                literal = format_field_value(reading.value)
+            value = reading.value
+            try:  # a float, the most common value, without the dispatch
+                literal = repr(value) if type(value) is float else format_field_value(value)
             except ValueError as exc:
                 reading = _as_bad(reading, str(exc))
             else:
-                field = f"{escape_key(reading.field)}={literal}"
                 fields = by_time.get(reading.timestamp_ns)
                 if fields is None:
-                    by_time[reading.timestamp_ns] = [field]
-                else:
-                    fields.append(field)
-                good += 1
+                    fields = by_time[reading.timestamp_ns] = []
+                fields.append(f"{escape_key(reading.field)}={literal}")
                 continue
         bad += 1
         quality.append(
             f"{series.quality_tags},{TAG_FIELD}={escape_tag_value(reading.field)} "
             f"reason={format_field_value(reading.quality)} {reading.timestamp_ns}"
         )
-    lines = [f"{series.data} {','.join(fields)} {ts}" for ts, fields in by_time.items()]
-    lines += quality
-    if not result.polled:
-        return lines
-    duration_ms = (result.finished_ns - result.started_ns) / 1e6
-    lines.append(
-        f"{series.poll} good={good}i,bad={bad}i,requests={result.requests}i,"
-        f"duration_ms={duration_ms!r} {result.started_ns}"
-    )
-    return lines
+    for ts, fields in by_time.items():
+        lines.append(f"{series.data} {','.join(fields)} {ts}")
+    if quality:
+        lines += quality
+    good = len(result.readings) - bad
+    if result.polled:
+        duration_ms = (result.finished_ns - result.started_ns) / 1e6
+        lines.append(
+            f"{series.poll} good={good}i,bad={bad}i,requests={result.requests}i,"
+            f"duration_ms={duration_ms!r} {result.started_ns}"
+        )
+    return good
 
 
 def _as_bad(reading: Reading, reason: str) -> Reading:

@@ -142,10 +142,12 @@ def compile_decoder(
     if value_type == "string":
         return _string_decoder(swap_bytes, reverse_words)
     fmt, count = STRUCT_FORMATS[value_type]
-    unpack = struct.Struct(">" + fmt).unpack
-    # Byte orders as struct packing: BADC/DCBA write each word little-endian (bytes swapped),
-    # CDAB/DCBA reverse the word order; the result is the value's big-endian bytes.
-    pack = struct.Struct(("<" if swap_bytes else ">") + f"{count}H").pack
+    # The words packed with each word's byte order and read back with the value's: reversing
+    # the words (CDAB, DCBA) is reading the bytes as little-endian, so nothing is reordered.
+    pack = struct.Struct(("<" if swap_bytes != reverse_words else ">") + f"{count}H").pack
+    unpack = struct.Struct(("<" if reverse_words else ">") + fmt).unpack
+    single = count == 1  # a 16-bit register: arithmetic, not struct
+    signed16 = value_type == "int16"
     mask = (1 << counter_bits) - 1 if counter_bits else None
     plain = scale == 1 and offset == 0
     whole = float(scale).is_integer() and float(offset).is_integer()
@@ -157,11 +159,18 @@ def compile_decoder(
     decimal = scale_int == scale * denominator and offset_int == offset * denominator
 
     def decoder(words: Sequence[int]) -> Value:
-        (raw,) = unpack(pack(*(words[::-1] if reverse_words else words)))
-        if isinstance(raw, float):
-            if not math.isfinite(raw):
-                raise DecodeError(f"value is {raw}")
-            return raw if plain else raw * scale + offset
+        if single:
+            raw = words[0]
+            if swap_bytes:
+                raw = ((raw & 0xFF) << 8) | (raw >> 8)
+            if signed16 and raw & 0x8000:
+                raw -= 0x10000
+        else:
+            (raw,) = unpack(pack(*words))
+            if isinstance(raw, float):
+                if not math.isfinite(raw):
+                    raise DecodeError(f"value is {raw}")
+                return raw if plain else raw * scale + offset
         if mask is not None:
             raw &= mask
         if plain:

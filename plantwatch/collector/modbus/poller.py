@@ -34,6 +34,42 @@ def register_decoder(reg: Register) -> Callable[[Sequence[int] | Sequence[bool]]
     )
 
 
+class ResponseDecoder:
+    """Turns the words of one request's response into readings, one per register, with what each
+    needs (offset, width, decoder, name, unit, role) looked up once, when the collector starts."""
+
+    def __init__(self, device: str, request: ReadRequest) -> None:
+        self.device = device
+        self.slots = [
+            (
+                reg.address - request.address,
+                reg.width,
+                register_decoder(reg),
+                reg.name,
+                reg.unit,
+                reg.role.value if reg.role else None,
+            )
+            for reg in request.registers
+        ]
+
+    def decode(self, words: Sequence[int] | Sequence[bool], timestamp: int, into: list[Reading]) -> None:
+        """Append each register's reading; a value that cannot be decoded gets the reason."""
+        device = self.device
+        for offset, width, decoder, name, unit, role in self.slots:
+            try:
+                value: Value | None = decoder(words[offset : offset + width])
+                quality = GOOD
+            except DecodeError as exc:
+                value, quality = None, f"decode error: {exc}"
+            into.append(Reading(device, name, value, timestamp, quality, unit, role))
+
+    def missing(self, timestamp: int, reason: str, into: list[Reading]) -> None:
+        """Append a bad reading per register: the request failed or was skipped for `reason`."""
+        device = self.device
+        for _, _, _, name, unit, role in self.slots:
+            into.append(Reading(device, name, None, timestamp, reason, unit, role))
+
+
 class ModbusDevicePoller:
     """Reads every register of one device per poll; one request failing never loses the others."""
 
@@ -46,11 +82,7 @@ class ModbusDevicePoller:
         self.max_skew_ns = int(max_skew * 1e9)
         self.bus = bus
         self.requests: list[ReadRequest] = plan_requests(device_map.registers, device.max_insert)
-        # Per request: (register, offset in the response, width, decoder), computed once.
-        self._layouts = [
-            [(reg, reg.address - req.address, reg.width, register_decoder(reg)) for reg in req.registers]
-            for req in self.requests
-        ]
+        self._decoders = [ResponseDecoder(device.id, request) for request in self.requests]
         self._outage = OutageLog(log)
         self._clock_outage = OutageLog(log)
 
@@ -58,10 +90,10 @@ class ModbusDevicePoller:
         """One poll: every register gets a reading, good or with the reason it is bad."""
         result = PollResult(device=self.device.id, started_ns=time.time_ns())
         skip_reason: str | None = None
-        for request, layout in zip(self.requests, self._layouts, strict=True):
+        for request, decoder in zip(self.requests, self._decoders, strict=True):
             timestamp = time.time_ns()
             if skip_reason is not None:
-                self._record_bad(result, request, timestamp, skip_reason)
+                decoder.missing(timestamp, skip_reason, result.readings)
                 continue
             result.requests += 1
             try:
@@ -74,17 +106,11 @@ class ModbusDevicePoller:
                 )
             except ReadError as exc:
                 self._log_failure(request, exc.reason)
-                self._record_bad(result, request, timestamp, exc.reason)
+                decoder.missing(timestamp, exc.reason, result.readings)
                 if exc.fatal_for_poll:
                     skip_reason = exc.reason
                 continue
-            for reg, offset, width, decoder in layout:
-                try:
-                    value: Value | None = decoder(words[offset : offset + width])
-                    quality = GOOD
-                except DecodeError as exc:
-                    value, quality = None, f"decode error: {exc}"
-                result.readings.append(self._reading(reg, value, timestamp, quality))
+            decoder.decode(words, timestamp, result.readings)
         result.finished_ns = time.time_ns()
         if self.clock is not None:
             result.readings = self._device_time(result.readings, result.finished_ns)
@@ -107,14 +133,6 @@ class ModbusDevicePoller:
         self._clock_outage.recovered("device %s: clock readable again", self.device.id)
         stamped = [r._replace(timestamp_ns=device_ns) for r in readings]
         return checked(stamped, now_ns, self.max_skew_ns)[0]
-
-    def _reading(self, reg: Register, value: Value | None, timestamp: int, quality: str) -> Reading:
-        role = reg.role.value if reg.role else None
-        return Reading(self.device.id, reg.name, value, timestamp, quality, reg.unit, role)
-
-    def _record_bad(self, result: PollResult, request: ReadRequest, timestamp: int, reason: str) -> None:
-        for reg in request.registers:
-            result.readings.append(self._reading(reg, None, timestamp, reason))
 
     def _log_failure(self, request: ReadRequest, reason: str) -> None:
         """The first failure is an ERROR line; repeats are DEBUG until the device recovers."""
