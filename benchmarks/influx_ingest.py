@@ -47,7 +47,7 @@ from tests.services.influxdb import InfluxDBServer
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 5000
-MODEL = "dust_cems"  # 13 values per poll, 2 requests
+MODEL = "dust_cems"  # 13 values per poll, one request (the clock registers merged in)
 
 
 @dataclass
