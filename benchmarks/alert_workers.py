@@ -8,7 +8,7 @@ Each round starts a fresh Mosquitto. Four persistent sessions subscribe to the p
 bare subscriber, one worker, and workers 1/2 and 2/2 on their devices' topics), then go away;
 the same messages are queued for each: every furnace's taps, one bus message each (QoS 1), the
 last tap of every furnace a breach. The baseline is a bare paho-mqtt subscriber (its own
-thread, auto-ack) that decodes every message with the bus contract (`result_from_bus`). The
+thread, auto-ack) that decodes every message with the bus contract (`results_from_bus`). The
 workers are the real service in their own processes, timed from their start until every
 furnace's FIRING mail is in their outboxes, so start-up (about a second) is included. Medians
 over the rounds.
@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks.mqtt_ingest import session_client
-from plantwatch.contract.bus import bus_payload, bus_subscription, bus_topic, result_from_bus
+from plantwatch.contract.bus import bus_payload, bus_subscription, bus_topic, results_from_bus
 from tests.alert_helpers import HOUR_NS, T0, result
 from tests.services.mosquitto import MosquittoServer
 from tests.services.processes import start_plantwatch, stop, wait_for_log
@@ -96,7 +96,9 @@ def publish(broker: MosquittoServer, devices: int, taps: int) -> int:
             message = result(
                 device, T0 + n * HOUR_NS, active_energy=energy, tap_counter=n + 1, tap_weight=8.0
             )
-            infos.append(client.publish(bus_topic("works", device), bus_payload("works", message), qos=1))
+            infos.append(
+                client.publish(bus_topic("works", device), bus_payload("works", device, [message]), qos=1)
+            )
     for info in infos:
         info.wait_for_publish(timeout=300)
     client.disconnect()
@@ -111,7 +113,7 @@ def bare_subscriber(broker: MosquittoServer, count: int) -> float:
 
     def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
         nonlocal received
-        result_from_bus(message.payload)
+        results_from_bus(message.payload)
         received += 1
         if received >= count:
             done.set()

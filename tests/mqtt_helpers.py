@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -69,6 +70,23 @@ class MqttTestClient:
         """Until at least `count` messages arrived; all of them."""
         wait_until(lambda: len(self.messages()) >= count, timeout, f"{count} message(s) for {self.client_id}")
         return self.messages()
+
+    def bus_messages(self, topic: str | None = None) -> list[dict[str, Any]]:
+        """The readings-bus results received so far (of `topic` only, when given), in order, each
+        with its message's `plant` and `device`: one bus message carries a commit's results."""
+        found = []
+        for message in self.messages():
+            if topic is None or message.topic == topic:
+                body = json.loads(message.payload)
+                found += [{"plant": body["plant"], "device": body["device"], **r} for r in body["results"]]
+        return found
+
+    def wait_for_bus_results(self, count: int, topic: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """Until at least `count` readings-bus results of `topic` arrived; all of them."""
+        wait_until(
+            lambda: len(self.bus_messages(topic)) >= count, timeout, f"{count} bus result(s) on {topic}"
+        )
+        return self.bus_messages(topic)
 
     def close(self) -> None:
         self.client.disconnect()

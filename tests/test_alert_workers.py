@@ -132,7 +132,7 @@ def publish_taps(client: MqttTestClient, messages: range) -> None:
             message = result(
                 device, T0 + n * HOUR_NS, active_energy=1000.0 + energy, tap_counter=n + 1, tap_weight=8.0
             )
-            client.publish(bus_topic("works", device), bus_payload("works", message))
+            client.publish(bus_topic("works", device), bus_payload("works", device, [message]))
 
 
 def mails(*outboxes: Path) -> Counter[tuple[str, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plantwatch.contract.bus import BusMessageError, bus_payload, bus_topic, result_from_bus
+from plantwatch.contract.bus import BusMessageError, bus_payload, bus_topic, results_from_bus
 from tests.alert_helpers import HOUR_NS, T0, plain_text, result
 from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.amqtt_broker import AmqttServer
@@ -19,12 +19,21 @@ from tests.waiting import wait_until
 
 
 def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
-    sent = result("saf-1", T0, active_energy=1000.0, tap_counter=3, tap_weight=7.5)
-    back = result_from_bus(bus_payload("works", sent))
-    assert (back.device, back.started_ns) == ("saf-1", T0)
-    assert [(r.field, r.value, r.quality, r.timestamp_ns) for r in back.readings] == [
-        (r.field, r.value, r.quality, r.timestamp_ns) for r in sent.readings
+    sent = [
+        result("saf-1", T0, active_energy=1000.0, tap_counter=3, tap_weight=7.5),
+        result("saf-1", T0 + 10**9, active_energy=1001.5, tap_counter=3, tap_weight=None),
     ]
+    back = results_from_bus(bus_payload("works", "saf-1", sent))
+    assert [(b.device, b.started_ns) for b in back] == [("saf-1", T0), ("saf-1", T0 + 10**9)]
+    for one, other in zip(back, sent, strict=True):
+        assert [(r.field, r.value, r.quality, r.timestamp_ns) for r in one.readings] == [
+            (r.field, r.value, r.quality, r.timestamp_ns) for r in other.readings
+        ]
+    field_4 = b'{"value": 1, "quality": "good", "ts": 4}'
+    # the one-result form of earlier releases (older collectors, older alert state files)
+    legacy = b'{"plant": "works", "device": "saf-1", "ts": 5, "fields": {"a": %s}}' % field_4
+    (old,) = results_from_bus(legacy)
+    assert (old.device, old.started_ns, old.readings[0][1:4]) == ("saf-1", 5, ("a", 1, 4))
     field = '{"value": 1, "quality": "good", "ts": %d}'
     for bad in (
         b"not json",
@@ -33,9 +42,12 @@ def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
         b'{"device": "x", "ts": 1, "fields": {"a": 1}}',
         b'{"device": "x", "ts": -1, "fields": {}}',
         ('{"device": "x", "ts": 1, "fields": {"a": %s}}' % (field % 2**63)).encode(),
+        b'{"device": "x", "results": {"ts": 1, "fields": {}}}',
+        b'{"device": "x", "results": [{"ts": 1, "fields": {}}, {"ts": 2}]}',
+        b'{"device": "x", "results": [{"ts": 1, "fields": {"a": {"value": 1, "quality": "good"}}}]}',
     ):
         with pytest.raises(BusMessageError, match="not a readings-bus message"):
-            result_from_bus(bad)
+            results_from_bus(bad)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +80,7 @@ alerts:
         for hour, (energy, taps, weight) in enumerate([(0, 1, 8), (1000, 2, 8), (70000, 3, 8)]):
             ts = T0 + hour * HOUR_NS
             message = result("saf-1", ts, active_energy=energy, tap_counter=taps, tap_weight=weight)
-            device.publish(bus_topic("works", "saf-1"), bus_payload("works", message))
+            device.publish(bus_topic("works", "saf-1"), bus_payload("works", "saf-1", [message]))
         pending = tmp_path / "plantwatch-outbox" / "pending"
         wait_until(lambda: list(pending.glob("*.eml")), 30, "a mail in the outbox")
         wait_for_log(tmp_path / "alerts.log", "not a readings-bus message")

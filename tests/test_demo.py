@@ -18,7 +18,7 @@ import pytest
 
 from plantwatch.app.demo import sectors_in_buffer
 from plantwatch.config.roles import Sector
-from plantwatch.contract.bus import result_from_bus
+from plantwatch.contract.bus import results_from_bus
 from plantwatch.infra.influx.buffer import DurableBuffer
 from tests.alert_helpers import closed_taps, number, plain_text
 from tests.mqtt_helpers import MqttTestClient
@@ -103,12 +103,12 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
     assert devices == {device for device, _ in points} and len(devices) == 14
     compared = 0
     for received in bus.received:
-        message = result_from_bus(received.payload)
-        for reading in message.readings:
-            if reading.quality == "good" and isinstance(reading.value, float):
-                line_value = points[(message.device, reading.timestamp_ns)][reading.field]
-                assert float(line_value) == reading.value, (message.device, reading.field)
-                compared += 1
+        for message in results_from_bus(received.payload):
+            for reading in message.readings:
+                if reading.quality == "good" and isinstance(reading.value, float):
+                    line_value = points[(message.device, reading.timestamp_ns)][reading.field]
+                    assert float(line_value) == reading.value, (message.device, reading.field)
+                    compared += 1
     assert compared > 1000
 
     firing = []

@@ -116,7 +116,7 @@ def test_1_4_a_kill_at_any_step_of_the_notification_path_loses_no_mail(
         wait_for_log(log1, SUBSCRIBED)
         bus = MqttTestClient(broker, "collector-stand-in")
         for tap in BREACH:
-            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", tap))
+            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", "saf-1", [tap]))
         bus.close()
         assert dying.wait(30) == -9, log1.read_text()  # killed itself at the armed point
     finally:
@@ -421,7 +421,7 @@ def test_3_crashing_loops_of_running_services_are_restarted_and_reported(
         wait_for_log(log, "task alerts crashed")
         bus = MqttTestClient(broker, "collector-stand-in")
         for tap in BREACH:
-            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", tap))
+            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", "saf-1", [tap]))
         bus.close()
         wait_until(lambda: smtp.inbox.messages, 30, "the breach mail from the restarted alert loop")
         wait_for_log(log, "tasks restarted: alerts 1x")
@@ -537,7 +537,7 @@ def test_5_poison_on_the_readings_bus_is_skipped(
         bus.publish(bus_topic("works", "saf-1"), b'{"device": ' * 50_000)
         bus.publish(bus_topic("works", "saf-1"), json.dumps({"device": "saf-1", "ts": 10**400, "fields": {}}))
         for tap in BREACH:
-            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", tap))
+            bus.publish(bus_topic("works", "saf-1"), bus_payload("works", "saf-1", [tap]))
         bus.close()
         wait_until(lambda: smtp.inbox.messages, 30, "the breach mail after the poison")
         wait_for_log(tmp_path / "a.log", "1 firing, 1 transition(s) this run; notifications: email 1 sent")

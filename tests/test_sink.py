@@ -1,4 +1,5 @@
-"""The sink: group commits, acknowledgements after the commit, and a failing disk."""
+"""The sink: group commits, acknowledgements after the commit, a failing disk, and the readings bus
+it feeds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from plantwatch.collector.readings_bus import ReadingsBus
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.plant import Plant, parse_plant_config
+from plantwatch.contract.bus import MAX_RESULTS, results_from_bus
 from plantwatch.core.reading import PollResult, Reading
 from plantwatch.infra.influx.buffer import DurableBuffer
 from tests.waiting import wait_until_async
@@ -88,3 +91,24 @@ def test_a_failing_listener_does_not_stop_the_others(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert seen == [1000] and wakeup.is_set() and buffer.depth == 2
+
+
+def test_the_readings_bus_sends_a_commit_as_one_message_per_device_in_order() -> None:
+    sent: list[tuple[str, bytes]] = []
+
+    class Recorder:  # the Publisher interface: what MqttConnection.publish is given
+        def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
+            assert qos == 1 and isinstance(payload, bytes)
+            sent.append((topic, payload))
+
+    other = PollResult("stack-2", [Reading("stack-2", "dust", 9.0, 5)], 1, 5, 6)
+    committed = [result(0), other, *(result(seq) for seq in range(1, MAX_RESULTS + 2))]
+    ReadingsBus(Recorder(), "p")(committed)
+
+    assert [topic for topic, _ in sent] == ["plantwatch/v1/p/stack-1"] * 2 + ["plantwatch/v1/p/stack-2"]
+    stack_1 = [r for _, payload in sent[:2] for r in results_from_bus(payload)]
+    assert len(results_from_bus(sent[0][1])) == MAX_RESULTS  # a busy device's commit is split
+    assert [(r.started_ns, r.readings[0].value) for r in stack_1] == [
+        (1000 + seq, 1.0 + seq) for seq in range(MAX_RESULTS + 2)
+    ]
+    assert [(r.device, r.started_ns) for r in results_from_bus(sent[2][1])] == [("stack-2", 5)]

@@ -27,7 +27,7 @@ from plantwatch.config.plant import MqttConfig, Plant, load_plant_config
 from plantwatch.config.problems import ConfigError, Problem
 from plantwatch.config.secrets import SecretError
 from plantwatch.config.targets import resolve_targets
-from plantwatch.contract.bus import BusMessageError, bus_subscription, bus_topic, result_from_bus
+from plantwatch.contract.bus import BusMessageError, bus_subscription, bus_topic, results_from_bus
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.core.tasks import supervised
 from plantwatch.infra.mqtt import MqttConnection
@@ -104,7 +104,7 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
             def on_message(message: mqtt.MQTTMessage) -> None:
                 ack = partial(connection.ack, message.mid, message.qos)
                 try:
-                    result = result_from_bus(message.payload)
+                    results = results_from_bus(message.payload)
                 except BusMessageError as exc:  # a poison message: skipped, acknowledged, counted
                     skipped[message.topic] += 1
                     bad_messages.failure(
@@ -113,14 +113,19 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
                     ack()
                     return
                 bad_messages.recovered("readings bus: good messages again")
-                # acknowledged once the KPI windows it moved are saved (the next checkpoint): a
-                # crash before then gets it again from the broker's session
-                try:
-                    service.handle(result, ack=ack)
-                except Exception:  # a bug must not leave the message unacknowledged: that stalls all
-                    log.exception(
-                        "alerts: readings bus %s: the message broke the alert service", message.topic
-                    )
+                # acknowledged once the KPI windows its results moved are saved (the next
+                # checkpoint after the last): a crash before then gets it again from the broker
+                for index, result in enumerate(results, 1):
+                    last = index == len(results)
+                    try:
+                        service.handle(result, ack=ack if last else None)
+                    except Exception:  # a bug must not leave the message unacknowledged: that stalls all
+                        log.exception(
+                            "alerts: readings bus %s: a result broke the alert service", message.topic
+                        )
+                        if last:
+                            ack()
+                if not results:
                     ack()
 
             connection = MqttConnection(

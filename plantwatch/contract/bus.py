@@ -1,21 +1,25 @@
 """The readings bus: every committed reading republished to `plantwatch/v1/<plant>/<device>` (QoS 1);
 its topic, encoder and decoder.
 
-The payload (docs/data-model.md) is compact JSON:
-{"plant": "works", "device": "saf-1", "ts": 1764120000000000000,
+One message per device per commit of the collector's buffer, holding that device's results in
+commit order (docs/data-model.md), as compact JSON:
+{"plant": "works", "device": "saf-1", "results": [{"ts": 1764120000000000000,
  "fields": {"active_power": {"value": 29903.4, "unit": "kW", "role": "power", "quality": "good",
- "ts": 1764120000000000000}, ...}}
+ "ts": 1764120000000000000}, ...}}, ...]}
 Unit and role are left out when the map has none; `value` is null when quality is not good.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from plantwatch.core.errors import PlantwatchError
 from plantwatch.core.reading import PollResult, Reading
 
 TOPIC_PREFIX = "plantwatch/v1"
+MAX_RESULTS = 500  # results in one message at most; a busier device's commit takes several
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -24,8 +28,7 @@ def bus_topic(plant: str, device: str) -> str:
     return f"{TOPIC_PREFIX}/{plant}/{device}"
 
 
-def bus_payload(plant: str, result: PollResult) -> bytes:
-    """The bus message for one poll or MQTT message."""
+def _fields(result: PollResult) -> dict[str, dict[str, object]]:
     fields = {}
     for r in result.readings:
         entry: dict[str, object] = {"value": r.value, "quality": r.quality, "ts": r.timestamp_ns}
@@ -34,7 +37,16 @@ def bus_payload(plant: str, result: PollResult) -> bytes:
         if r.role:
             entry["role"] = r.role
         fields[r.field] = entry
-    message = {"plant": plant, "device": result.device, "ts": result.started_ns, "fields": fields}
+    return fields
+
+
+def bus_payload(plant: str, device: str, results: Sequence[PollResult]) -> bytes:
+    """The bus message for one device's results (polls or MQTT messages), in commit order."""
+    message = {
+        "plant": plant,
+        "device": device,
+        "results": [{"ts": result.started_ns, "fields": _fields(result)} for result in results],
+    }
     return _encode(message).encode("utf-8")
 
 
@@ -47,18 +59,30 @@ class BusMessageError(PlantwatchError):
     """A bus message that does not follow the contract in docs/data-model.md."""
 
 
-def result_from_bus(payload: bytes | bytearray) -> PollResult:
-    """A readings-bus message back into the result the collector committed."""
+def _result(device: str, entry: dict[str, Any]) -> PollResult:
+    readings = [
+        Reading(device, name, f["value"], int(f["ts"]), f["quality"], f.get("unit"), f.get("role"))
+        for name, f in entry["fields"].items()
+    ]
+    ts = int(entry["ts"])
+    if not all(0 <= stamp < 2**63 for stamp in (ts, *(r.timestamp_ns for r in readings))):
+        raise ValueError("a timestamp outside 1970-2262 (the collector never publishes one)")
+    return PollResult(device, readings, started_ns=ts, finished_ns=ts)
+
+
+def results_from_bus(payload: bytes | bytearray) -> list[PollResult]:
+    """A readings-bus message back into the results the collector committed, in order.
+
+    Also reads the one-result form of releases before 2026-12 (`ts` and `fields` at the top, no
+    `results`): what an older collector publishes, and what older alert state files hold.
+    """
     try:
         message = json.loads(payload)
         device = message["device"]
-        readings = [
-            Reading(device, name, f["value"], int(f["ts"]), f["quality"], f.get("unit"), f.get("role"))
-            for name, f in message["fields"].items()
-        ]
-        ts = int(message["ts"])
-        if not all(0 <= stamp < 2**63 for stamp in (ts, *(r.timestamp_ns for r in readings))):
-            raise ValueError("a timestamp outside 1970-2262 (the collector never publishes one)")
+        if "results" not in message:
+            return [_result(device, message)]
+        if not isinstance(message["results"], list):
+            raise TypeError("`results` is not a list")
+        return [_result(device, entry) for entry in message["results"]]
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
         raise BusMessageError(f"not a readings-bus message: {exc!r}"[:200]) from exc
-    return PollResult(device, readings, started_ns=ts, finished_ns=ts)

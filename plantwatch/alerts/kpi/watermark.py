@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from plantwatch.contract.bus import bus_payload, result_from_bus
+from plantwatch.contract.bus import bus_payload, results_from_bus
 from plantwatch.core.reading import PollResult
 
 
@@ -68,7 +68,10 @@ class EventTimeGate:
             "watermark_ns": self.watermark_ns,
             "max_event_ns": self.max_event_ns,
             "late": self.late,
-            "pending": [[ts, bus_payload("", result).decode()] for ts, _, result in sorted(self._pending)],
+            "pending": [
+                [ts, bus_payload("", result.device, [result]).decode()]
+                for ts, _, result in sorted(self._pending)
+            ],
         }
 
     def restore(self, state: dict[str, Any], now_ns: int) -> None:
@@ -80,5 +83,6 @@ class EventTimeGate:
         self.last_arrival_ns = now_ns
         self._pending = []
         for ts, payload in state["pending"]:
-            heapq.heappush(self._pending, (ts, self._order, result_from_bus(payload.encode())))
+            (result,) = results_from_bus(payload.encode())
+            heapq.heappush(self._pending, (ts, self._order, result))
             self._order += 1
