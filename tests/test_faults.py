@@ -33,6 +33,7 @@ from plantwatch.alerts.health import AlertsHealth
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.alerts.state import QueueCounts
 from plantwatch.collector.modbus.transport import ModbusBus, ReadError
+from plantwatch.collector.mqtt.payloads import JsonDecoder
 from plantwatch.collector.mqtt.subscriber import OTHER, MqttSubscriber
 from plantwatch.config.plant import InfluxConfig, load_plant_config, parse_endpoint
 from plantwatch.contract.bus import bus_payload, bus_topic
@@ -483,8 +484,6 @@ def test_5_whatever_a_message_does_to_the_decoder_rejects_only_that_message(
     """A decoder bug nobody foresaw (here a KeyError) costs one message: acknowledged, counted."""
     from paho.mqtt.client import MQTTMessage
 
-    from plantwatch.collector.mqtt import subscriber as subscriber_module
-
     plant = load_plant_config(mqtt_plant(tmp_path, "mqtt://127.0.0.1:1", "http://127.0.0.1:1"))
     accepted: list[PollResult] = []
     subscriber = MqttSubscriber(
@@ -497,7 +496,7 @@ def test_5_whatever_a_message_does_to_the_decoder_rejects_only_that_message(
             acked.append(mid)
 
     subscriber.connection = Link()
-    decode = subscriber_module.decode_json
+    decode = JsonDecoder.__call__
     calls = [0]
 
     def first_one_breaks(*args: object) -> object:
@@ -506,7 +505,7 @@ def test_5_whatever_a_message_does_to_the_decoder_rejects_only_that_message(
             raise KeyError("nobody foresaw this")
         return decode(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(subscriber_module, "decode_json", first_one_breaks)
+    monkeypatch.setattr(JsonDecoder, "__call__", first_one_breaks)
     for mid in (1, 2):
         message = MQTTMessage(mid=mid, topic=b"plants/works/north/cems/stack-1/data")
         message.qos = 1

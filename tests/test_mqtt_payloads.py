@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plantwatch.collector.mqtt.payloads import PayloadError, decode_json, decode_value, parse_timestamp
+from plantwatch.collector.mqtt.payloads import JsonDecoder, PayloadError, decode_value, parse_timestamp
 from plantwatch.collector.mqtt.subscriber import (
     BAD_FIELD_TIMESTAMP,
     TOO_MANY_TAG_VALUES,
@@ -77,13 +77,13 @@ def test_routes_fill_placeholders_and_leave_the_rest_as_wildcards(plant: Plant) 
 
 def test_json_paths_types_and_timestamps(plant: Plant) -> None:
     message = {"ts": 1_764_000_000_123, "values": {"dust": "31.5"}, "seq": 7, "flag": "M"}
-    readings = decode_json(cems(plant), "stack-1", json.dumps(message).encode(), arrival_ns=1)
+    readings = JsonDecoder(cems(plant), "stack-1")(json.dumps(message).encode(), 1)
     assert [(r.field, r.value, r.quality, r.timestamp_ns) for r in readings] == [
         ("dust", 31.5, "good", 1_764_000_000_123_000_000),
         ("seq", 7, "good", 1_764_000_000_123_000_000),
         ("data_flag", "M", "good", 1_764_000_000_123_000_000),
     ]
-    partial = decode_json(cems(plant), "stack-1", b'{"ts": 5, "values": {}, "seq": true, "flag": "N"}', 1)
+    partial = JsonDecoder(cems(plant), "stack-1")(b'{"ts": 5, "values": {}, "seq": true, "flag": "N"}', 1)
     assert [(r.field, r.value, r.quality) for r in partial] == [
         ("dust", None, "missing from payload"),
         ("seq", None, "wrong type: seq: expected a number, got bool"),
@@ -95,7 +95,7 @@ def test_json_paths_types_and_timestamps(plant: Plant) -> None:
         (b'{"values": {}}', "bad timestamp"),
     ):
         with pytest.raises(PayloadError) as info:
-            decode_json(cems(plant), "stack-1", bad, 1)
+            JsonDecoder(cems(plant), "stack-1")(bad, 1)
         assert info.value.reason == reason
 
 
@@ -108,7 +108,7 @@ def test_int_fields_never_truncate(plant: Plant) -> None:
         (7.5, (None, "wrong type: seq: 7.5 is not an int")),
         ("8.5", (None, "wrong type: seq: '8.5' is not an int")),
     ):
-        readings = decode_json(cems(plant), "stack-1", json.dumps(base | {"seq": seq}).encode(), 1)
+        readings = JsonDecoder(cems(plant), "stack-1")(json.dumps(base | {"seq": seq}).encode(), 1)
         assert (readings[1].value, readings[1].quality) == expected, seq
 
 

@@ -27,6 +27,43 @@ log = logging.getLogger(__name__)
 RECONNECT_DELAY = (1.0, 30.0)  # seconds: first retry, cap (doubling in between)
 KEEPALIVE = 30  # seconds
 READS_PER_WAKEUP = 64  # packets read per readable event before yielding to the loop
+RECV_CHUNK = 65536  # bytes asked of the socket per system call
+
+
+class BufferedClient(mqtt.Client):
+    """paho's client, reading its socket a chunk at a time.
+
+    paho reads each packet with three or more `recv` calls (its first byte, its length, its
+    body), each a system call, and it gives no sign that the socket is empty: a reader asking for
+    more packets than have come pays for a failed `recv` and an exception each time. This
+    client serves paho's small reads from one `recv` of up to RECV_CHUNK bytes and sets
+    `drained` when the socket had nothing more. Bytes it holds are invisible to the selector:
+    `buffered` says when there are some.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inbox = b""
+        self._taken = 0  # bytes of _inbox already handed to paho
+        self._inbox_socket: object = None  # the socket _inbox came from: a reconnect drops the rest
+        self.drained = False
+
+    @property
+    def buffered(self) -> bool:
+        """Whether bytes read from the current socket wait here for paho."""
+        return self._taken < len(self._inbox) and self._inbox_socket is self._sock
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if not self.buffered:
+            try:
+                self._inbox = super()._sock_recv(RECV_CHUNK)
+            except BlockingIOError:
+                self.drained = True
+                raise
+            self._inbox_socket, self._taken = self._sock, 0
+        start = self._taken
+        self._taken = start + bufsize
+        return self._inbox[start : start + bufsize]
 
 
 class MqttConnection:
@@ -63,13 +100,13 @@ class MqttConnection:
         )
         self.mqtt5 = config.protocol_version == "5"
         if self.mqtt5:  # the session is chosen per connect (clean_start, expiry)
-            self.client = mqtt.Client(
+            self.client = BufferedClient(
                 callback_api_version=CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=MQTTProtocolVersion.MQTTv5,
             )
         else:  # 3.1.1: the session is chosen once, per client
-            self.client = mqtt.Client(
+            self.client = BufferedClient(
                 callback_api_version=CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=MQTTProtocolVersion.MQTTv311,
@@ -126,16 +163,20 @@ class MqttConnection:
         self._in_loop(self._loop.remove_writer, sock.fileno())
 
     def _read(self) -> None:
-        """Readable socket: take up to READS_PER_WAKEUP packets (paho reads one per call).
+        """Readable socket: take packets until it is drained, up to READS_PER_WAKEUP of them
+        (paho reads about one per call).
 
-        With TLS, bytes already decrypted wait inside the SSL object where the selector cannot
-        see them; they are read on the next loop iteration instead of waiting for more traffic.
+        Bytes the client holds, and with TLS bytes already decrypted inside the SSL object, are
+        invisible to the selector; they are read on the next loop iteration instead of waiting
+        for more traffic.
         """
+        client = self.client
+        client.drained = False
         for _ in range(READS_PER_WAKEUP):
-            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or client.drained:
                 return
-        sock = self.client.socket()
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        sock = client.socket()
+        if client.buffered or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             self._loop.call_soon(self._read)
 
     async def _keepalive(self) -> None:

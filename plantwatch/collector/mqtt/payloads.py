@@ -10,10 +10,12 @@ from typing import Any
 
 from plantwatch.collector.errors import CollectorError
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField, MqttTimestamp
-from plantwatch.core.reading import Reading
+from plantwatch.core.reading import GOOD, Reading
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an InfluxDB integer field holds
+FLOAT_MAX = 10**308  # ints below this become floats; from about 1.8e308 `float()` overflows
+EPOCH_FACTORS = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_ns": 1}  # to nanoseconds
 
 
 class PayloadError(CollectorError):
@@ -71,15 +73,24 @@ def _parts(path: str) -> tuple[str, ...]:
 
 def lookup(document: Any, path: str) -> Any:
     """Follow a dotted path (`values.dust`, `channels.0.value`) through objects and lists."""
+    return _follow(document, _parts(path), path)
+
+
+def _follow(document: Any, parts: tuple[str, ...], path: str) -> Any:
     node = document
-    for part in _parts(path):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
+    for part in parts:
+        if type(node) is dict:
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                raise KeyError(path)
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
             raise KeyError(path)
     return node
+
+
+_MISSING = object()
 
 
 def parse_timestamp(spec: MqttTimestamp, document: Any) -> int:
@@ -101,7 +112,7 @@ def parse_timestamp(spec: MqttTimestamp, document: Any) -> int:
         return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise PayloadError("bad timestamp", f"{raw!r} is not a number"[:200])
-    factor = {"epoch_s": 10**9, "epoch_ms": 10**6, "epoch_ns": 1}[spec.format]
+    factor = EPOCH_FACTORS[spec.format]
     if isinstance(raw, float) and not math.isfinite(raw):
         raise PayloadError("bad timestamp", f"{raw!r} is not finite")
     # A time outside 1970-2262 (what InfluxDB stores) is refused per field, with the other
@@ -109,31 +120,65 @@ def parse_timestamp(spec: MqttTimestamp, document: Any) -> int:
     return int(raw * factor) if isinstance(raw, float) else raw * factor
 
 
-def decode_json(device_map: MqttDeviceMap, device: str, payload: bytes, arrival_ns: int) -> list[Reading]:
-    """Readings from a JSON object. A field missing or of the wrong type gets a bad quality
-    (the rest of the message is kept); a payload that is not a JSON object is rejected whole."""
-    try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[...
-        raise PayloadError("bad json", f"{type(exc).__name__}: {exc}"[:200]) from exc
-    if not isinstance(document, dict):
-        raise PayloadError("not an object", f"payload is a JSON {type(document).__name__}")
-    timestamp = parse_timestamp(device_map.timestamp, document) if device_map.timestamp else arrival_ns
-    readings = []
-    for field in device_map.fields:
-        role = field.role.value if field.role else None
-        try:
-            value = convert(field, lookup(document, field.source))
-        except KeyError:
-            readings.append(
-                Reading(device, field.name, None, timestamp, "missing from payload", field.unit, role)
+class JsonDecoder:
+    """Decodes one device's JSON payloads into readings; each field's path, name, unit, role and
+    type is looked up once, when the collector starts.
+
+    A field missing or of the wrong type gets a bad quality (the rest of the message is kept); a
+    payload that is not a JSON object is rejected whole.
+    """
+
+    def __init__(self, device_map: MqttDeviceMap, device: str) -> None:
+        self.device = device
+        self.timestamp = device_map.timestamp
+        self.fields = [
+            (
+                field,
+                _parts(field.source),
+                field.source,
+                field.type if field.scale == 1 and field.offset == 0 else "scaled",
+                field.role.value if field.role else None,
             )
-            continue
-        except PayloadError as exc:
-            readings.append(Reading(device, field.name, None, timestamp, str(exc), field.unit, role))
-            continue
-        readings.append(Reading(device, field.name, value, timestamp, "good", field.unit, role))
-    return readings
+            for field in device_map.fields
+        ]
+
+    def __call__(self, payload: bytes, arrival_ns: int) -> list[Reading]:
+        """The readings of one message; PayloadError when it cannot be used at all."""
+        try:
+            document = json.loads(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[...
+            raise PayloadError("bad json", f"{type(exc).__name__}: {exc}"[:200]) from exc
+        if not isinstance(document, dict):
+            raise PayloadError("not an object", f"payload is a JSON {type(document).__name__}")
+        timestamp = parse_timestamp(self.timestamp, document) if self.timestamp else arrival_ns
+        device = self.device
+        readings = []
+        for field, parts, path, kind, role in self.fields:
+            try:
+                raw = _follow(document, parts, path)
+                # the common cases without `convert`'s checks: a finite number for a float field, an
+                # int in range for an int field, a string for a string field, none of them scaled
+                kind_of_raw = type(raw)
+                if kind == "float" and kind_of_raw is int and -FLOAT_MAX < raw < FLOAT_MAX:
+                    value = float(raw)
+                elif (
+                    (kind == "float" and kind_of_raw is float and raw - raw == 0.0)
+                    or (kind == "int" and kind_of_raw is int and INT64_MIN <= raw <= INT64_MAX)
+                    or (kind == "string" and kind_of_raw is str)
+                ):
+                    value = raw
+                else:
+                    value = convert(field, raw)
+            except KeyError:
+                readings.append(
+                    Reading(device, field.name, None, timestamp, "missing from payload", field.unit, role)
+                )
+                continue
+            except PayloadError as exc:
+                readings.append(Reading(device, field.name, None, timestamp, str(exc), field.unit, role))
+                continue
+            readings.append(Reading(device, field.name, value, timestamp, GOOD, field.unit, role))
+        return readings
 
 
 def decode_value(field: MqttField, device: str, payload: bytes, arrival_ns: int) -> Reading:

@@ -22,12 +22,13 @@ from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
-from plantwatch.collector.mqtt.payloads import PayloadError, convert, decode_json, decode_value
+from plantwatch.collector.mqtt.payloads import JsonDecoder, PayloadError, convert, decode_value
 from plantwatch.collector.mqtt.sparkplug import NAMESPACE, SparkplugTracker, Update, rebirth_request
 from plantwatch.config.mqtt_map import PLACEHOLDER, MqttDeviceMap, MqttField
 from plantwatch.config.plant import DeviceConfig, Plant
 from plantwatch.core.event_time import BAD_TIMESTAMP, checked
-from plantwatch.core.reading import PollResult, Reading
+from plantwatch.core.lru import BoundedCache
+from plantwatch.core.reading import GOOD, PollResult, Reading
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ OTHER = "_other"  # a topic-level tag value past `mqtt.max_tag_values`
 # Counted like rejects, though the message itself is kept:
 BAD_FIELD_TIMESTAMP = "bad field timestamp"  # fields stamped outside 1970-2262 or too far ahead
 TOO_MANY_TAG_VALUES = "too many tag values"
+TOPICS_REMEMBERED = 10_000  # topics whose device route is cached
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class Route:
     def fields_by_source(self) -> dict[str, MqttField]:
         """The map's fields by where their value is found (the {field} level, for `value` maps)."""
         return {f.source: f for f in self.device_map.fields}
+
+    @cached_property
+    def decode_json(self) -> JsonDecoder:
+        """The decoder of this device's JSON payloads."""
+        return JsonDecoder(self.device_map, self.device.id)
 
     @cached_property
     def _pattern(self) -> tuple[tuple[int, str, bool], ...]:
@@ -159,6 +166,10 @@ class MqttSubscriber:
         self.outcomes: Counter[str] = Counter()  # one per message: accepted, rejected or ignored
         self.connection: Link | None = None  # the MqttConnection, set by the service
         self._trackers: dict[str, SparkplugTracker] = {}
+        # a topic's route and placeholder levels; () for a topic of no device
+        self._routes_by_topic: BoundedCache[str, tuple[Route, dict[str, str]] | tuple[()]] = BoundedCache(
+            TOPICS_REMEMBERED
+        )
 
     @property
     def subscriptions(self) -> list[str]:
@@ -193,36 +204,44 @@ class MqttSubscriber:
         if topic.startswith(NAMESPACE + "/"):
             self._handle_sparkplug(topic, payload, arrival, ack)
             return
-        for route in self.routes:
-            found = route.match(topic)
-            if found is None:
-                continue
-            device_map, device = route.device_map, route.device.id
-            try:
-                if device_map.format == "json":
-                    readings = decode_json(device_map, device, payload, arrival)
-                else:
-                    field_def = route.fields_by_source.get(found.get("field", ""))
-                    if field_def is None:
-                        raise PayloadError("unknown field", f"topic level {found.get('field')!r}")
-                    readings = [decode_value(field_def, device, payload, arrival)]
-            except PayloadError as exc:
-                self._reject(device, topic, exc.reason, str(exc), payload, ack)
-                return
-            readings = self._checked(readings, arrival, device, topic, payload)
-            bad = [r for r in readings if not r.good and not r.quality.startswith(BAD_TIMESTAMP)]
-            if bad:
-                self.rejects.record(
-                    device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
-                )
-            tags = self._bounded({k: v for k, v in found.items() if k != "field"}, device, topic, payload)
-            result = PollResult(
-                device, readings, started_ns=arrival, finished_ns=arrival, tags=tags, polled=False
-            )
-            self.outcomes["accepted"] += 1
-            self.sink(result, ack)
+        routed = self._route(topic)
+        if routed is None:
+            self._reject(UNKNOWN, topic, "unknown topic", "no configured device", payload, ack)
             return
-        self._reject(UNKNOWN, topic, "unknown topic", "no configured device", payload, ack)
+        route, found = routed
+        device = route.device.id
+        try:
+            if route.device_map.format == "json":
+                readings = route.decode_json(payload, arrival)
+            else:
+                field_def = route.fields_by_source.get(found.get("field", ""))
+                if field_def is None:
+                    raise PayloadError("unknown field", f"topic level {found.get('field')!r}")
+                readings = [decode_value(field_def, device, payload, arrival)]
+        except PayloadError as exc:
+            self._reject(device, topic, exc.reason, str(exc), payload, ack)
+            return
+        readings = self._checked(readings, arrival, device, topic, payload)
+        bad = [r for r in readings if r.quality != GOOD and not r.quality.startswith(BAD_TIMESTAMP)]
+        if bad:
+            self.rejects.record(
+                device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
+            )
+        tags = self._bounded({k: v for k, v in found.items() if k != "field"}, device, topic, payload)
+        result = PollResult(
+            device, readings, started_ns=arrival, finished_ns=arrival, tags=tags, polled=False
+        )
+        self.outcomes["accepted"] += 1
+        self.sink(result, ack)
+
+    def _route(self, topic: str) -> tuple[Route, dict[str, str]] | None:
+        """The device route a topic matches, and its placeholder levels; None for an unknown
+        topic. Remembered for the TOPICS_REMEMBERED most recent topics."""
+        routed = self._routes_by_topic.get(topic)
+        if routed is None:
+            routed = next(((r, f) for r in self.routes if (f := r.match(topic)) is not None), ())
+            self._routes_by_topic.put(topic, routed)
+        return routed or None
 
     def _handle_sparkplug(self, topic: str, payload: bytes, arrival: int, ack: Callable[[], None]) -> None:
         parts = topic.split("/")

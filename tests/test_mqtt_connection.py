@@ -1,0 +1,50 @@
+"""The MQTT connection on the event loop, against a real Mosquitto: a queued burst arrives whole."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from plantwatch.config.plant import MqttConfig
+from plantwatch.infra.mqtt import READS_PER_WAKEUP, MqttConnection
+from tests.mqtt_helpers import MqttTestClient
+from tests.services.mosquitto import MosquittoServer
+from tests.waiting import wait_until_async
+
+BURST = 40 * READS_PER_WAKEUP  # small messages: many wakeups' worth arrive in one read of the socket
+
+
+def test_a_queued_burst_arrives_whole_without_waiting_for_more_traffic(
+    broker: MosquittoServer, tmp_path: Path
+) -> None:
+    """The connection reads the socket in chunks and hands paho READS_PER_WAKEUP packets per
+    wakeup: packets already read but not yet handed over must not wait for the next traffic
+    (here there is none: the burst is all the broker sends)."""
+    config = MqttConfig(url=broker.url, client_id="burst")
+    received: list[int] = []
+    connection: MqttConnection
+
+    def on_message(message: mqtt.MQTTMessage) -> None:
+        received.append(int(message.payload))
+        connection.ack(message.mid, message.qos)
+
+    async def session(until: int) -> None:
+        nonlocal connection
+        connection = MqttConnection(
+            config, client_id="burst", base_dir=tmp_path, subscriptions=["burst/t"], on_message=on_message
+        )
+        async with connection:
+            await wait_until_async(connection.connected.is_set, 10, "connected")
+            await wait_until_async(lambda: len(received) >= until, 10, f"{until} messages")
+
+    asyncio.run(session(0))  # subscribes; the broker keeps the session while we are away
+    publisher = MqttTestClient(broker, "burst-publisher")
+    for seq in range(BURST):
+        publisher.publish("burst/t", str(seq), wait=False)
+    publisher.publish("burst/t", str(BURST))  # waits for its PUBACK: the broker holds them all
+    publisher.close()
+
+    asyncio.run(session(BURST + 1))
+    assert received == list(range(BURST + 1))  # all of them, in order, none twice
