@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import json
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plantwatch.contract.bus import BusMessageError, bus_payload, bus_topic, results_from_bus
+from plantwatch.core.reading import PollResult, Reading
 from tests.alert_helpers import HOUR_NS, T0, plain_text, result
 from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.amqtt_broker import AmqttServer
@@ -48,6 +52,53 @@ def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
     ):
         with pytest.raises(BusMessageError, match="not a readings-bus message"):
             results_from_bus(bad)
+
+
+def json_encoding(plant: str, device: str, results: list[PollResult]) -> bytes:
+    """The bus message as the contract describes it, written by the `json` module."""
+    encoded = []
+    for one in results:
+        fields: dict[str, object] = {}
+        for r in one.readings:
+            entry: dict[str, object] = {"value": r.value, "quality": r.quality, "ts": r.timestamp_ns}
+            entry |= {"unit": r.unit} if r.unit else {}
+            entry |= {"role": r.role} if r.role else {}
+            fields[r.field] = entry
+        encoded.append({"ts": one.started_ns, "fields": fields})
+    message = {"plant": plant, "device": device, "results": encoded}
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+texts = st.text(max_size=12)  # quotes, backslashes, control characters, any script
+values = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | texts
+readings = st.builds(
+    Reading,
+    device=st.just("saf-1"),
+    field=texts,
+    value=values,
+    timestamp_ns=st.integers(0, 2**63 - 1),
+    quality=st.sampled_from(["good", "timeout", 'decode error: "x"\n']) | texts,
+    unit=st.none() | texts,
+    role=st.none() | texts,
+)
+
+
+@given(
+    st.lists(
+        st.builds(
+            PollResult,
+            device=st.just("saf-1"),
+            readings=st.lists(readings, max_size=4, unique_by=lambda r: r.field),
+            started_ns=st.integers(0, 2**63 - 1),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+@settings(max_examples=300)
+def test_the_bus_text_is_what_the_json_module_writes(results: list[PollResult]) -> None:
+    """Field names are unique within a result, as a map's are."""
+    assert bus_payload("works", "saf-1", results) == json_encoding("works", "saf-1", results)
 
 
 @pytest.mark.parametrize(

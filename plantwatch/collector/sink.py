@@ -88,7 +88,7 @@ class BufferSink:
     def _series(self, result: PollResult) -> DeviceSeries:
         if not result.tags:
             return self.series[result.device]
-        key = (result.device, tuple(sorted(result.tags.items())))
+        key = (result.device, tuple(result.tags.items()))  # in topic-level order: one per device
         series = self._tagged.get(key)
         if series is None:
             series = device_series(self.plant, self._devices[result.device], result.tags)

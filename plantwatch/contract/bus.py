@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from plantwatch.core.errors import PlantwatchError
-from plantwatch.core.reading import PollResult, Reading
+from plantwatch.core.reading import GOOD, PollResult, Reading
 
 TOPIC_PREFIX = "plantwatch/v1"
 MAX_RESULTS = 500  # results in one message at most; a busier device's commit takes several
@@ -28,26 +29,50 @@ def bus_topic(plant: str, device: str) -> str:
     return f"{TOPIC_PREFIX}/{plant}/{device}"
 
 
-def _fields(result: PollResult) -> dict[str, dict[str, object]]:
-    fields = {}
-    for r in result.readings:
-        entry: dict[str, object] = {"value": r.value, "quality": r.quality, "ts": r.timestamp_ns}
-        if r.unit:
-            entry["unit"] = r.unit
-        if r.role:
-            entry["role"] = r.role
-        fields[r.field] = entry
-    return fields
+@lru_cache(maxsize=4096)
+def _field_head(name: str) -> str:
+    return f'{_encode(name)}:{{"value":'
+
+
+@lru_cache(maxsize=1024)
+def _field_tail(unit: str | None, role: str | None) -> str:
+    return (f',"unit":{_encode(unit)}' if unit else "") + (f',"role":{_encode(role)}' if role else "") + "}"
+
+
+_GOOD = f',"quality":{_encode(GOOD)},"ts":'
+
+
+def _value(value: object) -> str:
+    """A value's JSON literal, as `json` writes it: finite floats by their repr."""
+    kind = type(value)
+    if kind is float and value - value == 0.0:  # type: ignore[operator]
+        return repr(value)
+    if kind is int:
+        return repr(value)
+    return _encode(value)
+
+
+def _quality(quality: str) -> str:
+    return _GOOD if quality == GOOD else f',"quality":{_encode(quality)},"ts":'
+
+
+def _result_json(result: PollResult) -> str:
+    fields = ",".join(
+        f"{_field_head(r.field)}{_value(r.value)}{_quality(r.quality)}{r.timestamp_ns}"
+        f"{_field_tail(r.unit, r.role)}"
+        for r in result.readings
+    )
+    return f'{{"ts":{result.started_ns},"fields":{{{fields}}}}}'
 
 
 def bus_payload(plant: str, device: str, results: Sequence[PollResult]) -> bytes:
-    """The bus message for one device's results (polls or MQTT messages), in commit order."""
-    message = {
-        "plant": plant,
-        "device": device,
-        "results": [{"ts": result.started_ns, "fields": _fields(result)} for result in results],
-    }
-    return _encode(message).encode("utf-8")
+    """The bus message for one device's results (polls or MQTT messages), in commit order.
+
+    Written piece by piece (the field names, units and roles encoded once) rather than through
+    dicts and the JSON encoder; the text is what `json` would write (tested).
+    """
+    body = ",".join(_result_json(result) for result in results)
+    return f'{{"plant":{_encode(plant)},"device":{_encode(device)},"results":[{body}]}}'.encode()
 
 
 def bus_subscription(plant: str) -> str:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Protocol
 
@@ -81,6 +81,19 @@ class Route:
             elif text != parts[index]:
                 return None
         return found
+
+
+@dataclass
+class TopicRoute:
+    """How messages on one topic are handled: the device's route, the topic's placeholder levels,
+    and its tags once every value in them was accepted (they are then the same every time)."""
+
+    route: Route | None  # None: the topic is no configured device's
+    levels: dict[str, str]
+    tags: dict[str, str] | None = None
+
+
+NO_ROUTE = TopicRoute(None, {})
 
 
 def build_routes(plant: Plant) -> list[Route]:
@@ -166,10 +179,7 @@ class MqttSubscriber:
         self.outcomes: Counter[str] = Counter()  # one per message: accepted, rejected or ignored
         self.connection: Link | None = None  # the MqttConnection, set by the service
         self._trackers: dict[str, SparkplugTracker] = {}
-        # a topic's route and placeholder levels; () for a topic of no device
-        self._routes_by_topic: BoundedCache[str, tuple[Route, dict[str, str]] | tuple[()]] = BoundedCache(
-            TOPICS_REMEMBERED
-        )
+        self._routes_by_topic: BoundedCache[str, TopicRoute] = BoundedCache(TOPICS_REMEMBERED)
 
     @property
     def subscriptions(self) -> list[str]:
@@ -182,7 +192,7 @@ class MqttSubscriber:
         counted and sampled, never left to block the broker's in-flight window."""
         self.messages += 1
         arrival = time.time_ns()
-        ack = self._acker(message)
+        ack = partial(self._ack, message.mid, message.qos)
         topic, payload = message.topic, bytes(message.payload)
         try:
             self._handle(topic, payload, arrival, ack)
@@ -205,10 +215,10 @@ class MqttSubscriber:
             self._handle_sparkplug(topic, payload, arrival, ack)
             return
         routed = self._route(topic)
-        if routed is None:
+        route, found = routed.route, routed.levels
+        if route is None:
             self._reject(UNKNOWN, topic, "unknown topic", "no configured device", payload, ack)
             return
-        route, found = routed
         device = route.device.id
         try:
             if route.device_map.format == "json":
@@ -227,21 +237,30 @@ class MqttSubscriber:
             self.rejects.record(
                 device, topic, "bad field", "; ".join(f"{r.field}: {r.quality}" for r in bad), payload
             )
-        tags = self._bounded({k: v for k, v in found.items() if k != "field"}, device, topic, payload)
+        tags = routed.tags
+        if tags is None:
+            tags, accepted = self._bounded(
+                {k: v for k, v in found.items() if k != "field"}, device, topic, payload
+            )
+            if accepted:  # a value once accepted stays accepted
+                routed.tags = tags
         result = PollResult(
             device, readings, started_ns=arrival, finished_ns=arrival, tags=tags, polled=False
         )
         self.outcomes["accepted"] += 1
         self.sink(result, ack)
 
-    def _route(self, topic: str) -> tuple[Route, dict[str, str]] | None:
-        """The device route a topic matches, and its placeholder levels; None for an unknown
-        topic. Remembered for the TOPICS_REMEMBERED most recent topics."""
+    def _route(self, topic: str) -> TopicRoute:
+        """How a topic is handled (NO_ROUTE: it is no device's). Remembered for the
+        TOPICS_REMEMBERED most recent topics."""
         routed = self._routes_by_topic.get(topic)
         if routed is None:
-            routed = next(((r, f) for r in self.routes if (f := r.match(topic)) is not None), ())
+            routed = next(
+                (TopicRoute(r, found) for r in self.routes if (found := r.match(topic)) is not None),
+                NO_ROUTE,
+            )
             self._routes_by_topic.put(topic, routed)
-        return routed or None
+        return routed
 
     def _handle_sparkplug(self, topic: str, payload: bytes, arrival: int, ack: Callable[[], None]) -> None:
         parts = topic.split("/")
@@ -345,21 +364,28 @@ class MqttSubscriber:
             readings.append(Reading(route.device.id, f.name, value, ts, "good", f.unit, role))
         return readings
 
-    def _bounded(self, tags: dict[str, str], device: str, topic: str, payload: bytes) -> dict[str, str]:
+    def _bounded(
+        self, tags: dict[str, str], device: str, topic: str, payload: bytes
+    ) -> tuple[dict[str, str], bool]:
         """Topic-level tags, each level holding at most `mqtt.max_tag_values` distinct values per
-        device (each is an InfluxDB series); past that a new value is stored as OTHER, counted."""
+        device (each is an InfluxDB series); past that a new value is stored as OTHER, counted.
+        Also whether every value was accepted as it came."""
+        accepted = True
         for level, value in tags.items():
-            seen = self._tag_values.setdefault((device, level), set())
+            seen = self._tag_values.get((device, level))
+            if seen is None:
+                seen = self._tag_values[(device, level)] = set()
             if value in seen:
                 continue
             if len(seen) < self.max_tag_values:
                 seen.add(value)
                 continue
             tags[level] = OTHER
+            accepted = False
             self.rejects.record(
                 device, topic, TOO_MANY_TAG_VALUES, f"{level}: {self.max_tag_values} already", payload
             )
-        return tags
+        return tags, accepted
 
     def _checked(
         self, readings: list[Reading], arrival: int, device: str, topic: str, payload: bytes
@@ -393,11 +419,6 @@ class MqttSubscriber:
         self.rejects.record(device, topic, reason, detail, payload)
         ack()
 
-    def _acker(self, message: mqtt.MQTTMessage) -> Callable[[], None]:
-        mid, qos = message.mid, message.qos
-
-        def ack() -> None:
-            if self.connection is not None:
-                self.connection.ack(mid, qos)
-
-        return ack
+    def _ack(self, mid: int, qos: int) -> None:
+        if self.connection is not None:
+            self.connection.ack(mid, qos)
