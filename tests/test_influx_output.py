@@ -243,3 +243,23 @@ def test_a_long_drain_logs_its_rate_and_eta(
     assert all(" lines/s, ETA 0:00:" in m for m in progress)
     left = [int(m.split()[1]) for m in progress]
     assert left == sorted(left, reverse=True) and left[0] < 30_000
+
+
+def test_a_backlog_is_drained_to_its_end_and_a_trickle_still_waits(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path
+) -> None:
+    """After full batches the young remainder goes at once (no `flush_interval` wait at the end of
+    a burst); a partial batch after a partial batch waits for it."""
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    for chunk in range(25):  # commits of 10 lines: batches of 100, 100 and a young 50
+        buffer.append(lines(10, start=chunk * 10))
+    writer = make_writer(v1_config(influxdb.url, influx_db))
+    forwarder = Forwarder(buffer, writer, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d")
+    run_forwarder(buffer, forwarder, until_empty=20)  # an hour's flush_interval: never waited for
+    assert count(influxdb, influx_db) == 250
+
+    async def trickle() -> bool:
+        buffer.append(lines(10, start=250))
+        return await forwarder.send_batch(asyncio.Event())
+
+    assert asyncio.run(trickle()) is False and buffer.depth == 10  # it waits for flush_interval

@@ -50,7 +50,12 @@ class ForwarderStats:
 
 
 class Forwarder:
-    """Sends batches of up to `batch_size` lines, or fewer once the oldest waited `flush_interval`."""
+    """Sends batches of up to `batch_size` lines, or fewer once the oldest waited `flush_interval`.
+
+    A backlog is drained to its end: after a full batch, what is left goes at once, however
+    young, so the end of a burst or of an outage waits for no timer. Only a partial batch that
+    follows a partial batch (a steady trickle) waits for `flush_interval`.
+    """
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class Forwarder:
         self._outage = OutageLog(log)
         self._last_rejection = ""
         self._progress = DrainProgress(buffer, self.stats, every=progress_every)
+        self._draining = False  # the last batch sent was full: a backlog is being drained
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until `stop` is set; an unfinished batch stays in the buffer."""
@@ -121,8 +127,10 @@ class Forwarder:
         if batch is None:
             return False
         young = (time.time_ns() - batch.oldest_ns) / 1e9 < self.flush_interval
-        if linger and len(batch.lines) < self.batch_size and young:
+        full = len(batch.lines) >= self.batch_size
+        if linger and not full and young and not self._draining:
             return False
+        self._draining = full
         dead_before = self.stats.dead_letters
         await self._deliver(batch.lines, stop)
         self.buffer.ack(batch)
