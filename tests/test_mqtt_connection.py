@@ -1,4 +1,5 @@
-"""The MQTT connection on the event loop, against a real Mosquitto: a queued burst arrives whole."""
+"""The MQTT connection on the event loop, against a real Mosquitto: a queued burst arrives whole and
+is acknowledged whole."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.waiting import wait_until_async
 BURST = 40 * READS_PER_WAKEUP  # small messages: many wakeups' worth arrive in one read of the socket
 
 
-def test_a_queued_burst_arrives_whole_without_waiting_for_more_traffic(
+def test_a_queued_burst_arrives_whole_and_every_ack_reaches_the_broker(
     broker: MosquittoServer, tmp_path: Path
 ) -> None:
     """The connection reads the socket in chunks and hands paho READS_PER_WAKEUP packets per
@@ -48,3 +49,12 @@ def test_a_queued_burst_arrives_whole_without_waiting_for_more_traffic(
 
     asyncio.run(session(BURST + 1))
     assert received == list(range(BURST + 1))  # all of them, in order, none twice
+
+    # every acknowledgement reached the broker (runs of PUBACKs go out as one write): a new
+    # message is the first and only one the session gets, nothing is delivered again
+    received.clear()
+    publisher = MqttTestClient(broker, "burst-publisher")
+    publisher.publish("burst/t", "-1")
+    publisher.close()
+    asyncio.run(session(1))
+    assert received == [-1]

@@ -53,6 +53,34 @@ class BufferedClient(mqtt.Client):
         """Whether bytes read from the current socket wait here for paho."""
         return self._taken < len(self._inbox) and self._inbox_socket is self._sock
 
+    def _packet_write(self) -> mqtt.MQTTErrorCode:
+        """paho's write of its queue, with each run of queued PUBACKs sent as one buffer (a
+        commit acknowledges hundreds of messages at once; paho would make a system call for each)."""
+        queue = self._out_packet
+        if len(queue) > 1:
+            packets = []
+            while queue:  # popleft: the connect thread may append meanwhile
+                packets.append(queue.popleft())
+            merged: list[Any] = []  # paho's packet dicts, a run of PUBACKs as its first
+            contents: list[list[bytes | bytearray]] = []
+            for packet in packets:
+                previous = merged[-1] if merged else None
+                if (
+                    previous is not None
+                    and packet["command"] == previous["command"] == mqtt.PUBACK
+                    and packet["pos"] == previous["pos"] == 0
+                ):
+                    contents[-1].append(packet["packet"])
+                else:
+                    merged.append(packet)
+                    contents.append([packet["packet"]])
+            for packet, parts in zip(merged, contents, strict=True):
+                if len(parts) > 1:
+                    packet["packet"] = b"".join(parts)
+                    packet["to_process"] = len(packet["packet"])
+            queue.extendleft(reversed(merged))
+        return super()._packet_write()
+
     def _sock_recv(self, bufsize: int) -> bytes:
         if not self.buffered:
             try:
