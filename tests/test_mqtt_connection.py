@@ -23,12 +23,19 @@ def test_a_queued_burst_arrives_whole_and_every_ack_reaches_the_broker(
 ) -> None:
     """The connection reads the socket in chunks and hands paho READS_PER_WAKEUP packets per
     wakeup: packets already read but not yet handed over must not wait for the next traffic
-    (here there is none: the burst is all the broker sends)."""
+    (here there is none: the burst is all the broker sends). A wakeup never takes more than
+    READS_PER_WAKEUP messages, even while our own QoS 1 publishes wait for their PUBACKs behind
+    the burst (paho's loop_read then reads one packet per publish in flight): the event loop's
+    timers keep running."""
     config = MqttConfig(url=broker.url, client_id="burst")
     received: list[int] = []
+    per_wakeup: list[int] = []
     connection: MqttConnection
 
     def on_message(message: mqtt.MQTTMessage) -> None:
+        if not received:  # publishes in flight while the burst comes in, as the readings bus's
+            for _ in range(200):
+                connection.publish("burst/echo", b"x")
         received.append(int(message.payload))
         connection.ack(message.mid, message.qos)
 
@@ -37,6 +44,14 @@ def test_a_queued_burst_arrives_whole_and_every_ack_reaches_the_broker(
         connection = MqttConnection(
             config, client_id="burst", base_dir=tmp_path, subscriptions=["burst/t"], on_message=on_message
         )
+        read = connection._read
+
+        def counted_read() -> None:
+            before = len(received)
+            read()
+            per_wakeup.append(len(received) - before)
+
+        connection._read = counted_read  # type: ignore[method-assign]
         async with connection:
             await wait_until_async(connection.connected.is_set, 10, "connected")
             await wait_until_async(lambda: len(received) >= until, 10, f"{until} messages")
@@ -50,6 +65,7 @@ def test_a_queued_burst_arrives_whole_and_every_ack_reaches_the_broker(
 
     asyncio.run(session(BURST + 1))
     assert received == list(range(BURST + 1))  # all of them, in order, none twice
+    assert max(per_wakeup) <= READS_PER_WAKEUP
 
     # every acknowledgement reached the broker (runs of PUBACKs go out as one write): a new
     # message is the first and only one the session gets, nothing is delivered again

@@ -71,6 +71,21 @@ class BufferedClient(mqtt.Client):
         """Whether bytes read from the current socket wait here for paho."""
         return self._taken < len(self._inbox) and self._inbox_socket is self._sock
 
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        """Read at most `max_packets` packets. paho's own ignores the argument and reads one
+        packet per message in flight either way, so while our QoS 1 publishes wait for their
+        PUBACKs behind a stream of incoming messages, one call read dozens of packets and one
+        wakeup thousands: the event loop's timers (commits, polls) waited for seconds."""
+        for _ in range(max_packets):
+            if self._sock is None:
+                return mqtt.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == mqtt.MQTT_ERR_AGAIN:
+                return mqtt.MQTT_ERR_SUCCESS
+        return mqtt.MQTT_ERR_SUCCESS
+
     def _packet_write(self) -> mqtt.MQTTErrorCode:
         """paho's write of its queue, with each run of queued PUBACKs sent as one buffer (a
         commit acknowledges hundreds of messages at once; paho would make a system call for each)."""
@@ -181,6 +196,7 @@ class MqttConnection:
         self._outage = OutageLog(log)
         self._answered = asyncio.Event()  # this attempt got a CONNACK, accepting or refusing
         self._tasks: list[asyncio.Task[None]] = []
+        self._read_pending: asyncio.Handle | None = None  # a `_read` scheduled by `_read_soon`
 
     # --- socket plumbing: paho calls these from the loop, or from the connect worker thread ---
 
@@ -223,7 +239,17 @@ class MqttConnection:
                 return
         sock = client.socket()
         if client.buffered or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-            self._loop.call_soon(self._read)
+            self._read_soon()
+
+    def _read_soon(self) -> None:
+        """`_read` on the next loop iteration, once however often asked: a read scheduled per
+        readable event as well would pile up, and each iteration would read more and more."""
+        if self._read_pending is None:
+            self._read_pending = self._loop.call_soon(self._read_again)
+
+    def _read_again(self) -> None:
+        self._read_pending = None
+        self._read()
 
     async def _keepalive(self) -> None:
         while True:
