@@ -152,7 +152,7 @@ async def pipeline(server: InfluxDBServer, folder: Path, polls: int, devices: in
     factory = PollFactory(devices)
     buffer = DurableBuffer(folder / "pipeline.sqlite")
     writer = make_writer(InfluxConfig(url=server.url, api="v1", database=db, timeout="30s"))
-    forwarder = Forwarder(buffer, writer, batch_size=BATCH, flush_interval=0.05, dead_letter=folder / "dead")
+    forwarder = Forwarder(buffer, writer, batch_size=BATCH, dead_letter=folder / "dead")  # flush_interval 1 s
     sink = BufferSink(bench_plant(devices), buffer, forwarder.wakeup, BATCH)
     stop = asyncio.Event()
     base = 1_700_000_000_000_000_000

@@ -263,3 +263,17 @@ def test_a_backlog_is_drained_to_its_end_and_a_trickle_still_waits(
         return await forwarder.send_batch(asyncio.Event())
 
     assert asyncio.run(trickle()) is False and buffer.depth == 10  # it waits for flush_interval
+
+
+def test_a_stream_of_commits_too_big_to_pair_is_sent_without_waiting(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path
+) -> None:
+    """Commits of 60 lines with batches of 100: a batch holds one commit (commits are never
+    split), and with more waiting behind it, it is full: nothing waits for `flush_interval`."""
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    for chunk in range(5):
+        buffer.append(lines(60, start=chunk * 60))
+    writer = make_writer(v1_config(influxdb.url, influx_db))
+    forwarder = Forwarder(buffer, writer, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d")
+    run_forwarder(buffer, forwarder, until_empty=20)
+    assert count(influxdb, influx_db) == 300

@@ -65,7 +65,7 @@ class BufferSink:
         batch_size: int,
         *,
         commit_interval: float = 0.05,
-        commit_lines: int = 5000,
+        commit_lines: int = 1000,  # a fifth of a default batch: batches fill with whole commits
     ) -> None:
         self.plant = plant
         self.series = plant_series(plant)

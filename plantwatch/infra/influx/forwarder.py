@@ -52,9 +52,11 @@ class ForwarderStats:
 class Forwarder:
     """Sends batches of up to `batch_size` lines, or fewer once the oldest waited `flush_interval`.
 
-    A backlog is drained to its end: after a full batch, what is left goes at once, however
-    young, so the end of a burst or of an outage waits for no timer. Only a partial batch that
-    follows a partial batch (a steady trickle) waits for `flush_interval`.
+    A batch is full when it holds `batch_size` lines, or as many whole commits as fit with more
+    lines waiting behind it (a commit is never split). A backlog is drained to its end: after a
+    full batch, what is left goes at once, however young, so the end of a burst or of an outage
+    waits for no timer. Only a partial batch that follows a partial batch (a steady trickle)
+    waits for `flush_interval`.
     """
 
     def __init__(
@@ -127,7 +129,8 @@ class Forwarder:
         if batch is None:
             return False
         young = (time.time_ns() - batch.oldest_ns) / 1e9 < self.flush_interval
-        full = len(batch.lines) >= self.batch_size
+        # full: batch_size lines, or as many whole commits as fit with more waiting behind them
+        full = len(batch.lines) >= self.batch_size or self.buffer.depth > len(batch.lines)
         if linger and not full and young and not self._draining:
             return False
         self._draining = full
