@@ -54,14 +54,14 @@ class ResponseDecoder:
 
     def decode(self, words: Sequence[int] | Sequence[bool], timestamp: int, into: list[Reading]) -> None:
         """Append each register's reading; a value that cannot be decoded gets the reason."""
-        device = self.device
+        device, make = self.device, Reading._make  # _make: half the cost of Reading(...)
         for offset, width, decoder, name, unit, role in self.slots:
             try:
                 value: Value | None = decoder(words[offset : offset + width])
                 quality = GOOD
             except DecodeError as exc:
                 value, quality = None, f"decode error: {exc}"
-            into.append(Reading(device, name, value, timestamp, quality, unit, role))
+            into.append(make((device, name, value, timestamp, quality, unit, role)))
 
     def missing(self, timestamp: int, reason: str, into: list[Reading]) -> None:
         """Append a bad reading per register: the request failed or was skipped for `reason`."""

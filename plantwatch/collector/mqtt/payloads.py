@@ -177,7 +177,7 @@ class JsonDecoder:
             except PayloadError as exc:
                 readings.append(Reading(device, field.name, None, timestamp, str(exc), field.unit, role))
                 continue
-            readings.append(Reading(device, field.name, value, timestamp, GOOD, field.unit, role))
+            readings.append(Reading._make((device, field.name, value, timestamp, GOOD, field.unit, role)))
         return readings
 
 
