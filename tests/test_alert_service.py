@@ -395,3 +395,23 @@ def test_the_running_service_delivers_mail_and_annotations_in_the_background(
     assert [m["Subject"][:4] for m in smtp.inbox.messages] == ["【告警】", "【恢复】"]
     assert grafana.annotations[1]["timeEnd"] == (T0 + 5 * HOUR_NS) // 10**6
     assert len(grafana.annotations[1]["tags"]) == 5
+
+
+def test_a_result_that_breaks_the_service_is_still_acknowledged_at_the_next_checkpoint(
+    tmp_path: Path, smtp: SmtpServer, grafana: GrafanaApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bus message whose result hits a bug must not stay unacknowledged (the broker would hold
+    back everything behind it), and is acknowledged once, by the checkpoint."""
+    service = build_alert_service(plant_file(tmp_path, smtp, grafana))
+    acked: list[str] = []
+
+    def broken_update(*_args: object) -> object:
+        raise RuntimeError("a bug nobody foresaw")
+
+    monkeypatch.setattr(service.engine, "update", broken_update)
+    with pytest.raises(RuntimeError):
+        service.handle(result("saf-1", T0, active_energy=1.0), ack=lambda: acked.append("broken"))
+    assert acked == []  # not before the checkpoint
+    service.tick()
+    assert acked == ["broken"]
+    service.close()

@@ -104,8 +104,8 @@ def test_the_bus_text_is_what_the_json_module_writes(results: list[PollResult]) 
 @pytest.mark.parametrize(
     ("server", "version", "subscription"),
     [
-        ("broker", "5", "reading $share/plantwatch-alerts/plantwatch/v1/works/+"),  # Mosquitto
-        ("amqtt_broker", "3.1.1", "reading plantwatch/v1/works/+"),  # no shared subscriptions
+        ("broker", "5", "reading $share/plantwatch-alerts/plantwatch/v2/works/+"),  # Mosquitto
+        ("amqtt_broker", "3.1.1", "reading plantwatch/v2/works/+"),  # no shared subscriptions
     ],
 )
 def test_alerts_service_reads_the_bus_and_writes_the_breach_email_to_the_outbox(

@@ -177,7 +177,7 @@ def test_province_profile_bridges_plant_b_to_the_central_broker_and_splits_its_a
     assert plant.config.influx is not None and urlsplit(plant.config.influx.url).hostname == "influxdb"
     edge = host_path(SERVICES["edge-mosquitto-b"], "/mosquitto/config/mosquitto.conf").read_text()
     assert re.search(r"^address mosquitto:1883$", edge, re.MULTILINE)
-    assert re.search(r"^topic plantwatch/v1/# out 1$", edge, re.MULTILINE)
+    assert re.search(r"^topic plantwatch/v2/# out 1$", edge, re.MULTILINE)
     assert re.search(r"^cleansession false$", edge, re.MULTILINE)
     workers = []
     for name in ("alerts-b-1", "alerts-b-2"):

@@ -85,7 +85,7 @@ def test_demo_headless_reads_every_sector_and_mails_a_breach_with_the_right_numb
         address = urlsplit(broker.group(1))
         assert address.hostname == "127.0.0.1" and address.port is not None
         bus = MqttTestClient(PrintedBroker(address.port), "demo-bus-test")
-        bus.subscribe("plantwatch/v1/demo-works/+")
+        bus.subscribe("plantwatch/v2/demo-works/+")
         returncode = demo.wait(120)
         bus.close()
     finally:

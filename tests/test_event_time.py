@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from plantwatch.alerts.kpi.watermark import EventTimeGate
 from plantwatch.alerts.service import AlertService
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.collector.modbus.clock import ClockError, DeviceClock
 from plantwatch.config.device_map import parse_device_map
 from plantwatch.config.plant import Plant, load_plant_config
-from plantwatch.core.reading import PollResult
+from plantwatch.core.reading import PollResult, Reading
 from tests.alert_helpers import MINUTE_NS, plain_text, result
 from tests.mqtt_helpers import SUBSCRIBED, MqttTestClient
 from tests.services.influxdb import InfluxDBServer
@@ -407,3 +408,29 @@ def test_a_device_clock_from_registers_in_its_zone_or_as_an_epoch() -> None:
     with pytest.raises(ClockError, match="minute: timeout"):
         unread = result("d", 0, quality={"minute": "timeout"}, **parts)
         clock.read({r.field: r for r in unread.readings})
+
+
+def test_a_device_gate_restores_pending_results_saved_by_this_and_earlier_releases() -> None:
+    """Pending results are saved as readings-bus messages; releases before 2026-12 saved the
+    one-result form (`ts` and `fields` at the top), which still loads."""
+    gate = EventTimeGate(lateness_ns=10 * 10**9, silence_ns=60 * 10**9)
+    pending = PollResult("saf-1", [Reading("saf-1", "active_energy", 5.0, 2 * 10**9)], 1, 2 * 10**9)
+    assert gate.offer(pending, 2 * 10**9, 0) == []  # waits for the watermark
+    state = gate.state()
+    legacy = {
+        **state,
+        "pending": [
+            [
+                2 * 10**9,
+                '{"plant": "", "device": "saf-1", "ts": 2000000000, "fields": {"active_energy":'
+                ' {"value": 5.0, "quality": "good", "ts": 2000000000}}}',
+            ],
+        ],
+    }
+    for saved in (state, legacy):
+        restored = EventTimeGate(lateness_ns=10 * 10**9, silence_ns=60 * 10**9)
+        restored.restore(json.loads(json.dumps(saved)), now_ns=0)
+        final = restored.tick(now_ns=120 * 10**9)  # silent long enough: everything is final
+        assert [(ts, r.device, r.readings[0][1:4]) for ts, r in final] == [
+            (2 * 10**9, "saf-1", ("active_energy", 5.0, 2 * 10**9))
+        ]

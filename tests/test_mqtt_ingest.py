@@ -39,7 +39,7 @@ def test_json_messages_reach_influxdb_and_the_readings_bus(
 ) -> None:
     config = mqtt_plant(tmp_path, broker.url, plant_influx.url)
     listener = MqttTestClient(broker, "bus-listener")
-    listener.subscribe("plantwatch/v1/works/#")
+    listener.subscribe("plantwatch/v2/works/#")
     collect = start_plantwatch(
         "collect", "--config", str(config), "--health-interval", "1s", log=tmp_path / "c.log"
     )
@@ -53,7 +53,7 @@ def test_json_messages_reach_influxdb_and_the_readings_bus(
     device.publish(
         "plants/works/south/cems/stack-2/data", json.dumps({"values": {"dust": 1}})
     )  # no timestamp
-    bus_messages = listener.wait_for_bus_results(51, "plantwatch/v1/works/stack-1", timeout=20)
+    bus_messages = listener.wait_for_bus_results(51, "plantwatch/v2/works/stack-1", timeout=20)
     wait_until(lambda: log_count(tmp_path / "plantwatch-mqtt-rejects.jsonl", "\n") == 4, 20, "4 rejects")
     wait_for_points(plant_influx, "stack-1", 51)
     assert stop(collect) == 0
@@ -83,7 +83,7 @@ def test_json_messages_reach_influxdb_and_the_readings_bus(
     bad_json = next(s for s in samples if s["reason"] == "bad json")
     assert bad_json["payload"] == "{not json" and bad_json["topic"] == "plants/works/north/cems/stack-1/data"
 
-    bus_messages = listener.bus_messages("plantwatch/v1/works/stack-1")
+    bus_messages = listener.bus_messages("plantwatch/v2/works/stack-1")
     assert len(bus_messages) == 51  # 50 good + the one with a bad field: every accepted message
     first = bus_messages[0]
     assert first["device"] == "stack-1" and first["plant"] == "works"
@@ -212,13 +212,13 @@ def test_mqtt_3_1_1_on_the_embedded_amqtt_broker_reaches_influxdb_and_the_readin
 ) -> None:
     config = mqtt_plant(tmp_path, amqtt_broker.url, plant_influx.url, mqtt_extra=MQTT_3_1_1)
     listener = MqttTestClient(amqtt_broker, "bus-listener")
-    listener.subscribe("plantwatch/v1/works/#")
+    listener.subscribe("plantwatch/v2/works/#")
     collect = start_plantwatch("collect", "--config", str(config), log=tmp_path / "c.log")
     wait_for_log(tmp_path / "c.log", SUBSCRIBED)
     device = MqttTestClient(amqtt_broker, "cems-logger")
     for seq in range(30):
         device.publish("plants/works/north/cems/stack-1/data", cems_message(seq, dust=20.0 + seq))
-    bus = listener.wait_for_bus_results(30, "plantwatch/v1/works/stack-1", timeout=20)
+    bus = listener.wait_for_bus_results(30, "plantwatch/v2/works/stack-1", timeout=20)
     wait_for_points(plant_influx, "stack-1", 30)
     assert stop(collect) == 0
     device.close()

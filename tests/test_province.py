@@ -31,7 +31,7 @@ def bridge_to(central: MosquittoServer, name: str) -> list[str]:
     return [
         f"connection {name}-to-central",
         f"address 127.0.0.1:{central.port}",
-        "topic plantwatch/v1/# out 1",
+        "topic plantwatch/v2/# out 1",
         "bridge_protocol_version mqttv50",
         "cleansession false",
         f"remote_clientid {name}-bridge",

@@ -13,7 +13,7 @@ import pytest
 from plantwatch.collector.readings_bus import ReadingsBus
 from plantwatch.collector.sink import BufferSink
 from plantwatch.config.plant import Plant, parse_plant_config
-from plantwatch.contract.bus import MAX_RESULTS, results_from_bus
+from plantwatch.contract.bus import MAX_MESSAGE_BYTES, results_from_bus
 from plantwatch.core.reading import PollResult, Reading
 from plantwatch.infra.influx.buffer import DurableBuffer
 from tests.waiting import wait_until_async
@@ -101,14 +101,18 @@ def test_the_readings_bus_sends_a_commit_as_one_message_per_device_in_order() ->
             assert qos == 1 and isinstance(payload, bytes)
             sent.append((topic, payload))
 
+    busy = MAX_MESSAGE_BYTES // 40  # more results of stack-1 than one message holds
+    huge = PollResult("stack-3", [Reading("stack-3", "dust", None, 7, "x" * MAX_MESSAGE_BYTES)], 1, 7, 8)
     other = PollResult("stack-2", [Reading("stack-2", "dust", 9.0, 5)], 1, 5, 6)
-    committed = [result(0), other, *(result(seq) for seq in range(1, MAX_RESULTS + 2))]
+    committed = [result(0), other, huge, *(result(seq) for seq in range(1, busy))]
     ReadingsBus(Recorder(), "p")(committed)
 
-    assert [topic for topic, _ in sent] == ["plantwatch/v1/p/stack-1"] * 2 + ["plantwatch/v1/p/stack-2"]
+    topics = [topic for topic, _ in sent]
+    assert topics == ["plantwatch/v2/p/stack-1"] * 2 + ["plantwatch/v2/p/stack-2", "plantwatch/v2/p/stack-3"]
+    assert all(len(payload) <= MAX_MESSAGE_BYTES for _, payload in sent[:3])  # split by size
     stack_1 = [r for _, payload in sent[:2] for r in results_from_bus(payload)]
-    assert len(results_from_bus(sent[0][1])) == MAX_RESULTS  # a busy device's commit is split
     assert [(r.started_ns, r.readings[0].value) for r in stack_1] == [
-        (1000 + seq, 1.0 + seq) for seq in range(MAX_RESULTS + 2)
+        (1000 + seq, 1.0 + seq) for seq in range(busy)
     ]
     assert [(r.device, r.started_ns) for r in results_from_bus(sent[2][1])] == [("stack-2", 5)]
+    assert len(results_from_bus(sent[3][1])) == 1  # a result larger than the limit goes alone

@@ -165,7 +165,8 @@ class AlertService:
 
     def handle(self, result: PollResult, ack: Callable[[], object] | None = None) -> None:
         """One result: liveness, KPIs in event time, rule evaluation, transitions. `ack` (the
-        readings bus) runs once the KPI windows this result moved are saved."""
+        readings bus) runs once the KPI windows this result moved are saved; it is queued before
+        anything else, so it runs with the next checkpoint even when handling the result fails."""
         if ack is not None:
             self._acks.append(ack)
         device = result.device

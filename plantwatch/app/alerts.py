@@ -37,7 +37,7 @@ ALERTS_BUFFER = "plantwatch-alerts-buffer.sqlite"
 
 
 async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker | None = None) -> None:
-    """Consume `plantwatch/v1/<plant>/+` (a worker: its devices' topics) until SIGINT/SIGTERM; KPI
+    """Consume `plantwatch/v2/<plant>/+` (a worker: its devices' topics) until SIGINT/SIGTERM; KPI
     and alert points go to InfluxDB through a durable buffer of their own when the plant has an
     `influx` section. The daily digest and monthly report come from the first worker only."""
     mqtt_config = plant.config.mqtt
@@ -116,15 +116,12 @@ async def run_alerts(plant: Plant, health_interval: float = 10.0, worker: Worker
                 # acknowledged once the KPI windows its results moved are saved (the next
                 # checkpoint after the last): a crash before then gets it again from the broker
                 for index, result in enumerate(results, 1):
-                    last = index == len(results)
-                    try:
-                        service.handle(result, ack=ack if last else None)
-                    except Exception:  # a bug must not leave the message unacknowledged: that stalls all
+                    try:  # the ack is queued first: it goes with the next checkpoint even if this fails
+                        service.handle(result, ack=ack if index == len(results) else None)
+                    except Exception:  # one result's bug must not cost the others
                         log.exception(
                             "alerts: readings bus %s: a result broke the alert service", message.topic
                         )
-                        if last:
-                            ack()
                 if not results:
                     ack()
 

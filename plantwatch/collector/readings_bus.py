@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from plantwatch.contract.bus import MAX_RESULTS, bus_payload, bus_topic
+from plantwatch.contract.bus import bus_payloads, bus_topic
 from plantwatch.core.reading import PollResult
 
 
@@ -15,8 +15,8 @@ class Publisher(Protocol):
 
 
 class ReadingsBus:
-    """A sink listener: publishes each commit's results, one message per device (up to
-    `MAX_RESULTS` results each), in commit order within a device.
+    """A sink listener: publishes each commit's results, one message per device (more when they
+    would pass the contract's MAX_MESSAGE_BYTES), in commit order within a device.
 
     One message per device rather than per result: a device sending hundreds of MQTT messages a
     second costs the bus a message per commit (50 ms), not one per message.
@@ -33,6 +33,5 @@ class ReadingsBus:
             by_device.setdefault(result.device, []).append(result)
         for device, mine in by_device.items():
             topic = bus_topic(self.plant, device)
-            for start in range(0, len(mine), MAX_RESULTS):
-                chunk = mine[start : start + MAX_RESULTS]
-                self.connection.publish(topic, bus_payload(self.plant, device, chunk), qos=1)
+            for payload in bus_payloads(self.plant, device, mine):
+                self.connection.publish(topic, payload, qos=1)

@@ -65,7 +65,7 @@ class BufferSink:
         batch_size: int,
         *,
         commit_interval: float = 0.05,
-        commit_lines: int = 1000,  # a fifth of a default batch: batches fill with whole commits
+        commit_lines: int | None = None,  # default: a fifth of a batch, so batches fill with commits
     ) -> None:
         self.plant = plant
         self.series = plant_series(plant)
@@ -74,7 +74,7 @@ class BufferSink:
         self.wakeup = wakeup
         self.batch_size = batch_size
         self.commit_interval = commit_interval
-        self.commit_lines = commit_lines
+        self.commit_lines = commit_lines or max(1, batch_size // 5)
         self.stats = IngestStats()
         self.listeners: list[Listener] = []
         self._lines: list[str] = []

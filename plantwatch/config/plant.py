@@ -237,7 +237,7 @@ class MqttConfig(Strict):
     # distinct values a topic level turned tag may take per device (each is an InfluxDB series);
     # past it, new values are stored as "_other" and counted
     max_tag_values: int = Field(default=1000, ge=1)
-    publish_readings: bool = True  # republish every reading to plantwatch/v1/<plant>/<device>
+    publish_readings: bool = True  # republish every reading to plantwatch/v2/<plant>/<device>
 
     @field_validator("protocol_version", mode="before")
     @classmethod

@@ -1,8 +1,9 @@
-"""The readings bus: every committed reading republished to `plantwatch/v1/<plant>/<device>` (QoS 1);
+"""The readings bus: every committed reading republished to `plantwatch/v2/<plant>/<device>` (QoS 1);
 its topic, encoder and decoder.
 
-One message per device per commit of the collector's buffer, holding that device's results in
-commit order (docs/data-model.md), as compact JSON:
+One message per device per commit of the collector's buffer (more when they would pass
+MAX_MESSAGE_BYTES), holding that device's results in commit order (docs/data-model.md), as
+compact JSON:
 {"plant": "works", "device": "saf-1", "results": [{"ts": 1764120000000000000,
  "fields": {"active_power": {"value": 29903.4, "unit": "kW", "role": "power", "quality": "good",
  "ts": 1764120000000000000}, ...}}, ...]}
@@ -12,15 +13,17 @@ Unit and role are left out when the map has none; `value` is null when quality i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
 from plantwatch.core.errors import PlantwatchError
 from plantwatch.core.reading import GOOD, PollResult, Reading
 
-TOPIC_PREFIX = "plantwatch/v1"
-MAX_RESULTS = 500  # results in one message at most; a busier device's commit takes several
+TOPIC_PREFIX = "plantwatch/v2"
+# A message holds results up to this size (a single larger result goes alone): under the limits
+# of the brokers we know (AWS IoT 128 KB, Azure 256 KB, plantwatch's own mqtt.max_payload 256 KB).
+MAX_MESSAGE_BYTES = 64 * 1024
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -65,14 +68,35 @@ def _result_json(result: PollResult) -> str:
     return f'{{"ts":{result.started_ns},"fields":{{{fields}}}}}'
 
 
+def _head(plant: str, device: str) -> bytes:
+    return f'{{"plant":{_encode(plant)},"device":{_encode(device)},"results":['.encode()
+
+
 def bus_payload(plant: str, device: str, results: Sequence[PollResult]) -> bytes:
-    """The bus message for one device's results (polls or MQTT messages), in commit order.
+    """One bus message holding one device's results (polls or MQTT messages), in commit order.
 
     Written piece by piece (the field names, units and roles encoded once) rather than through
     dicts and the JSON encoder; the text is what `json` would write (tested).
     """
-    body = ",".join(_result_json(result) for result in results)
-    return f'{{"plant":{_encode(plant)},"device":{_encode(device)},"results":[{body}]}}'.encode()
+    body = b",".join(_result_json(result).encode() for result in results)
+    return _head(plant, device) + body + b"]}"
+
+
+def bus_payloads(plant: str, device: str, results: Sequence[PollResult]) -> Iterator[bytes]:
+    """The bus messages for one device's results, in commit order: each holds as many as fit in
+    MAX_MESSAGE_BYTES, and at least one."""
+    head = _head(plant, device)
+    parts: list[bytes] = []
+    size = len(head) + 2
+    for result in results:
+        part = _result_json(result).encode()
+        if parts and size + len(part) + 1 > MAX_MESSAGE_BYTES:
+            yield head + b",".join(parts) + b"]}"
+            parts, size = [], len(head) + 2
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        yield head + b",".join(parts) + b"]}"
 
 
 def bus_subscription(plant: str) -> str:

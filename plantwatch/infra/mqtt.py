@@ -72,10 +72,10 @@ class BufferedClient(mqtt.Client):
         return self._taken < len(self._inbox) and self._inbox_socket is self._sock
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        """Read at most `max_packets` packets. paho's own ignores the argument and reads one
-        packet per message in flight either way, so while our QoS 1 publishes wait for their
-        PUBACKs behind a stream of incoming messages, one call read dozens of packets and one
-        wakeup thousands: the event loop's timers (commits, polls) waited for seconds."""
+        """Read at most `max_packets` packets. paho's own ignores the argument and reads as many
+        packets as it holds QoS > 0 messages (our publishes waiting for their PUBACKs, queued
+        ones included), so behind a stream of incoming messages one call read dozens of packets
+        and one wakeup thousands: the event loop's timers (commits, polls) waited for seconds."""
         for _ in range(max_packets):
             if self._sock is None:
                 return mqtt.MQTT_ERR_NO_CONN
@@ -226,7 +226,7 @@ class MqttConnection:
 
     def _read(self) -> None:
         """Readable socket: take packets until it is drained, up to READS_PER_WAKEUP of them
-        (paho reads about one per call).
+        (`loop_read` reads one per call).
 
         Bytes the client holds, and with TLS bytes already decrypted inside the SSL object, are
         invisible to the selector; they are read on the next loop iteration instead of waiting

@@ -127,6 +127,7 @@ class Forwarder:
         """Send the oldest batch; False when there was nothing (yet) worth sending."""
         batch = self.buffer.read(self.batch_size)
         if batch is None:
+            self._draining = False  # the backlog is gone: the next lines are a new trickle
             return False
         young = (time.time_ns() - batch.oldest_ns) / 1e9 < self.flush_interval
         # full: batch_size lines, or as many whole commits as fit with more waiting behind them
