@@ -1,5 +1,4 @@
-"""The MQTT connection on the event loop, against a real Mosquitto: a queued burst arrives whole and
-is acknowledged whole; receiving leaves no garbage cycles."""
+"""The MQTT connection on the event loop against a real Mosquitto: bursts, acks, garbage cycles."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The sink: group commits, acknowledgements after the commit, a failing disk, and the readings bus
-it feeds."""
+"""The sink: group commits, acks after the commit, a failing disk, the readings bus it feeds."""
 
 from __future__ import annotations
 
