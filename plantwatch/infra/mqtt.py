@@ -48,7 +48,9 @@ class TopicCallbacks(MQTTMatcher):
 
 
 class BufferedClient(mqtt.Client):
-    """paho's client, reading its socket a chunk at a time.
+    """paho's client, fixed and tuned for a stream: its socket read a chunk at a time,
+    `loop_read` bounded by its argument, runs of PUBACKs written at once, and no reference cycle
+    per message (TopicCallbacks). Each override says why.
 
     paho reads each packet with three or more `recv` calls (its first byte, its length, its
     body), each a system call, and it gives no sign that the socket is empty: a reader asking for
