@@ -34,7 +34,7 @@ def test_bus_messages_round_trip_and_bad_ones_are_named() -> None:
             (r.field, r.value, r.quality, r.timestamp_ns) for r in other.readings
         ]
     field_4 = b'{"value": 1, "quality": "good", "ts": 4}'
-    # the one-result form of earlier releases (older collectors, older alert state files)
+    # the one-result form of plantwatch/v1, which alert state files of earlier releases hold
     legacy = b'{"plant": "works", "device": "saf-1", "ts": 5, "fields": {"a": %s}}' % field_4
     (old,) = results_from_bus(legacy)
     assert (old.device, old.started_ns, old.readings[0][1:4]) == ("saf-1", 5, ("a", 1, 4))

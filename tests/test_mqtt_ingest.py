@@ -53,7 +53,7 @@ def test_json_messages_reach_influxdb_and_the_readings_bus(
     device.publish(
         "plants/works/south/cems/stack-2/data", json.dumps({"values": {"dust": 1}})
     )  # no timestamp
-    bus_messages = listener.wait_for_bus_results(51, "plantwatch/v2/works/stack-1", timeout=20)
+    listener.wait_for_bus_results(51, "plantwatch/v2/works/stack-1", timeout=20)
     wait_until(lambda: log_count(tmp_path / "plantwatch-mqtt-rejects.jsonl", "\n") == 4, 20, "4 rejects")
     wait_for_points(plant_influx, "stack-1", 51)
     assert stop(collect) == 0

@@ -72,14 +72,17 @@ def _head(plant: str, device: str) -> bytes:
     return f'{{"plant":{_encode(plant)},"device":{_encode(device)},"results":['.encode()
 
 
+def _message(head: bytes, parts: list[bytes]) -> bytes:
+    return head + b",".join(parts) + b"]}"
+
+
 def bus_payload(plant: str, device: str, results: Sequence[PollResult]) -> bytes:
     """One bus message holding one device's results (polls or MQTT messages), in commit order.
 
     Written piece by piece (the field names, units and roles encoded once) rather than through
     dicts and the JSON encoder; the text is what `json` would write (tested).
     """
-    body = b",".join(_result_json(result).encode() for result in results)
-    return _head(plant, device) + body + b"]}"
+    return _message(_head(plant, device), [_result_json(result).encode() for result in results])
 
 
 def bus_payloads(plant: str, device: str, results: Sequence[PollResult]) -> Iterator[bytes]:
@@ -91,12 +94,12 @@ def bus_payloads(plant: str, device: str, results: Sequence[PollResult]) -> Iter
     for result in results:
         part = _result_json(result).encode()
         if parts and size + len(part) + 1 > MAX_MESSAGE_BYTES:
-            yield head + b",".join(parts) + b"]}"
+            yield _message(head, parts)
             parts, size = [], len(head) + 2
         parts.append(part)
         size += len(part) + 1
     if parts:
-        yield head + b",".join(parts) + b"]}"
+        yield _message(head, parts)
 
 
 def bus_subscription(plant: str) -> str:
@@ -122,8 +125,8 @@ def _result(device: str, entry: dict[str, Any]) -> PollResult:
 def results_from_bus(payload: bytes | bytearray) -> list[PollResult]:
     """A readings-bus message back into the results the collector committed, in order.
 
-    Also reads the one-result form of releases before 2026-12 (`ts` and `fields` at the top, no
-    `results`): what an older collector publishes, and what older alert state files hold.
+    Also reads the one-result form of `plantwatch/v1` (`ts` and `fields` at the top, no
+    `results`): what the pending results in alert state files of earlier releases hold.
     """
     try:
         message = json.loads(payload)

@@ -55,8 +55,8 @@ class Forwarder:
     A batch is full when it holds `batch_size` lines, or as many whole commits as fit with more
     lines waiting behind it (a commit is never split). A backlog is drained to its end: after a
     full batch, what is left goes at once, however young, so the end of a burst or of an outage
-    waits for no timer. Only a partial batch that follows a partial batch (a steady trickle)
-    waits for `flush_interval`.
+    waits for no timer. A partial batch that follows a partial batch or an empty buffer (a
+    steady trickle) waits for `flush_interval`.
     """
 
     def __init__(
