@@ -4,21 +4,41 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from plantwatch.core.codecs import compile_decoder, decode, encode
+from plantwatch.core.codecs import STRUCT_FORMATS, SpanDecoder, Value, ValueSpec, decode, encode, width
 from plantwatch.core.errors import DecodeError
 
 # 123.456 as float32 is 0x42F6E979: bytes A=42 B=F6 C=E9 D=79.
+ORDERS = ["ABCD", "CDAB", "BADC", "DCBA"]
 FLOAT_VECTORS = {
     "ABCD": [0x42F6, 0xE979],
     "CDAB": [0xE979, 0x42F6],
     "BADC": [0xF642, 0x79E9],
     "DCBA": [0x79E9, 0xF642],
 }
+
+
+def compile_decoder(
+    value_type: str, byte_order: str = "ABCD", **options: Any
+) -> Callable[[list[int]], Value]:
+    """One value's decoder: a SpanDecoder of that value alone, raising its error."""
+
+    def decoder(words: list[int]) -> Value:
+        length = len(words) if value_type == "string" else None
+        spec = ValueSpec(0, value_type, byte_order, length=length, **options)
+        values, errors = SpanDecoder(len(words), [spec]).decode(words)
+        if errors:
+            raise errors[0]
+        assert values[0] is not None
+        return values[0]
+
+    return decoder
 
 
 @pytest.mark.parametrize(("order", "words"), FLOAT_VECTORS.items())
@@ -127,3 +147,66 @@ def test_nan_and_infinity_are_decode_errors() -> None:
         compile_decoder("float32")(encode(math.nan, "float32"))
     with pytest.raises(DecodeError, match="inf"):
         compile_decoder("float64", "DCBA")(encode(-math.inf, "float64", "DCBA"))
+
+
+@st.composite
+def spans(draw: st.DrawFn) -> tuple[list[ValueSpec], list[int]]:
+    """A response span and values laid anywhere in it: gaps, overlaps, bits of one word, any order."""
+    count = draw(st.integers(1, 20))
+    specs = []
+    for _ in range(draw(st.integers(1, 8))):
+        value_type = draw(st.sampled_from([*STRUCT_FORMATS, "bool", "string"]))
+        length = draw(st.integers(1, 3)) if value_type == "string" else None
+        size = width(value_type, length)
+        if size > count:
+            continue
+        bit = draw(st.none() | st.integers(0, 15)) if value_type == "bool" else None
+        at = draw(st.integers(0, count - size))
+        specs.append(ValueSpec(at, value_type, draw(st.sampled_from(ORDERS)), bit=bit, length=length))
+    assume(specs)
+    ascii_words = st.integers(0x20, 0x7E).map(lambda low: low << 8 | draw(st.integers(0x20, 0x7E)))
+    words = draw(st.lists(st.integers(0, 0xFFFF) | ascii_words, min_size=count, max_size=count))
+    return specs, words
+
+
+@given(spans())
+def test_a_span_decodes_every_value_as_decoding_it_alone_would(
+    span: tuple[list[ValueSpec], list[int]],
+) -> None:
+    specs, words = span
+    values, errors = SpanDecoder(len(words), specs).decode(words)
+    assert len(values) == len(specs)
+    for n, spec in enumerate(specs):
+        own = words[spec.at : spec.at + width(spec.value_type, spec.length)]
+        try:
+            expected = decode(own, spec.value_type, spec.byte_order, bit=spec.bit)
+        except DecodeError as exc:
+            assert values[n] is None and str(errors[n]) == str(exc)
+            continue
+        if isinstance(expected, float) and not math.isfinite(expected):
+            assert values[n] is None and str(errors[n]) == f"value is {expected}"
+            continue
+        assert n not in errors
+        assert values[n] == expected and type(values[n]) is type(expected)
+
+
+def test_one_bad_value_in_a_span_leaves_the_others_good() -> None:
+    specs = [
+        ValueSpec(0, "float32"),
+        ValueSpec(2, "float32", "DCBA"),
+        ValueSpec(4, "string", length=1),
+        ValueSpec(5, "uint16", scale=0.1),
+        ValueSpec(5, "bool", bit=0),
+    ]
+    words = [*encode(1.5, "float32"), *encode(math.inf, "float32", "DCBA"), 0xE400, 1001]
+    values, errors = SpanDecoder(6, specs).decode(words)
+    assert values == [1.5, None, None, 100.1, True]
+    assert sorted(errors) == [1, 2]
+    assert str(errors[1]) == "value is inf"
+    assert "not ASCII" in str(errors[2])
+
+
+def test_finite_floats_whose_sum_overflows_are_good() -> None:
+    words = encode(1.5e308, "float64") + encode(1.7e308, "float64", "CDAB")
+    values, errors = SpanDecoder(8, [ValueSpec(0, "float64"), ValueSpec(4, "float64", "CDAB")]).decode(words)
+    assert (values, errors) == ([1.5e308, 1.7e308], {})

@@ -61,6 +61,12 @@ def escape_key(key: str) -> str:
     return key.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
 
+@lru_cache(maxsize=8192)
+def field_key(field: str) -> str:
+    """`field=`, escaped, as a field starts in a line."""
+    return escape_key(field) + "="
+
+
 def escape_tag_value(value: str) -> str:
     """A tag value ready for a line (see `tag_value_as_stored` for the mapping applied)."""
     return escape_key(tag_value_as_stored(value))
@@ -149,20 +155,27 @@ def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
 def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]) -> int:
     """`poll_lines` appended to `lines`; returns how many values were good (written as numbers)."""
     by_time: dict[int, list[str]] = {}
+    fields: list[str] = []
+    last_ts = None  # readings of one request share a timestamp: the dict is seldom consulted
     quality: list[str] = []
     bad = 0
     for reading in result.readings:
-        if reading.quality == GOOD:
-            value = reading.value
-            try:  # a float, the most common value, without the dispatch
-                literal = repr(value) if type(value) is float else format_field_value(value)
+        _, field, value, ts, reading_quality, _, _ = reading
+        if reading_quality == GOOD:
+            try:  # floats and integers, the most common values, without the dispatch
+                if type(value) is float:
+                    literal = repr(value)
+                elif type(value) is int and INT64_MIN <= value <= INT64_MAX:
+                    literal = f"{value}i"
+                else:
+                    literal = format_field_value(value)
             except ValueError as exc:
                 reading = _as_bad(reading, str(exc))
             else:
-                fields = by_time.get(reading.timestamp_ns)
-                if fields is None:
-                    fields = by_time[reading.timestamp_ns] = []
-                fields.append(f"{escape_key(reading.field)}={literal}")
+                if ts != last_ts:
+                    fields = by_time.setdefault(ts, [])
+                    last_ts = ts
+                fields.append(field_key(field) + literal)
                 continue
         bad += 1
         quality.append(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple, cast
 
 from plantwatch.core.codecs import Value
 
@@ -31,6 +33,11 @@ class Reading(NamedTuple):
     def good(self) -> bool:
         """True when the value can be used."""
         return self.quality == GOOD
+
+
+# A Reading from its seven fields in order, built in C: what `Reading._make` does, without its
+# Python frame (a fifth of the cost of a reading in the collector's decoding loops).
+reading_of = cast(Callable[[Iterable[Any]], Reading], partial(tuple.__new__, Reading))
 
 
 @dataclass(slots=True)

@@ -4,69 +4,72 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 from plantwatch.collector.modbus.clock import ClockError, DeviceClock
 from plantwatch.collector.modbus.plan import ReadRequest, plan_requests
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus, ReadError
-from plantwatch.config.device_map import DeviceMap, Register
+from plantwatch.config.device_map import BIT_TABLES, DeviceMap, Register
 from plantwatch.config.plant import DeviceConfig
-from plantwatch.core.codecs import Value, compile_decoder
+from plantwatch.core.codecs import SpanDecoder, ValueSpec
 from plantwatch.core.errors import DecodeError
 from plantwatch.core.event_time import checked
 from plantwatch.core.outage_log import OutageLog
-from plantwatch.core.reading import GOOD, PollResult, Reading
+from plantwatch.core.reading import GOOD, PollResult, Reading, reading_of
 
 log = logging.getLogger(__name__)
 
 
-def register_decoder(reg: Register) -> Callable[[Sequence[int] | Sequence[bool]], Value]:
-    """Decode and scale one register's value from the words (or bits) that hold it."""
-    if reg.table in ("coil", "discrete"):
-        return lambda bits: bool(bits[0])
-    return compile_decoder(
+def value_spec(reg: Register, request: ReadRequest) -> ValueSpec:
+    """Where `reg` sits in the response to `request`, and how it is decoded."""
+    return ValueSpec(
+        reg.address - request.address,
         reg.type,
         reg.byte_order,
         bit=reg.bit,
         scale=reg.scale,
         offset=reg.offset,
         counter_bits=reg.counter.bits if reg.counter else None,
+        length=reg.length,
     )
 
 
 class ResponseDecoder:
-    """Turns the words of one request's response into readings, one per register, with what each
-    needs (offset, width, decoder, name, unit, role) looked up once, when the collector starts."""
+    """Turns the words of one request's response into readings, one per register; the names, units
+    and roles, and how the response is decoded, are looked up once, when the collector starts."""
 
     def __init__(self, device: str, request: ReadRequest) -> None:
         self.device = device
-        self.slots = [
-            (
-                reg.address - request.address,
-                reg.width,
-                register_decoder(reg),
-                reg.name,
-                reg.unit,
-                reg.role.value if reg.role else None,
-            )
-            for reg in request.registers
-        ]
+        self.names = [reg.name for reg in request.registers]
+        self.units = [reg.unit for reg in request.registers]
+        self.roles = [reg.role.value if reg.role else None for reg in request.registers]
+        self.bit_offsets: list[int] | None = None  # coils and discrete inputs: one bit per value
+        self.span: SpanDecoder | None = None
+        if request.table in BIT_TABLES:
+            self.bit_offsets = [reg.address - request.address for reg in request.registers]
+        else:
+            self.span = SpanDecoder(request.count, [value_spec(reg, request) for reg in request.registers])
 
     def decode(self, words: Sequence[int] | Sequence[bool], timestamp: int, into: list[Reading]) -> None:
         """Append each register's reading; a value that cannot be decoded gets the reason."""
-        device, make = self.device, Reading._make  # _make: half the cost of Reading(...)
-        for offset, width, decoder, name, unit, role in self.slots:
-            try:
-                value: Value | None = decoder(words[offset : offset + width])
-                quality = GOOD
-            except DecodeError as exc:
-                value, quality = None, f"decode error: {exc}"
-            into.append(make((device, name, value, timestamp, quality, unit, role)))
+        errors: dict[int, DecodeError] = {}
+        if self.span is not None:
+            values, errors = self.span.decode(words)
+        else:
+            values = [bool(words[at]) for at in self.bit_offsets or ()]
+        qualities: Iterable[str] = repeat(GOOD)
+        if errors:
+            qualities = [f"decode error: {errors[n]}" if n in errors else GOOD for n in range(len(values))]
+        # built in one pass of C code: a third of the cost of a loop calling Reading(...)
+        into.extend(map(reading_of, zip(
+            repeat(self.device), self.names, values, repeat(timestamp), qualities, self.units, self.roles
+        )))  # fmt: skip
 
     def missing(self, timestamp: int, reason: str, into: list[Reading]) -> None:
         """Append a bad reading per register: the request failed or was skipped for `reason`."""
         device = self.device
-        for _, _, _, name, unit, role in self.slots:
+        for name, unit, role in zip(self.names, self.units, self.roles, strict=True):
             into.append(Reading(device, name, None, timestamp, reason, unit, role))
 
 

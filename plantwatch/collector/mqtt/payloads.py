@@ -10,7 +10,7 @@ from typing import Any
 
 from plantwatch.collector.errors import CollectorError
 from plantwatch.config.mqtt_map import MqttDeviceMap, MqttField, MqttTimestamp
-from plantwatch.core.reading import GOOD, Reading
+from plantwatch.core.reading import GOOD, Reading, reading_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an InfluxDB integer field holds
@@ -177,7 +177,7 @@ class JsonDecoder:
             except PayloadError as exc:
                 readings.append(Reading(device, field.name, None, timestamp, str(exc), field.unit, role))
                 continue
-            readings.append(Reading._make((device, field.name, value, timestamp, GOOD, field.unit, role)))
+            readings.append(reading_of((device, field.name, value, timestamp, GOOD, field.unit, role)))
         return readings
 
 
