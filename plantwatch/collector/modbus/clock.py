@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from plantwatch.config.device_map import DeviceMap
 from plantwatch.config.roles import Role
-from plantwatch.core.reading import Reading
+from plantwatch.core.reading import GOOD, Reading
 
 _PARTS = ("year", "month", "day", "hour", "minute", "second")
 
@@ -34,6 +34,7 @@ class DeviceClock:
             if Role(f"clock_{part}") in registers
         }
         self.zone = ZoneInfo(device_map.clock.timezone if device_map.clock else "Asia/Shanghai")
+        self._names = [self.epoch] if self.epoch else list(self.parts.values())
 
     @staticmethod
     def of(device_map: DeviceMap) -> DeviceClock | None:
@@ -42,13 +43,12 @@ class DeviceClock:
 
     def read(self, readings: Mapping[str, Reading]) -> int:
         """Nanoseconds since the epoch that the clock registers of this poll say."""
-        names = [self.epoch] if self.epoch else list(self.parts.values())
         values = {}
-        for name in names:
+        for name in self._names:
             reading = readings.get(name)
-            if reading is None or not reading.good:
+            if reading is None or reading.quality != GOOD:
                 raise ClockError(f"{name}: {reading.quality if reading else 'not read'}", unread=True)
-            if not isinstance(reading.value, int | float):
+            if not isinstance(reading.value, (int, float)):  # a tuple: faster than int | float
                 raise ClockError(f"{name}: {reading.value!r} is not a number")
             values[name] = int(reading.value)
         if self.epoch:

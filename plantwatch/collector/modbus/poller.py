@@ -134,7 +134,8 @@ class ModbusDevicePoller:
                 )
             return readings
         self._clock_outage.recovered("device %s: clock readable again", self.device.id)
-        stamped = [r._replace(timestamp_ns=device_ns) for r in readings]
+        # reading_of, not _replace: a third of the cost, on every reading of every poll of the device
+        stamped = [reading_of((d, f, v, device_ns, q, u, r)) for d, f, v, _, q, u, r in readings]
         return checked(stamped, now_ns, self.max_skew_ns)[0]
 
     def _log_failure(self, request: ReadRequest, reason: str) -> None:
