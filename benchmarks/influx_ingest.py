@@ -26,7 +26,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import urllib3
@@ -42,7 +43,7 @@ from plantwatch.core.codecs import encode
 from plantwatch.core.reading import PollResult
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.infra.influx.forwarder import Forwarder
-from plantwatch.infra.influx.writers import make_writer
+from plantwatch.infra.influx.writers import Writer, make_writer
 from tests.services.influxdb import InfluxDBServer
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,6 +58,41 @@ class Run:
     seconds: float = 0.0
     own_cpu: float = 0.0
     influxd_cpu: float = 0.0
+    posts: dict[str, float] = field(default_factory=dict)  # the pipeline's posts: see Posts.summary
+
+
+@dataclass
+class TimedWriter:
+    """The pipeline's writer, recording when each post started and ended: the forwarder keeps one
+    post in flight, so its throughput is the time a post takes plus the gap to the next one."""
+
+    writer: Writer
+    times: list[tuple[float, float]] = field(default_factory=list)  # (start, end), perf_counter
+
+    def __post_init__(self) -> None:
+        self.target = self.writer.target
+
+    async def write(self, lines: list[str]) -> None:
+        start = time.perf_counter()
+        await self.writer.write(lines)
+        self.times.append((start, time.perf_counter()))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def summary(self, produced_at: float) -> dict[str, float]:
+        """Posts, and the mean post and gap before it (ms) while polls were still being produced
+        and after: a post takes longer while the pipeline's own thread holds one of the cores."""
+        out: dict[str, float] = {"posts": len(self.times)}
+        for phase, producing in (("producing", True), ("after", False)):
+            posts = [
+                (end - start, start - previous_end)
+                for (_, previous_end), (start, end) in pairwise(self.times)
+                if (start < produced_at) == producing
+            ]
+            out[f"post_ms_{phase}"] = round(1000 * statistics.mean(p for p, _ in posts), 1) if posts else 0.0
+            out[f"gap_ms_{phase}"] = round(1000 * statistics.mean(g for _, g in posts), 1) if posts else 0.0
+        return out
 
 
 @contextmanager
@@ -151,7 +187,7 @@ async def pipeline(server: InfluxDBServer, folder: Path, polls: int, devices: in
     db = database(server, "bench_pipeline")
     factory = PollFactory(devices)
     buffer = DurableBuffer(folder / "pipeline.sqlite")
-    writer = make_writer(InfluxConfig(url=server.url, api="v1", database=db, timeout="30s"))
+    writer = TimedWriter(make_writer(InfluxConfig(url=server.url, api="v1", database=db, timeout="30s")))
     forwarder = Forwarder(buffer, writer, batch_size=BATCH, dead_letter=folder / "dead")  # flush_interval 1 s
     sink = BufferSink(bench_plant(devices), buffer, forwarder.wakeup, BATCH)
     stop = asyncio.Event()
@@ -164,7 +200,8 @@ async def pipeline(server: InfluxDBServer, folder: Path, polls: int, devices: in
             if n % 200 == 0:
                 await asyncio.sleep(0)  # let the forwarder and commits run, as between real polls
         sink.flush()
-        produced = time.perf_counter() - started
+        produced_at = time.perf_counter()
+        produced = produced_at - started
         while buffer.depth:
             await asyncio.sleep(0.01)
     stop.set()
@@ -172,9 +209,10 @@ async def pipeline(server: InfluxDBServer, folder: Path, polls: int, devices: in
     writer.close()
     buffer.close()
     assert points(server, db) == polls, "pipeline lost points"
+    run.posts = writer.summary(produced_at)
     print(
         f"  pipeline: produced in {produced:.2f}s, all acknowledged at {run.seconds:.2f}s; "
-        f"CPU: plantwatch {run.own_cpu:.2f}s, influxd {run.influxd_cpu:.2f}s",
+        f"CPU: plantwatch {run.own_cpu:.2f}s, influxd {run.influxd_cpu:.2f}s; {run.posts}",
         flush=True,
     )
     return run
@@ -198,6 +236,7 @@ def baseline(server: InfluxDBServer, polls: int, devices: int) -> Run:
             response = pool.request("POST", url, body=body, headers={"Content-Encoding": "gzip"})
             assert response.status == 204, response.data
     assert points(server, db) == polls, "baseline lost points"
+    run.posts = {"posts": -(-len(lines) // BATCH)}
     print(
         f"  baseline: {run.seconds:.2f}s; CPU: poster {run.own_cpu:.2f}s, influxd {run.influxd_cpu:.2f}s",
         flush=True,
@@ -299,6 +338,12 @@ def main() -> int:
                 "influxd_cpu_s_pipeline": round(statistics.median(r.influxd_cpu for r in ours), 2),
                 "cores": os.cpu_count(),
                 "ratio_ceiling_on_these_cores": round(statistics.median(base_s) / floor_s, 3),
+                "baseline_post_ms": round(
+                    statistics.median(1000 * r.seconds / r.posts["posts"] for r in base), 1
+                ),
+                "pipeline_posts": {  # medians over the rounds
+                    key: statistics.median(r.posts[key] for r in ours) for key in ours[0].posts
+                },
                 "influxdb": "1.6.7 (Debian), /write, gzip level 1, batches of 5000 lines",
             }
             print(json.dumps(results["throughput"], indent=2), flush=True)

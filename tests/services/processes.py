@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
@@ -9,12 +10,35 @@ from pathlib import Path
 
 from tests.waiting import wait_until
 
+FIRST_SERVICE_PORT = 10_000  # below: well-known and registered ports a machine may use
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral range.
+
+    A port inside that range can be taken by any outgoing connection between this pick and the
+    service's bind; a benchmark making 150,000 connections saw influxd fail with "address already
+    in use". Outgoing connections never take a port below the range.
+    """
+    low = ephemeral_range()[0]
+    for _ in range(200):
+        port = random.randrange(FIRST_SERVICE_PORT, low) if low > FIRST_SERVICE_PORT + 1000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: try another
+            return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free TCP port between {FIRST_SERVICE_PORT} and {low} on 127.0.0.1")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default when it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def listening(port: int) -> bool:
