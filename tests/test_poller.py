@@ -239,3 +239,28 @@ def test_rtu_framing_over_tcp(loop_thread: object, shipped_maps: dict[str, Devic
     expected = sim.values(1234.0)
     assert result.ok
     assert_values_match(result.readings, expected)
+
+
+def test_a_clocked_device_stamps_every_reading_with_its_own_clock(
+    loop_thread: object, shipped_maps: dict[str, DeviceMap]
+) -> None:
+    device_map = shipped_maps["dust_cems"]  # a logger clock in year..second registers
+    behind = 100.0  # the device's clock runs 100 s behind this machine's
+    sim = SimulatedDevice(device_map, 7, clock=lambda: 1234.0, epoch=time.time() - 1234.0 - behind)
+
+    async def run() -> PollResult:
+        async with SimulatorServer([sim]) as server:
+            device = DeviceConfig(id="cems", map="t", url=f"tcp://127.0.0.1:{server.port}", unit=7)
+            bus = ModbusBus(device.endpoint)
+            result = await ModbusDevicePoller(device, device_map, bus).poll()
+            bus.close()
+            return result
+
+    result = loop_thread.run(run())  # type: ignore[attr-defined]
+    assert result.ok
+    stamps = {r.timestamp_ns for r in result.readings}
+    assert len(stamps) == 1  # every value of the poll, clock registers included
+    device_s = stamps.pop() / 1e9
+    assert abs(device_s - (time.time() - behind)) < 3  # the device's time, not the poll's
+    assert device_s == int(device_s)  # the registers count whole seconds
+    assert_values_match(result.readings, sim.values(1234.0))

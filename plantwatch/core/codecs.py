@@ -188,8 +188,8 @@ class SpanDecoder:
             self._pick = _getter(picks)
         self._finishers = [(n, finish) for n, spec in enumerate(specs) if (finish := _finisher(spec))]
         # Unscaled floats need only a finiteness check, done on their sum (NaN and infinity carry).
-        plain_floats = [n for n, spec in enumerate(specs) if _plain_float(spec)]
-        self._plain_floats = _getter(plain_floats) if plain_floats else None
+        self._plain_floats = [n for n, spec in enumerate(specs) if _plain_float(spec)]
+        self._plain_float_values = _getter(self._plain_floats) if self._plain_floats else None
 
     def decode(self, words: Sequence[int]) -> tuple[list[Value | None], dict[int, DecodeError]]:
         """Every value in the order of the specs (None where it cannot be decoded), and the
@@ -206,8 +206,8 @@ class SpanDecoder:
                 values[n] = finish(values[n])
             except DecodeError as exc:
                 values[n], errors[n] = None, exc
-        if self._plain_floats is not None and not isfinite(sum(self._plain_floats(values))):
-            for n in self._plain_floats(range(len(values))):
+        if self._plain_float_values is not None and not isfinite(sum(self._plain_float_values(values))):
+            for n in self._plain_floats:
                 if not isfinite(raw_float := cast(float, values[n])):
                     values[n], errors[n] = None, DecodeError(f"value is {raw_float}")
         return values, errors

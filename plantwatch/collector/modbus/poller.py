@@ -61,7 +61,7 @@ class ResponseDecoder:
         qualities: Iterable[str] = repeat(GOOD)
         if errors:
             qualities = [f"decode error: {errors[n]}" if n in errors else GOOD for n in range(len(values))]
-        # built in one pass of C code: a third of the cost of a loop calling Reading(...)
+        # built in one pass of C code (map over zip): a fifth cheaper than a loop calling Reading._make
         into.extend(map(reading_of, zip(
             repeat(self.device), self.names, values, repeat(timestamp), qualities, self.units, self.roles
         )))  # fmt: skip
@@ -134,7 +134,7 @@ class ModbusDevicePoller:
                 )
             return readings
         self._clock_outage.recovered("device %s: clock readable again", self.device.id)
-        # reading_of, not _replace: a third of the cost, on every reading of every poll of the device
+        # reading_of, not _replace: about a third of the cost, on every reading of every poll
         stamped = [reading_of((d, f, v, device_ns, q, u, r)) for d, f, v, _, q, u, r in readings]
         return checked(stamped, now_ns, self.max_skew_ns)[0]
 
