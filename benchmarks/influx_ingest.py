@@ -87,14 +87,14 @@ class TimedWriter:
         """Posts, and the mean post and gap before it (ms) while polls were still being produced
         and after: a post takes longer while the pipeline's own thread holds one of the cores."""
         out: dict[str, float] = {"posts": len(self.times)}
+        gaps = [start - previous_end for (_, previous_end), (start, _) in pairwise(self.times)]
         for phase, producing in (("producing", True), ("after", False)):
-            posts = [
-                (end - start, start - previous_end)
-                for (_, previous_end), (start, end) in pairwise(self.times)
-                if (start < produced_at) == producing
-            ]
-            out[f"post_ms_{phase}"] = round(1000 * statistics.mean(p for p, _ in posts), 1) if posts else 0.0
-            out[f"gap_ms_{phase}"] = round(1000 * statistics.mean(g for _, g in posts), 1) if posts else 0.0
+            posts = [n for n, (start, _) in enumerate(self.times) if (start < produced_at) == producing]
+            took = [self.times[n][1] - self.times[n][0] for n in posts]
+            waited = [gaps[n - 1] for n in posts if n > 0]  # the first post has no gap before it
+            out[f"posts_{phase}"] = len(posts)
+            out[f"post_ms_{phase}"] = round(1000 * statistics.mean(took), 1) if took else 0.0
+            out[f"gap_ms_{phase}"] = round(1000 * statistics.mean(waited), 1) if waited else 0.0
         return out
 
 
@@ -117,7 +117,8 @@ def process_cpu(pid: int) -> float:
 
 
 def pin_apart(server: InfluxDBServer) -> None:
-    """influxd's threads on core 0, this process on core 1 (threads started later inherit it)."""
+    """influxd's threads on the first core this process may use, this process on the second
+    (threads started later inherit it)."""
     assert server.proc is not None
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("--pin needs two cores")

@@ -11,7 +11,16 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from plantwatch.core.codecs import STRUCT_FORMATS, SpanDecoder, Value, ValueSpec, decode, encode, width
+from plantwatch.core.codecs import (
+    INTEGER_TYPES,
+    STRUCT_FORMATS,
+    SpanDecoder,
+    Value,
+    ValueSpec,
+    decode,
+    encode,
+    width,
+)
 from plantwatch.core.errors import DecodeError
 
 # 123.456 as float32 is 0x42F6E979: bytes A=42 B=F6 C=E9 D=79.
@@ -167,6 +176,33 @@ def spans(draw: st.DrawFn) -> tuple[list[ValueSpec], list[int]]:
     ascii_words = st.integers(0x20, 0x7E).map(lambda low: low << 8 | draw(st.integers(0x20, 0x7E)))
     words = draw(st.lists(st.integers(0, 0xFFFF) | ascii_words, min_size=count, max_size=count))
     return specs, words
+
+
+@st.composite
+def scaled_spans(draw: st.DrawFn) -> tuple[list[ValueSpec], list[int]]:
+    """Spans whose numbers are scaled, offset and (integers) masked as counters."""
+    specs, words = draw(spans())
+    scales = st.sampled_from([1.0, 2.0, 0.1, 0.01, 0.001, 2.5e-05, -0.5, 1 / 3])
+    offsets = st.sampled_from([0.0, 5.0, -40.0, 273.15, 0.5])
+    scaled = []
+    for spec in specs:
+        if spec.value_type in STRUCT_FORMATS:
+            bits = 16 * width(spec.value_type)
+            counter = draw(st.none() | st.integers(1, bits)) if spec.value_type in INTEGER_TYPES else None
+            spec = spec._replace(scale=draw(scales), offset=draw(offsets), counter_bits=counter)
+        scaled.append(spec)
+    return scaled, words
+
+
+@given(scaled_spans())
+def test_scaling_in_a_span_is_scaling_the_value_alone(span: tuple[list[ValueSpec], list[int]]) -> None:
+    specs, words = span
+    values, errors = SpanDecoder(len(words), specs).decode(words)
+    for n, spec in enumerate(specs):
+        size = width(spec.value_type, spec.length)
+        alone, alone_errors = SpanDecoder(size, [spec._replace(at=0)]).decode(words[spec.at : spec.at + size])
+        assert str(errors.get(n)) == str(alone_errors.get(0))
+        assert values[n] == alone[0] and type(values[n]) is type(alone[0])
 
 
 @given(spans())

@@ -37,6 +37,7 @@ TAG_WORKER = "worker"  # on plantwatch_alerts and _notifications of a partitione
 RESERVED_TAGS = frozenset({TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT, TAG_FIELD})
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_NO_TIMESTAMP = object()  # equal to no reading's timestamp
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -156,7 +157,7 @@ def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]
     """`poll_lines` appended to `lines`; returns how many values were good (written as numbers)."""
     by_time: dict[int, list[str]] = {}
     fields: list[str] = []
-    last_ts = None  # readings of one request share a timestamp: the dict is seldom consulted
+    last_ts: object = _NO_TIMESTAMP  # readings of one request share one: the dict is seldom consulted
     quality: list[str] = []
     bad = 0
     for reading in result.readings:

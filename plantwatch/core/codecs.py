@@ -145,8 +145,8 @@ class SpanDecoder:
     """Decodes every value of one span of registers (one read response) at once, with the work
     of planning done when it is built.
 
-    The words are packed into bytes once per poll (and once more, byte-swapped, if some value's
-    byte order needs that). Values sharing a byte layout are read by one precompiled struct, in
+    The words are packed into bytes once per poll for each word byte order the values need
+    (big-endian, byte-swapped, or both). Values sharing a byte layout are read by one precompiled struct, in
     address order; a value overlapping another (two bits of one status word) shares its read or
     goes into the next struct. Then counters are masked, values scaled, floats and strings
     checked: engineering value = raw x scale + offset, after masking a counter to `counter_bits`.

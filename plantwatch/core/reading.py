@@ -35,8 +35,9 @@ class Reading(NamedTuple):
         return self.quality == GOOD
 
 
-# A Reading from its seven fields in order, built in C: what `Reading._make` does, without its
-# Python frame (a fifth of the cost of a reading in the collector's decoding loops).
+# A Reading from its seven fields in order, built in C: `Reading._make` without its Python frame
+# (a fifth of the cost of a reading in the collector's decoding loops) and without its length
+# check, so callers pass exactly seven fields.
 reading_of = cast(Callable[[Iterable[Any]], Reading], partial(tuple.__new__, Reading))
 
 

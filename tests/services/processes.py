@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.waiting import wait_until
 
-FIRST_SERVICE_PORT = 10_000  # below: well-known and registered ports a machine may use
+FIRST_SERVICE_PORT = 10_000  # below: the well-known ports and the busiest registered ones
 
 
 def free_port() -> int:
