@@ -222,20 +222,22 @@ def test_counter_rollover_wraps_at_the_declared_width(loop_thread: object) -> No
     assert [s["energy_16"] for s in seen] == [2**16 - 150, 2**16 - 50, 50]
 
 
+async def poll_once(device_map: DeviceMap, sim: SimulatedDevice, *, rtu_framing: bool = False) -> PollResult:
+    """One poll of `sim` (unit 7) by a fresh poller on its own bus."""
+    async with SimulatorServer([sim], rtu_framing=rtu_framing) as server:
+        scheme = "rtu+tcp" if rtu_framing else "tcp"
+        device = DeviceConfig(id="cems", map="t", url=f"{scheme}://127.0.0.1:{server.port}", unit=7)
+        bus = ModbusBus(device.endpoint)
+        result = await ModbusDevicePoller(device, device_map, bus).poll()
+        bus.close()
+        return result
+
+
 def test_rtu_framing_over_tcp(loop_thread: object, shipped_maps: dict[str, DeviceMap]) -> None:
     device_map = shipped_maps["dust_cems"]
     # its clock at simulated second 1234 reads now: within event_time.max_skew
     sim = SimulatedDevice(device_map, 7, clock=lambda: 1234.0, epoch=time.time() - 1234.0)
-
-    async def run() -> PollResult:
-        async with SimulatorServer([sim], rtu_framing=True) as server:
-            device = DeviceConfig(id="cems", map="t", url=f"rtu+tcp://127.0.0.1:{server.port}", unit=7)
-            bus = ModbusBus(device.endpoint)
-            result = await ModbusDevicePoller(device, device_map, bus).poll()
-            bus.close()
-            return result
-
-    result = loop_thread.run(run())  # type: ignore[attr-defined]
+    result = loop_thread.run(poll_once(device_map, sim, rtu_framing=True))  # type: ignore[attr-defined]
     expected = sim.values(1234.0)
     assert result.ok
     assert_values_match(result.readings, expected)
@@ -247,16 +249,7 @@ def test_a_clocked_device_stamps_every_reading_with_its_own_clock(
     device_map = shipped_maps["dust_cems"]  # a logger clock in year..second registers
     behind = 100.0  # the device's clock runs 100 s behind this machine's
     sim = SimulatedDevice(device_map, 7, clock=lambda: 1234.0, epoch=time.time() - 1234.0 - behind)
-
-    async def run() -> PollResult:
-        async with SimulatorServer([sim]) as server:
-            device = DeviceConfig(id="cems", map="t", url=f"tcp://127.0.0.1:{server.port}", unit=7)
-            bus = ModbusBus(device.endpoint)
-            result = await ModbusDevicePoller(device, device_map, bus).poll()
-            bus.close()
-            return result
-
-    result = loop_thread.run(run())  # type: ignore[attr-defined]
+    result = loop_thread.run(poll_once(device_map, sim))  # type: ignore[attr-defined]
     assert result.ok
     stamps = {r.timestamp_ns for r in result.readings}
     assert len(stamps) == 1  # every value of the poll, clock registers included
