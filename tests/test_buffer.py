@@ -71,6 +71,26 @@ def test_drop_oldest_when_full_makes_room(tmp_path: Path) -> None:
     assert buffer.size == 90
 
 
+def test_rows_dropped_while_their_batch_is_in_flight_are_not_subtracted_twice(tmp_path: Path) -> None:
+    """`drop_oldest` can delete rows the forwarder has read and is still sending; acknowledging that
+    batch must then subtract only the rows still stored, or depth and size (the cap) drift low."""
+    path = tmp_path / "b.sqlite"
+    buffer = DurableBuffer(path, max_bytes=100, when_full="drop_oldest")
+    for char in "abc":
+        buffer.append([char * 30])
+    in_flight = buffer.read(2)  # a and b, on their way to InfluxDB
+    assert in_flight is not None and len(in_flight.lines) == 2
+    buffer.append(["d" * 30])  # full: a is dropped to make room
+    assert buffer.dropped == 1
+    buffer.ack(in_flight)  # InfluxDB took a and b; only b was still stored
+    assert (buffer.depth, buffer.size) == (2, 60)
+    rest = buffer.read(10)
+    assert rest is not None and rest.lines == ["c" * 30, "d" * 30]
+    buffer.close()
+    reopened = DurableBuffer(path, max_bytes=100, when_full="drop_oldest")
+    assert (reopened.depth, reopened.size) == (2, 60)  # what the file holds: the counters agreed
+
+
 def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

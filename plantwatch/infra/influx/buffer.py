@@ -66,6 +66,7 @@ class Batch:
     last_id: int
     oldest_ns: int
     size: int  # stored characters, for the size cap
+    groups: tuple[tuple[int, int, int], ...]  # (id, lines, characters) of each stored group
 
 
 class DurableBuffer:
@@ -94,6 +95,7 @@ class DurableBuffer:
         self.recreated = 0  # times the file was found deleted or replaced and written anew
         self.moved_aside: Path | None = None
         self._full_logged = False
+        self._dropped_through = 0  # groups up to this id were dropped to make room (`drop_oldest`)
         self._lock = self._take_lock()
         self._conn = self._open()
         self._inode = self.path.stat().st_ino
@@ -226,6 +228,7 @@ class DurableBuffer:
                 if self.size - freed + incoming <= self.max_bytes:
                     break
             self._delete_through(last_id, removed, freed)
+            self._dropped_through = max(self._dropped_through, last_id)
             self.dropped += removed
         return True
 
@@ -249,13 +252,24 @@ class DurableBuffer:
                 self._recount()
             return None
         lines = "\n".join(row[3] for row in rows).split("\n")
+        groups = tuple((row[0], row[2], len(row[3])) for row in rows)
         return Batch(
-            lines=lines, last_id=rows[-1][0], oldest_ns=rows[0][1], size=sum(len(row[3]) for row in rows)
+            lines=lines,
+            last_id=rows[-1][0],
+            oldest_ns=rows[0][1],
+            size=sum(size for _, _, size in groups),
+            groups=groups,
         )
 
     def ack(self, batch: Batch) -> None:
-        """InfluxDB has the batch: delete it."""
-        self._delete_through(batch.last_id, len(batch.lines), batch.size)
+        """InfluxDB has the batch: delete it. Groups of it that `drop_oldest` deleted while it was
+        being sent were counted out then, so only the groups still stored are counted out now."""
+        if batch.groups[0][0] <= self._dropped_through:
+            stored = [(lines, size) for row_id, lines, size in batch.groups if row_id > self._dropped_through]
+            count, size = sum(lines for lines, _ in stored), sum(size for _, size in stored)
+        else:
+            count, size = len(batch.lines), batch.size
+        self._delete_through(batch.last_id, count, size)
 
     def _delete_through(self, last_id: int, count: int, size: int) -> None:
         try:
