@@ -80,6 +80,27 @@ def test_timeout_marks_values_skips_the_rest_and_the_bus_recovers(bank: BankServ
     assert connects == 2  # the timeout rebuilt the connection
 
 
+def test_each_device_on_a_shared_bus_waits_its_own_timeout(bank: BankServer) -> None:
+    """A gateway's bus is built with its first device's timeout; a slower device behind it still
+    gets its own longer one (pymodbus' wait, set from the bus, used to cut it short)."""
+    device_map = one_register_map(address=3, type="uint16")
+    bank.banks[2].set_registers("holding", 3, [333])
+    bank.banks[2].delay = 0.5  # slower than the bus's 0.2 s, within its own 2 s
+
+    async def run() -> PollResult:
+        fast = DeviceConfig(id="fast", map="t", url=bank.url, unit=1, timeout="200ms")
+        slow = DeviceConfig(id="slow", map="t", url=bank.url, unit=2, timeout="2s", interval="5s")
+        bus = ModbusBus(fast.endpoint, timeout=fast.timeout)  # as the scheduler builds it
+        await ModbusDevicePoller(fast, device_map, bus).poll()
+        result = await ModbusDevicePoller(slow, device_map, bus).poll()
+        bus.close()
+        return result
+
+    result = bank.loop_thread.run(run())
+    assert [r.quality for r in result.readings] == ["good"]
+    assert result.readings[0].value == 333
+
+
 def test_a_late_answer_never_poisons_the_next_read(bank: BankServer) -> None:
     device_map = one_register_map(address=3, type="uint16")
     device = DeviceConfig(id="slow", map="t", url=bank.url, unit=1, timeout="100ms")

@@ -143,6 +143,10 @@ class ModbusBus:
             raise ReadError(f"cannot connect to {self.endpoint.bus_key}", fatal_for_poll=True)
         self._backoff = 0.0
         self.connects += 1
+        # Each read is bounded by its device's timeout in `read`; pymodbus' own wait for the same
+        # answer would put a second timer on the loop for every request (its copy of the
+        # parameters is read by the requests of this connection only).
+        self._client.ctx.comm_params.timeout_connect = None
         return self._client
 
     async def read(
