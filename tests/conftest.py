@@ -11,6 +11,7 @@ import pytest
 from plantwatch.config.device_map import DeviceMap, load_device_map, shipped_maps_dir
 from plantwatch.simulator.server import SimulatorServer
 from tests.modbus_bank import LoopThread, RegisterBank
+from tests.services import processes
 from tests.services.amqtt_broker import AmqttServer
 from tests.services.grafana_api import GrafanaApi
 from tests.services.influxdb import InfluxDBServer
@@ -18,6 +19,19 @@ from tests.services.mosquitto import MosquittoServer
 from tests.services.smtp import SmtpServer
 
 GRAFANA_TOKEN = "glsa_test_token"  # what the `grafana` stand-in accepts
+
+
+@pytest.fixture(autouse=True)
+def no_stray_plantwatch() -> Iterator[None]:
+    """A plantwatch process a test started and left running (it failed before stopping it) is
+    killed when the test ends, instead of polling and writing beside the tests after it."""
+    before = len(processes.STARTED)
+    yield
+    for proc in processes.STARTED[before:]:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    del processes.STARTED[before:]
 
 
 @pytest.fixture(scope="session")

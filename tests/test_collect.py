@@ -143,9 +143,9 @@ def test_influxdb_down_for_60_seconds_loses_nothing_and_keeps_order(
         wait_for_polls(influx, 1)
         influx.stop()
         down_since = time.monotonic()
-        wait_until(
+        wait_until(  # the proxy's 503, or a 500 for a write influxd was in the middle of when stopped
             lambda: (
-                log_count(tmp_path / "collect.log", "InfluxDB is unavailable (503)")
+                log_count(tmp_path / "collect.log", "InfluxDB is unavailable (")
                 or log_count(tmp_path / "collect.log", "cannot reach InfluxDB")
             ),
             30,

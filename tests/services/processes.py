@@ -52,10 +52,15 @@ def wait_for_port(port: int, timeout: float = 15) -> None:
     wait_until(lambda: listening(port), timeout, f"something listening on port {port}")
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # every process start_plantwatch made (see conftest)
+
+
 def start_plantwatch(*args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
     """`python -m plantwatch ARGS` in its own process, output to `log` (or discarded)."""
     out = log.open("ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "plantwatch", *args], stdout=out, stderr=out)
+    proc = subprocess.Popen([sys.executable, "-m", "plantwatch", *args], stdout=out, stderr=out)
+    STARTED.append(proc)
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
