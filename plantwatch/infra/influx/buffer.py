@@ -65,8 +65,7 @@ class Batch:
     lines: list[str]
     last_id: int
     oldest_ns: int
-    size: int  # stored characters, for the size cap
-    groups: tuple[tuple[int, int, int], ...]  # (id, lines, characters) of each stored group
+    groups: tuple[tuple[int, int, int], ...]  # (id, lines, stored characters) of each group
 
 
 class DurableBuffer:
@@ -253,23 +252,13 @@ class DurableBuffer:
             return None
         lines = "\n".join(row[3] for row in rows).split("\n")
         groups = tuple((row[0], row[2], len(row[3])) for row in rows)
-        return Batch(
-            lines=lines,
-            last_id=rows[-1][0],
-            oldest_ns=rows[0][1],
-            size=sum(size for _, _, size in groups),
-            groups=groups,
-        )
+        return Batch(lines=lines, last_id=rows[-1][0], oldest_ns=rows[0][1], groups=groups)
 
     def ack(self, batch: Batch) -> None:
         """InfluxDB has the batch: delete it. Groups of it that `drop_oldest` deleted while it was
         being sent were counted out then, so only the groups still stored are counted out now."""
-        if batch.groups[0][0] <= self._dropped_through:
-            stored = [(lines, size) for row_id, lines, size in batch.groups if row_id > self._dropped_through]
-            count, size = sum(lines for lines, _ in stored), sum(size for _, size in stored)
-        else:
-            count, size = len(batch.lines), batch.size
-        self._delete_through(batch.last_id, count, size)
+        stored = [(lines, size) for row_id, lines, size in batch.groups if row_id > self._dropped_through]
+        self._delete_through(batch.last_id, sum(n for n, _ in stored), sum(size for _, size in stored))
 
     def _delete_through(self, last_id: int, count: int, size: int) -> None:
         try:
