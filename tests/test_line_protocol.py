@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from plantwatch.contract.influx import (
     DeviceSeries,
+    _append_lines_by_reading,
     device_tags,
     format_field_value,
     poll_lines,
@@ -66,6 +67,61 @@ def test_poll_lines_split_good_and_bad_values() -> None:
         "plantwatch_poll,plant=w,device=stack-1,sector=emissions,model=dust_cems "
         "good=3i,bad=2i,requests=2i,duration_ms=2.499 1000",
     ]
+
+
+def test_an_all_good_poll_is_one_line_and_an_out_of_range_integer_still_becomes_a_quality_line() -> None:
+    series = DeviceSeries.build("m", {"plant": "w", "device": "d"})
+    result = PollResult("d", requests=1, started_ns=1_000, finished_ns=1_000)
+    result.readings = [
+        Reading("d", "load %", 50.5, 1_000),
+        Reading("d", "run", True, 1_000),
+        Reading("d", "n", -7, 1_000),
+    ]
+    assert poll_lines(series, result)[0] == "m,plant=w,device=d load\\ %=50.5,run=true,n=-7i 1000"
+    result.readings.append(Reading("d", "big", 2**63, 1_000))
+    assert poll_lines(series, result)[:2] == [
+        "m,plant=w,device=d load\\ %=50.5,run=true,n=-7i 1000",
+        "plantwatch_quality,plant=w,device=d,field=big "
+        'reason="integer 9223372036854775808 is outside InfluxDB\'s int64 range" 1000',
+    ]
+
+
+VALUES = st.one_of(
+    st.floats(allow_nan=False),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.booleans(),
+    TEXT,
+)
+
+
+@given(
+    readings=st.lists(
+        st.tuples(
+            st.sampled_from(["dust", "o2", "a b", "x=1", "%d", "%", "炉温"]),
+            VALUES,
+            st.sampled_from([1_000, 1_000, 1_000, 2_000]),
+            st.sampled_from(["good", "good", "good", "timeout"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_one_line_path_writes_what_formatting_value_by_value_writes(
+    readings: list[tuple[str, object, int, str]],
+) -> None:
+    series = DeviceSeries.build("m", {"plant": "w", "device": "d"})
+    result = PollResult("d", started_ns=1_000, finished_ns=1_000, polled=False)
+    result.readings = [
+        Reading("d", field, value if quality == "good" else None, ts, quality)  # type: ignore[arg-type]
+        for field, value, ts, quality in readings
+    ]
+    reference: list[str] = []
+    good = _append_lines_by_reading(series, result.readings, reference)
+    assert poll_lines(series, result) == reference
+    assert good == sum(1 for *_, quality in readings if quality == "good") - sum(
+        1 for line in reference if "outside InfluxDB's int64 range" in line
+    )
 
 
 @given(tag=TEXT, text=TEXT)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from plantwatch.core.reading import GOOD, PollResult, Reading
@@ -155,12 +156,83 @@ def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
 
 def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]) -> int:
     """`poll_lines` appended to `lines`; returns how many values were good (written as numbers)."""
+    readings = result.readings
+    body = _one_line_body(readings) if readings else None
+    if body is None:
+        good = _append_lines_by_reading(series, readings, lines)
+    else:  # every value good, one timestamp: the common poll, as one data line
+        lines.append(f"{series.data} {body} {readings[0].timestamp_ns}")
+        good = len(readings)
+    if result.polled:
+        duration_ms = (result.finished_ns - result.started_ns) / 1e6
+        lines.append(
+            f"{series.poll} good={good}i,bad={len(readings) - good}i,requests={result.requests}i,"
+            f"duration_ms={duration_ms!r} {result.started_ns}"
+        )
+    return good
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyFormat:
+    """The fields of a line for one sequence of field names and value types, as one %-template."""
+
+    template: str  # e.g. dust=%r,o2=%r,flag=%s,count=%di
+    integers: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None  # checked against int64's range
+    literals: tuple[int, ...]  # positions of values formatted one by one (strings, booleans)
+
+
+@lru_cache(maxsize=4096)  # one entry per device map, and per field set of MQTT messages; bounded
+def _body_format(fields: tuple[str, ...], types: tuple[type, ...]) -> _BodyFormat:
+    parts, integers, literals = [], [], []
+    for n, (field, value_type) in enumerate(zip(fields, types, strict=True)):
+        key = field_key(field).replace("%", "%%")
+        if value_type is float:
+            parts.append(f"{key}%r")
+        elif value_type is int:
+            parts.append(f"{key}%di")
+            integers.append(n)
+        else:
+            parts.append(f"{key}%s")
+            literals.append(n)
+    # the first position twice: itemgetter of one position would return the value, not a tuple
+    getter = itemgetter(*integers, integers[0]) if integers else None
+    return _BodyFormat(",".join(parts), getter, tuple(literals))
+
+
+def _one_line_body(readings: list[Reading]) -> str | None:
+    """The fields of the one data line of `readings` when every value is good and all share one
+    timestamp; None otherwise, or when an integer is out of range (those take the general path).
+
+    The readings are split into columns and formatted by one template per field layout, in C: a
+    fifth less than formatting value by value (9.6 vs 11.8 µs for the 13 values of dust_cems).
+    Equal to `_append_lines_by_reading`'s line (tests/test_line_protocol.py). Polls of several
+    requests (one timestamp each) take the general path.
+    """
+    _, fields, values, stamps, qualities, _, _ = zip(*readings, strict=True)
+    count = len(readings)
+    if qualities.count(GOOD) != count or stamps.count(stamps[0]) != count:
+        return None
+    layout = _body_format(fields, tuple(map(type, values)))
+    if layout.integers is not None:
+        integers = layout.integers(values)
+        if min(integers) < INT64_MIN or max(integers) > INT64_MAX:
+            return None
+    if layout.literals:
+        formatted = list(values)
+        for n in layout.literals:
+            formatted[n] = format_field_value(formatted[n])
+        values = tuple(formatted)
+    return layout.template % values
+
+
+def _append_lines_by_reading(series: DeviceSeries, readings: list[Reading], lines: list[str]) -> int:
+    """Data lines (one per timestamp) and quality lines of `readings`, value by value; returns how
+    many values were good."""
     by_time: dict[int, list[str]] = {}
     fields: list[str] = []
     last_ts: object = _NO_TIMESTAMP  # readings of one request share one: the dict is seldom consulted
     quality: list[str] = []
-    bad = 0
-    for reading in result.readings:
+    for reading in readings:
         _, field, value, ts, reading_quality, _, _ = reading
         if reading_quality == GOOD:
             try:  # floats and integers, the most common values, without the dispatch
@@ -178,23 +250,14 @@ def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]
                     last_ts = ts
                 fields.append(field_key(field) + literal)
                 continue
-        bad += 1
         quality.append(
             f"{series.quality_tags},{TAG_FIELD}={escape_tag_value(reading.field)} "
             f"reason={format_field_value(reading.quality)} {reading.timestamp_ns}"
         )
     for ts, fields in by_time.items():
         lines.append(f"{series.data} {','.join(fields)} {ts}")
-    if quality:
-        lines += quality
-    good = len(result.readings) - bad
-    if result.polled:
-        duration_ms = (result.finished_ns - result.started_ns) / 1e6
-        lines.append(
-            f"{series.poll} good={good}i,bad={bad}i,requests={result.requests}i,"
-            f"duration_ms={duration_ms!r} {result.started_ns}"
-        )
-    return good
+    lines += quality
+    return len(readings) - len(quality)
 
 
 def _as_bad(reading: Reading, reason: str) -> Reading:
