@@ -162,7 +162,7 @@ class PollFactory:
         responses = self.devices[device]
         result = PollResult(f"stack-{device}", requests=len(responses), started_ns=ts, finished_ns=ts + 10**6)
         for decoder, words in responses:
-            decoder.decode(words, ts, result.readings)
+            decoder.decode(words, ts, result)
         return result
 
     def readings_per_poll(self) -> int:

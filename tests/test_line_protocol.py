@@ -16,7 +16,7 @@ from plantwatch.contract.influx import (
     string_field_as_stored,
     tag_value_as_stored,
 )
-from plantwatch.core.reading import PollResult, Reading
+from plantwatch.core.reading import GoodValues, PollResult, Reading
 from tests.services.influxdb import InfluxDBServer
 
 TRICKY = st.sampled_from(
@@ -122,6 +122,28 @@ def test_the_one_line_path_writes_what_formatting_value_by_value_writes(
     assert good == sum(1 for *_, quality in readings if quality == "good") - sum(
         1 for line in reference if "outside InfluxDB's int64 range" in line
     )
+
+
+@given(
+    requests=st.lists(
+        st.lists(st.tuples(st.sampled_from(["o2", "a b", "%s", "炉温"]), VALUES), min_size=1, max_size=4),
+        min_size=1,
+        max_size=3,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_values_kept_as_columns_write_the_lines_their_readings_write(
+    requests: list[list[tuple[str, object]]],
+) -> None:
+    series = DeviceSeries.build("m", {"plant": "w", "device": "d"})
+    columns = PollResult("d", requests=len(requests), started_ns=1_000, finished_ns=9_000)
+    for n, values in enumerate(requests):
+        fields = tuple(field for field, _ in values)
+        none = (None,) * len(values)
+        columns.add_good(GoodValues("d", fields, [v for _, v in values], 1_000 * (n + 1), none, none))  # type: ignore[misc]
+    as_columns = poll_lines(series, columns)
+    readings = PollResult("d", list(columns.readings), len(requests), 1_000, 9_000)
+    assert as_columns == poll_lines(series, readings)
 
 
 @given(tag=TEXT, text=TEXT)

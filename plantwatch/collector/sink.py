@@ -126,7 +126,7 @@ class BufferSink:
         stats.polls += len(results)
         for result, good, on_accepted in results:
             stats.readings += good
-            if good == len(result.readings):
+            if good == result.size:
                 stats.last_good_ns[result.device] = now
             if on_accepted is not None:
                 on_accepted()

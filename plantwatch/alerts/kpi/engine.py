@@ -84,7 +84,7 @@ class DeviceKpis:
             self.skipped += 1
             return []
         if len(usable) < len(result.readings):
-            result = replace(result, readings=usable)
+            result = result.with_readings(usable)
         event_ns = window_time(max(r.timestamp_ns for r in usable), self.marks)
         final = self.gate.offer(result, event_ns, now_ns)
         return None if final is None else self._feed(final)
