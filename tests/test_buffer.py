@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from plantwatch.infra.influx.buffer import DurableBuffer
+from plantwatch.infra.influx.buffer import WAL_LIMIT_BYTES, DurableBuffer
+from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, WalCheckpointer
+from tests.waiting import wait_until
 
 
 def test_fifo_order_ack_and_restart(tmp_path: Path) -> None:
@@ -37,6 +40,58 @@ def test_fifo_order_ack_and_restart(tmp_path: Path) -> None:
     assert reopened.append(["m v=10i 10"]) == 1
     after = reopened.read(10)
     assert after is not None and after.last_id == 11  # ids are never reused, so order holds
+
+
+def test_commits_go_on_while_a_checkpoint_is_stuck_and_the_wal_shrinks_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint ends with an fsync, which a busy disk can hold for long. It runs on its own
+    # thread: here it blocks until released, and commits carry on meanwhile.
+    entered, release = threading.Event(), threading.Event()
+    checkpoint = WalCheckpointer.checkpoint
+
+    def stuck(self: WalCheckpointer) -> None:
+        entered.set()
+        release.wait()
+        checkpoint(self)
+
+    monkeypatch.setattr(WalCheckpointer, "checkpoint", stuck)
+    path = tmp_path / "b.sqlite"
+    buffer = DurableBuffer(path)
+    assert buffer._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)  # not on commits
+    line = "m " + ",".join(f"f{n}=1.5" for n in range(40)) + " 1"
+    for _ in range(3 * WAL_LIMIT_BYTES // (100 * len(line))):
+        assert buffer.append([line] * 100) == 100
+    assert entered.is_set(), "a checkpoint was asked for"
+    wal = Path(f"{path}-wal")
+    assert wal.stat().st_size > 2 * WAL_LIMIT_BYTES  # nothing checkpointed on the committing thread
+    release.set()
+    wait_until(lambda: buffer._checkpointer.checkpoints >= 1, 30, "the checkpoint finished")
+    batch = buffer.read(10**6)
+    assert batch is not None
+    buffer.ack(batch)  # the first commit after a whole checkpoint starts the WAL over, truncated;
+    # the delete itself writes a few pages: deleted rows are not zeroed (secure_delete off)
+    assert wal.stat().st_size <= WAL_LIMIT_BYTES
+    assert buffer.depth == 0
+    buffer.close()
+    assert not buffer._checkpointer._thread.is_alive()
+
+
+def test_a_failed_checkpoint_is_logged_and_creates_no_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "gone.sqlite"
+    checkpointer = WalCheckpointer(missing)
+    with caplog.at_level(logging.WARNING):
+        checkpointer.checkpoint()
+        checkpointer.checkpoint()
+    assert checkpointer.checkpoints == 0
+    assert [r.getMessage() for r in caplog.records if "checkpoint failed" in r.getMessage()] == [
+        f"buffer {missing}: checkpoint failed (unable to open database file); the WAL keeps growing"
+    ]  # once per outage
+    assert not missing.exists()
+    checkpointer.close()
+    assert CHECKPOINT_BYTES < WAL_LIMIT_BYTES  # a checkpoint is asked for before the WAL's cap
 
 
 def test_a_group_larger_than_the_limit_is_read_whole(tmp_path: Path) -> None:

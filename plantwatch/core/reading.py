@@ -76,7 +76,10 @@ class PollResult:
     built from them the first time `readings` is read, and from then on the list is all there is.
     """
 
-    __slots__ = ("_good", "_readings", "device", "finished_ns", "polled", "requests", "started_ns", "tags")
+    __slots__ = (
+        "_good", "_good_count", "_readings", "device", "finished_ns", "polled", "requests", "started_ns",
+        "tags",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class PollResult:
         self.device = device
         self._readings: list[Reading] = [] if readings is None else readings
         self._good: list[GoodValues] = []  # only while `_readings` is empty: order is kept
+        self._good_count = 0  # values in `_good`
         self.requests = requests
         self.started_ns = started_ns
         self.finished_ns = finished_ns
@@ -102,12 +106,12 @@ class PollResult:
         """Every value, good or with the reason it is missing (built from `good_values` once)."""
         if self._good:
             self._readings = [reading for good in self._good for reading in good.readings()]
-            self._good = []
+            self._good, self._good_count = [], 0
         return self._readings
 
     @readings.setter
     def readings(self, readings: list[Reading]) -> None:
-        self._readings, self._good = readings, []
+        self._readings, self._good, self._good_count = readings, [], 0
 
     @property
     def good_values(self) -> list[GoodValues]:
@@ -120,11 +124,12 @@ class PollResult:
             self._readings.extend(good.readings())
         else:
             self._good.append(good)
+            self._good_count += len(good.values)
 
     @property
     def size(self) -> int:
         """How many values, good or bad, without building readings."""
-        return len(self._readings) + sum(len(good.values) for good in self._good)
+        return len(self._readings) + self._good_count
 
     @property
     def ok(self) -> bool:
