@@ -21,6 +21,7 @@ from tests.conftest import BankServer
 from tests.modbus_bank import assert_values_match
 from tests.services.processes import free_port
 from tests.test_modbus_types import one_register_map, poll
+from tests.waiting import wait_until_async
 
 
 def two_table_map() -> DeviceMap:
@@ -99,6 +100,31 @@ def test_each_device_on_a_shared_bus_waits_its_own_timeout(bank: BankServer) -> 
     result = bank.loop_thread.run(run())
     assert [r.quality for r in result.readings] == ["good"]
     assert result.readings[0].value == 333
+
+
+def test_an_answer_in_time_counts_though_the_loop_was_held_up_past_the_timeout(bank: BankServer) -> None:
+    """A collector's loop held up past a read's timeout (a long callback, a garbage collection, a
+    CPU taken by InfluxDB's compactions) finds the device's answer waiting in the socket and the
+    timer expired at once: the answer, which came in time, counts. asyncio.timeout alone cancelled
+    the read first, and every read in flight became a timeout."""
+    device = bank.banks[1]
+    device.set_registers("holding", 3, [333])
+    endpoint = DeviceConfig(id="d", map="t", url=bank.url, unit=1).endpoint
+
+    async def run() -> list[int] | list[bool]:  # on this thread's loop; the device is on its own
+        bus = ModbusBus(endpoint, timeout=0.5)
+        await bus.read(1, 3, 3, 1, 0.5)  # connected
+        asked = device.reads["holding"]
+        device.delay = 0.3  # the answer leaves the device 0.3 s after the request reached it
+        read = asyncio.create_task(bus.read(1, 3, 3, 1, 0.5))
+        await wait_until_async(lambda: device.reads["holding"] > asked, 5, "the request reached the device")
+        time.sleep(1.5)  # the loop is held up: the answer arrives, the 0.5 s deadline passes
+        try:
+            return await read
+        finally:
+            bus.close()
+
+    assert asyncio.run(run()) == [333]
 
 
 def test_a_late_answer_never_poisons_the_next_read(bank: BankServer) -> None:

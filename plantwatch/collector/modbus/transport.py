@@ -14,6 +14,7 @@ from pymodbus.framer import FramerType
 
 from plantwatch.collector.errors import CollectorError
 from plantwatch.config.plant import Endpoint
+from plantwatch.core.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class ModbusBus:
             client = await self._ensure_connected()
             method = getattr(client, FUNCTION_NAMES[function])
             try:
-                async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
+                async with Deadline(timeout):  # an answer that came while the loop was busy counts
                     response = await method(address, count=count, device_id=unit)
             except TimeoutError as exc:
                 lost = not client.connected  # the device closed or reset the connection meanwhile

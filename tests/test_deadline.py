@@ -1,0 +1,51 @@
+"""Deadline: asyncio.timeout's behaviour, except that an answer already in hand is not thrown away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from plantwatch.core.deadline import Deadline
+
+
+def test_a_deadline_that_passes_raises_timeout_error() -> None:
+    async def run() -> None:
+        async with Deadline(0.05):
+            await asyncio.Event().wait()  # never set
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(run())
+
+
+def test_a_result_ready_when_the_held_up_loop_comes_back_is_taken() -> None:
+    async def run() -> str:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str] = loop.create_future()
+        loop.call_later(0.05, answer.set_result, "in time")  # due long before the deadline
+        async with Deadline(0.1):
+            time.sleep(0.3)  # the loop is held up past both; the deadline comes due with the answer
+            return await answer
+
+    assert asyncio.run(run()) == "in time"
+
+
+def test_a_block_done_in_time_is_never_cancelled_later_and_a_cancel_from_outside_stays_one() -> None:
+    async def run() -> None:
+        async with Deadline(0.05):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)  # past the deadline: nothing fires at this task
+        blocked = asyncio.create_task(asyncio.Event().wait())
+
+        async def inside() -> None:
+            async with Deadline(10):
+                await blocked
+
+        task = asyncio.create_task(inside())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
