@@ -77,6 +77,23 @@ def test_commits_go_on_while_a_checkpoint_is_stuck_and_the_wal_shrinks_after_it(
     assert not buffer._checkpointer._thread.is_alive()
 
 
+def test_the_wal_stays_bounded_under_a_steady_stream_of_small_commits(tmp_path: Path) -> None:
+    # As in an outage: commits keep coming while each checkpoint runs. A PASSIVE checkpoint alone
+    # never leaves the WAL fully copied when the next commit starts, so it never started over.
+    path = tmp_path / "b.sqlite"
+    buffer = DurableBuffer(path)
+    wal = Path(f"{path}-wal")
+    largest = 0
+    for n in range(6000):  # about 50 MB of WAL frames: small commits write whole pages
+        assert buffer.append([f"m v={n}i {n}", f"m w={n}i {n}"]) == 2
+        if n % 100 == 0:
+            largest = max(largest, wal.stat().st_size)
+    assert buffer._checkpointer.checkpoints >= 1
+    assert largest <= 2 * WAL_LIMIT_BYTES, f"the WAL grew to {largest / 2**20:.0f} MB"
+    assert buffer.depth == 12000
+    buffer.close()
+
+
 def test_a_failed_checkpoint_is_logged_and_creates_no_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

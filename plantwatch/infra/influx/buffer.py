@@ -36,7 +36,7 @@ from typing import Literal
 
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.infra.errors import InfraError
-from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, WalCheckpointer
+from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, COMMIT_PAGES_BYTES, WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ class DurableBuffer:
     def _committed(self, size: int) -> None:
         """Ask for a checkpoint once about CHECKPOINT_BYTES went into the WAL (deleted rows count
         as their size: an overestimate, which only checkpoints a little more often)."""
-        self._unchecked += size
+        self._unchecked += size + COMMIT_PAGES_BYTES
         if self._unchecked >= CHECKPOINT_BYTES:
             self._unchecked = 0
             self._checkpointer.due()

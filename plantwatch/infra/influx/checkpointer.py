@@ -2,11 +2,17 @@
 
 SQLite copies its WAL into the database file at a checkpoint, and a checkpoint ends with an fsync.
 By default the commit that takes the WAL past 1,000 pages runs it, on the committing thread: the
-collector's event loop waited 20-35 ms for it every few commits in benchmarks/influx_ingest.py,
-and under disk contention long enough for every Modbus read in flight to time out at once
+collector's event loop waited 20-35 ms for it every few commits in benchmarks/influx_ingest.py
 (docs/performance.md). The buffer turns that off (`PRAGMA wal_autocheckpoint=0`) and asks this
-thread instead. A PASSIVE checkpoint never blocks a writer: commits go on while it runs, and with
-`synchronous=NORMAL` a commit itself never waits for the disk. Durability is unchanged: a
+thread instead, which checkpoints in two steps:
+
+1. PASSIVE: the bulk, concurrently with commits (a PASSIVE checkpoint never blocks a writer);
+2. RESTART: the few frames committed meanwhile, holding commits back for that short while, so
+   that the next commit starts the WAL over. Without it, commits arriving during every PASSIVE
+   checkpoint would keep the WAL from ever starting over: a 60 s outage at 1,000 commits a
+   second grew it to 450 MB.
+
+With `synchronous=NORMAL` a commit itself never waits for the disk. Durability is unchanged: a
 committed transaction survives a crash whether or not it was checkpointed.
 """
 
@@ -22,13 +28,15 @@ from plantwatch.core.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_BYTES = 4 * 2**20  # committed since the last request: about SQLite's own 1,000 pages
+CHECKPOINT_BYTES = 4 * 2**20  # written to the WAL since the last request: SQLite's own 1,000 pages
+COMMIT_PAGES_BYTES = 2 * 4096  # what a commit writes besides its data: a leaf and the table's root
+BUSY_TIMEOUT_S = 5.0  # the RESTART step waits this long for a commit in progress to end
 
 
 class WalCheckpointer:
-    """Runs `PRAGMA wal_checkpoint(PASSIVE)` on the buffer file whenever `due()` is called, on a
-    daemon thread with a connection of its own (opened per checkpoint, so a file the buffer
-    recreated is the one checkpointed; never created by it)."""
+    """Checkpoints the buffer file whenever `due()` is called, on a daemon thread with a connection
+    of its own (opened per checkpoint, so a file the buffer recreated is the one checkpointed;
+    never created by it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -62,9 +70,12 @@ class WalCheckpointer:
         """Copy what the WAL holds into the database file; a failure is logged and retried at the
         next request (the WAL keeps every committed line meanwhile)."""
         try:
-            conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            )
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             finally:
                 conn.close()
         except sqlite3.Error as exc:
