@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from plantwatch.config.plant import InfluxConfig
 from plantwatch.infra.influx.buffer import DurableBuffer
 from plantwatch.infra.influx.forwarder import Forwarder
-from plantwatch.infra.influx.writers import WriteError, make_writer
+from plantwatch.infra.influx.writers import Encoded, WriteError, Writer, make_writer
 from tests.services.influx_proxy import InfluxProxy
 from tests.services.influxdb import InfluxDBServer
 from tests.waiting import wait_until_async
@@ -277,3 +279,51 @@ def test_a_stream_of_commits_too_big_to_pair_is_sent_without_waiting(
     forwarder = Forwarder(buffer, writer, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d")
     run_forwarder(buffer, forwarder, until_empty=20)
     assert count(influxdb, influx_db) == 300
+
+
+class EncodeWatch:
+    """The real v1 writer, counting encodes; each post first waits (in its thread, up to 5 s) for
+    the next batch's encoding to have begun, when a next batch is expected."""
+
+    def __init__(self, writer: Writer, batches: int) -> None:
+        self.writer, self.target, self.batches = writer, writer.target, batches
+        self.started = [threading.Event() for _ in range(batches + 1)]
+        self.encodes = self.posts = self.waited_out = 0
+
+    def encode(self, lines: list[str]) -> Encoded:
+        self.started[min(self.encodes, self.batches)].set()
+        self.encodes += 1
+        return self.writer.encode(lines)
+
+    def post(self, encoded: Encoded) -> Awaitable[None]:
+        following = self.started[self.posts + 1] if self.posts + 1 < self.batches else None
+        self.posts += 1
+
+        async def after_the_next_encode_began() -> None:
+            if following is not None and not await asyncio.to_thread(following.wait, 5):
+                self.waited_out += 1
+            await self.writer.post(encoded)
+
+        return after_the_next_encode_began()
+
+    async def write(self, lines: list[str]) -> None:
+        await self.post(self.encode(lines))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def test_a_backlog_is_encoded_one_batch_ahead_of_the_post_in_flight(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path
+) -> None:
+    """While a batch is posted the next one is read and gzipped, so posts follow each other without
+    that work in between; each batch is still encoded once, and all arrive."""
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    for chunk in range(4):
+        buffer.append(lines(100, start=chunk * 100))
+    watch = EncodeWatch(make_writer(v1_config(influxdb.url, influx_db)), batches=4)
+    forwarder = Forwarder(buffer, watch, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d")
+    run_forwarder(buffer, forwarder)
+    watch.close()
+    assert count(influxdb, influx_db) == 400
+    assert (watch.posts, watch.encodes, watch.waited_out) == (4, 4, 0)

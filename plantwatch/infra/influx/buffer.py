@@ -240,12 +240,14 @@ class DurableBuffer:
             self.dropped += removed
         return True
 
-    def read(self, limit: int) -> Batch | None:
-        """The oldest whole groups holding up to `limit` lines (at least one group), or None."""
+    def read(self, limit: int, *, after: int = 0) -> Batch | None:
+        """The oldest whole groups holding up to `limit` lines (at least one group), or None; with
+        `after`, the oldest after that group id (the batch behind one still being sent)."""
         self._check_file()
         rows: list[tuple[int, int, int, str]] = []
         count = 0
-        for row in self._conn.execute("SELECT id, created_ns, lines, data FROM chunks ORDER BY id"):
+        query = "SELECT id, created_ns, lines, data FROM chunks WHERE id > ? ORDER BY id"
+        for row in self._conn.execute(query, (after,)):
             if rows and count + row[2] > limit:
                 break
             rows.append(row)
@@ -253,7 +255,7 @@ class DurableBuffer:
             if count >= limit:
                 break
         if not rows:
-            if self.depth:  # the counts drifted from the rows: believe the rows
+            if self.depth and not after:  # the counts drifted from the rows: believe the rows
                 log.warning(
                     "buffer %s: %d line(s) counted but none stored; recounting", self.path, self.depth
                 )

@@ -6,6 +6,8 @@
 - A rejected batch (400/413/422) is split in halves until the bad lines are isolated: the good
   ones are written, each bad one goes to the dead-letter file with the server's reason.
 - Wrong credentials or a missing database (401/403/404) keep everything buffered and are retried.
+- While a backlog drains, the batch behind the one being posted is read and encoded meanwhile
+  (`writers.Writer.encode`), so posts follow each other without that work in between.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from plantwatch.core.outage_log import OutageLog
-from plantwatch.infra.influx.buffer import DurableBuffer
-from plantwatch.infra.influx.writers import WriteError, Writer
+from plantwatch.infra.influx.buffer import Batch, DurableBuffer
+from plantwatch.infra.influx.writers import Encoded, WriteError, Writer
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,8 @@ class Forwarder:
         self._last_rejection = ""
         self._progress = DrainProgress(buffer, self.stats, every=progress_every)
         self._draining = False  # the last batch sent was full: a backlog is being drained
+        # The batch behind the one being posted, by its first and last group id, being encoded.
+        self._ahead: tuple[tuple[int, int], asyncio.Future[Encoded]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until `stop` is set; an unfinished batch stays in the buffer."""
@@ -106,6 +112,7 @@ class Forwarder:
         except Stopped:
             pass
         finally:
+            self._drop_ahead()
             self._progress.finish()
 
     async def flush(self, deadline: float) -> bool:
@@ -121,6 +128,7 @@ class Forwarder:
             pass
         finally:
             timer.cancel()
+            self._drop_ahead()
         return self.buffer.depth == 0
 
     async def send_batch(self, stop: asyncio.Event, *, linger: bool = True) -> bool:
@@ -136,7 +144,8 @@ class Forwarder:
             return False
         self._draining = full
         dead_before = self.stats.dead_letters
-        await self._deliver(batch.lines, stop)
+        encoded = self._take_ahead(batch)
+        await self._deliver(batch.lines, stop, encoded, meanwhile=lambda: self._encode_ahead(batch))
         self.buffer.ack(batch)
         if self.stats.dead_letters > dead_before:  # one line for the batch, not one per bad line
             log.error(
@@ -153,11 +162,52 @@ class Forwarder:
         )
         return True
 
-    async def _deliver(self, lines: list[str], stop: asyncio.Event) -> None:
+    def _take_ahead(self, batch: Batch) -> asyncio.Future[Encoded] | None:
+        """The encoding started for `batch` while the batch before it was posted, if it is that
+        batch still (the same groups: rows are never changed, ids never reused)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (batch.groups[0][0], batch.last_id):
+            return ahead[1]
+        if ahead is not None:
+            ahead[1].cancel()
+        return None
+
+    def _encode_ahead(self, batch: Batch) -> None:
+        """Start encoding the next batch, when a full one waits behind `batch` (a trickle's next
+        batch would still grow, and be encoded for nothing). A buffer that cannot be read here is
+        left to the next `read`, which reports it."""
+        if self.buffer.depth - len(batch.lines) < self.batch_size:
+            return
+        try:
+            following = self.buffer.read(self.batch_size, after=batch.last_id)
+        except sqlite3.Error:
+            return
+        if following is not None:
+            encoding = asyncio.ensure_future(asyncio.to_thread(self.writer.encode, following.lines))
+            self._ahead = ((following.groups[0][0], following.last_id), encoding)
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
+
+    async def _deliver(
+        self,
+        lines: list[str],
+        stop: asyncio.Event,
+        encoded: asyncio.Future[Encoded] | None = None,
+        *,
+        meanwhile: Callable[[], None] | None = None,  # run once the first post is on its way
+    ) -> None:
+        body = await (encoded if encoded is not None else asyncio.to_thread(self.writer.encode, lines))
         attempt = 0
         while True:
+            posting = self.writer.post(body)
+            if meanwhile is not None:
+                meanwhile()
+                meanwhile = None
             try:
-                await self.writer.write(lines)
+                await posting
                 self.stats.written += len(lines)
                 return
             except WriteError as exc:

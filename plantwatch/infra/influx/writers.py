@@ -3,7 +3,9 @@
 - `api: v2` posts to /api/v2/write with influxdb-client (InfluxDB 1.8+, 2.x, 3).
 - `api: v1` posts to /write with urllib3 (InfluxDB 1.x before 1.8, such as Debian's package).
 
-Both gzip the body and send nanosecond timestamps. Neither retries: the forwarder decides.
+Both gzip the body and send nanosecond timestamps. Neither retries: the forwarder decides. A write
+is two steps, `encode` (on a worker thread) and `post`, so the forwarder can encode the next batch
+while one is being posted; `write` does both.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlencode
@@ -74,13 +77,22 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+Encoded = bytes | list[str]  # a batch ready to post: a gzip body (v1), or the lines (v2 encodes itself)
+
+
 class Writer(Protocol):
     """Writes a batch of line-protocol lines or raises WriteError."""
 
     target: str
 
+    def encode(self, lines: list[str]) -> Encoded:
+        """The batch as posted; blocking, so callers run it on a worker thread."""
+
+    def post(self, encoded: Encoded) -> Awaitable[None]:
+        """Start writing one encoded batch on a worker thread at once; awaiting it raises WriteError."""
+
     async def write(self, lines: list[str]) -> None:
-        """Write all lines or raise WriteError."""
+        """Encode and post all lines, or raise WriteError."""
 
     def close(self) -> None:
         """Release connections."""
@@ -109,10 +121,12 @@ class V1Writer:
             retries=False,
         )
 
-    def _post(self, lines: list[str]) -> None:
-        # Built on the worker thread: zlib releases the GIL, so compression overlaps polling.
-        # Level 1: line protocol still shrinks several-fold, at a fraction of level 6's CPU.
-        body = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1)
+    def encode(self, lines: list[str]) -> Encoded:
+        """The gzip body. On a worker thread zlib releases the GIL, so compression overlaps polling.
+        Level 1: line protocol still shrinks several-fold, at a fraction of level 6's CPU."""
+        return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1)
+
+    def _post(self, body: Encoded) -> None:
         url = f"{self._url}?{urlencode(self._fields)}"
         try:
             response = self._pool.request("POST", url, body=body, headers=self._headers)
@@ -123,9 +137,13 @@ class V1Writer:
         if response.status >= 300:
             raise classify(response.status, response.data.decode("utf-8", "replace"), dict(response.headers))
 
+    def post(self, encoded: Encoded) -> Awaitable[None]:
+        """Start writing one encoded batch on a worker thread at once; awaiting it raises WriteError."""
+        return asyncio.get_running_loop().run_in_executor(None, self._post, encoded)
+
     async def write(self, lines: list[str]) -> None:
-        """Write all lines or raise WriteError."""
-        await asyncio.to_thread(self._post, lines)
+        """Encode and post all lines, or raise WriteError."""
+        await self.post(await asyncio.to_thread(self.encode, lines))
 
     def close(self) -> None:
         """Release connections."""
@@ -162,7 +180,11 @@ class V2Writer:
         )
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def _post(self, lines: list[str]) -> None:
+    def encode(self, lines: list[str]) -> Encoded:
+        """The lines themselves: influxdb-client gzips them as it posts."""
+        return lines
+
+    def _post(self, lines: Encoded) -> None:
         from influxdb_client.rest import ApiException
 
         try:
@@ -176,9 +198,13 @@ class V2Writer:
                 f"cannot reach InfluxDB at {self.target}: {scrub(exc, self.config.url)}", kind="retry"
             ) from exc
 
+    def post(self, encoded: Encoded) -> Awaitable[None]:
+        """Start writing one encoded batch on a worker thread at once; awaiting it raises WriteError."""
+        return asyncio.get_running_loop().run_in_executor(None, self._post, encoded)
+
     async def write(self, lines: list[str]) -> None:
-        """Write all lines or raise WriteError."""
-        await asyncio.to_thread(self._post, lines)
+        """Encode and post all lines, or raise WriteError."""
+        await self.post(self.encode(lines))
 
     def close(self) -> None:
         """Release connections."""
