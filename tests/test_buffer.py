@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.infra.influx.buffer import WAL_LIMIT_BYTES, DurableBuffer
-from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, WalCheckpointer
+from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, WAL_CAP_PAGES, WalCheckpointer
 from tests.waiting import wait_until
 
 
@@ -42,11 +43,11 @@ def test_fifo_order_ack_and_restart(tmp_path: Path) -> None:
     assert after is not None and after.last_id == 11  # ids are never reused, so order holds
 
 
-def test_commits_go_on_while_a_checkpoint_is_stuck_and_the_wal_shrinks_after_it(
+def test_commits_go_on_while_the_checkpointer_is_stuck_and_the_wal_shrinks_after_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A checkpoint ends with an fsync, which a busy disk can hold for long. It runs on its own
-    # thread: here it blocks until released, and commits carry on meanwhile.
+    # thread: here that thread is held up until released, and commits carry on meanwhile.
     entered, release = threading.Event(), threading.Event()
     checkpoint = WalCheckpointer.checkpoint
 
@@ -58,7 +59,8 @@ def test_commits_go_on_while_a_checkpoint_is_stuck_and_the_wal_shrinks_after_it(
     monkeypatch.setattr(WalCheckpointer, "checkpoint", stuck)
     path = tmp_path / "b.sqlite"
     buffer = DurableBuffer(path)
-    assert buffer._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)  # not on commits
+    # SQLite's own checkpoint, on the committing thread, only as a backstop far beyond this
+    assert buffer._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (WAL_CAP_PAGES,)
     line = "m " + ",".join(f"f{n}=1.5" for n in range(40)) + " 1"
     for _ in range(3 * WAL_LIMIT_BYTES // (100 * len(line))):
         assert buffer.append([line] * 100) == 100
@@ -77,38 +79,62 @@ def test_commits_go_on_while_a_checkpoint_is_stuck_and_the_wal_shrinks_after_it(
     assert not buffer._checkpointer._thread.is_alive()
 
 
-def test_the_wal_stays_bounded_under_a_steady_stream_of_small_commits(tmp_path: Path) -> None:
-    # As in an outage: commits keep coming while each checkpoint runs. A PASSIVE checkpoint alone
-    # never leaves the WAL fully copied when the next commit starts, so it never started over.
+def test_the_wal_starts_over_under_commits_too_dense_to_checkpoint_between(tmp_path: Path) -> None:
+    # Commits back to back, as in an outage's catch-up: every background pass is overtaken by new
+    # commits, so the WAL is never wholly copied between two of them. SQLite's own checkpoint at
+    # WAL_CAP_PAGES, on the commit that crosses it, starts it over; without it the WAL grew on.
     path = tmp_path / "b.sqlite"
     buffer = DurableBuffer(path)
     wal = Path(f"{path}-wal")
-    largest = 0
-    for n in range(6000):  # about 50 MB of WAL frames: small commits write whole pages
-        assert buffer.append([f"m v={n}i {n}", f"m w={n}i {n}"]) == 2
-        if n % 100 == 0:
-            largest = max(largest, wal.stat().st_size)
-    assert buffer._checkpointer.checkpoints >= 1
-    assert largest <= 2 * WAL_LIMIT_BYTES, f"the WAL grew to {largest / 2**20:.0f} MB"
-    assert buffer.depth == 12000
+    cap = WAL_CAP_PAGES * 4096
+    sizes = []
+    chunk = ["m " + ",".join(f"f{n}=1.5" for n in range(20)) + f" {n}" for n in range(20)]
+    for n in range(12_000):  # commits of 20 lines, about 10 KB of WAL each: nearly twice the cap
+        assert buffer.append(chunk) == 20
+        if n % 200 == 0:
+            sizes.append(wal.stat().st_size)
+    largest = max(sizes)
+    assert largest <= cap + 2 * CHECKPOINT_BYTES, f"the WAL grew to {largest / 2**20:.0f} MB"
+    assert min(sizes[sizes.index(largest) :]) < largest, "the WAL never started over"
+    assert buffer.depth == 240_000
     buffer.close()
 
 
-def test_a_failed_checkpoint_is_logged_and_creates_no_file(
+def test_a_checkpoint_never_touches_a_file_that_replaced_the_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    buffer = DurableBuffer(path)
+    assert buffer.append(["m v=1i 1"] * 1000) == 1000
+    stranger = tmp_path / "stranger.sqlite"
+    with sqlite3.connect(stranger) as conn:
+        conn.execute("CREATE TABLE precious (x)")
+    os.replace(stranger, path)  # moved over the buffer while it is open
+    buffer._checkpointer.checkpoint()
+    copy = tmp_path / "what-the-file-holds.sqlite"  # read alone: the buffer's -wal sits beside `path`
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["precious"]
+    assert buffer._checkpointer.checkpoints == 0
+    buffer.close()
+
+
+def test_a_failed_checkpoint_is_logged_once_and_the_thread_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    missing = tmp_path / "gone.sqlite"
-    checkpointer = WalCheckpointer(missing)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database at all" * 1000)
+    checkpointer = WalCheckpointer(garbage, garbage.stat().st_ino)
     with caplog.at_level(logging.WARNING):
-        checkpointer.checkpoint()
-        checkpointer.checkpoint()
+        checkpointer.due()
+        wait_until(lambda: "checkpoint failed" in caplog.text, 10, "the failure logged")
+        checkpointer.checkpoint()  # again: the repeat goes to DEBUG
     assert checkpointer.checkpoints == 0
     assert [r.getMessage() for r in caplog.records if "checkpoint failed" in r.getMessage()] == [
-        f"buffer {missing}: checkpoint failed (unable to open database file); the WAL keeps growing"
-    ]  # once per outage
-    assert not missing.exists()
+        f"buffer {garbage}: checkpoint failed (file is not a database); the WAL keeps growing"
+    ]
+    assert checkpointer._thread.is_alive()
     checkpointer.close()
-    assert CHECKPOINT_BYTES < WAL_LIMIT_BYTES  # a checkpoint is asked for before the WAL's cap
+    assert not checkpointer._thread.is_alive()
 
 
 def test_a_group_larger_than_the_limit_is_read_whole(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def test_columns_become_readings_in_request_order_when_asked() -> None:
         Reading("d", "b", 2.0, 10, unit="kW"),
         Reading("d", "c", 3.0, 20, unit="kW"),
     ]
-    assert result.good_values == []  # built once; from now on the list is all there is
+    assert result.good_values == ()  # built once; from now on the list is all there is
     result.readings.append(Reading("d", "e", None, 30, "timeout"))
     assert (result.size, result.ok, result.event_ns) == (4, False, 30)
 
@@ -32,7 +32,7 @@ def test_columns_after_a_failed_request_follow_its_readings() -> None:
     result.readings.append(Reading("d", "b", None, 20, "timeout"))  # the second request failed
     result.add_good(columns(30, c=3.0))
     assert [(r.field, r.timestamp_ns) for r in result.readings] == [("a", 10), ("b", 20), ("c", 30)]
-    assert result.good_values == []
+    assert result.good_values == ()
 
 
 def test_an_empty_result_and_a_copy_with_other_readings() -> None:
@@ -42,3 +42,17 @@ def test_an_empty_result_and_a_copy_with_other_readings() -> None:
     copy = result.with_readings([Reading("d", "z", 9.0, 11)])
     assert (copy.device, copy.started_ns, copy.tags, copy.size) == ("d", 7, {"line": "2"}, 1)
     assert [r.field for r in result.readings] == ["a"]  # the original keeps its own
+
+
+def test_readings_appended_through_a_list_taken_early_stay_in_order() -> None:
+    result = PollResult("d")
+    into = result.readings  # the list is handed out while still empty (as `missing` gets it)
+    result.add_good(columns(10, a=1.0))
+    into.append(Reading("d", "b", None, 20, "timeout"))
+    assert [r.field for r in result.readings] == ["a", "b"]
+    assert result.size == 2
+    given = [Reading("d", "z", None, 5, "timeout")]
+    passed_in = PollResult("d", given)
+    passed_in.add_good(columns(10, a=1.0))
+    given.append(Reading("d", "y", None, 30, "timeout"))
+    assert [r.field for r in passed_in.readings] == ["z", "a", "y"]

@@ -144,8 +144,8 @@ def device_tags(
 
 
 def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
-    """Lines for one poll: one data line per request timestamp, quality lines, a poll summary
-    (not for an MQTT message, which is not a poll).
+    """Lines for one poll: one data line per request (the values of a timestamp together), quality
+    lines, a poll summary (not for an MQTT message, which is not a poll).
 
     Bad values are never written as numbers: each becomes a plantwatch_quality point whose
     `reason` field says why it is missing.
@@ -157,7 +157,8 @@ def poll_lines(series: DeviceSeries, result: PollResult) -> list[str]:
 
 def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]) -> int:
     """`poll_lines` appended to `lines`; returns how many values were good (written as numbers)."""
-    good = _append_good_values(series, result.good_values, lines) if result.good_values else None
+    columns = result.good_values
+    good = _append_good_values(series, columns, lines) if columns else None
     if good is None:
         readings = result.readings
         body = _one_line_body(readings) if readings else None
@@ -175,17 +176,22 @@ def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]
     return good
 
 
-def _append_good_values(series: DeviceSeries, columns: list[GoodValues], lines: list[str]) -> int | None:
+def _append_good_values(
+    series: DeviceSeries, columns: tuple[GoodValues, ...], lines: list[str]
+) -> int | None:
     """A data line per request whose values are still columns (see GoodValues), without building
     a Reading per value; None, with nothing appended, when an integer is out of range."""
-    bodies = []
+    bodies, count = [], 0
     for good in columns:
+        if not good.values:
+            continue  # no register in the request: no line (a line needs a field)
         body = _body(good.fields, good.values)
         if body is None:
             return None
         bodies.append(f"{series.data} {body} {good.timestamp_ns}")
+        count += len(good.values)
     lines += bodies
-    return sum(len(good.values) for good in columns)
+    return count
 
 
 @dataclass(frozen=True, slots=True)

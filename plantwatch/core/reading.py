@@ -77,8 +77,8 @@ class PollResult:
     """
 
     __slots__ = (
-        "_good", "_good_count", "_readings", "device", "finished_ns", "polled", "requests", "started_ns",
-        "tags",
+        "_columns", "_good", "_good_count", "_readings", "device", "finished_ns", "polled", "requests",
+        "started_ns", "tags",
     )  # fmt: skip
 
     def __init__(
@@ -95,6 +95,9 @@ class PollResult:
         self._readings: list[Reading] = [] if readings is None else readings
         self._good: list[GoodValues] = []  # only while `_readings` is empty: order is kept
         self._good_count = 0  # values in `_good`
+        # Columns are kept only until the list is handed out: appends through a reference to it
+        # must land after every value added before them.
+        self._columns = readings is None
         self.requests = requests
         self.started_ns = started_ns
         self.finished_ns = finished_ns
@@ -107,20 +110,21 @@ class PollResult:
         if self._good:
             self._readings = [reading for good in self._good for reading in good.readings()]
             self._good, self._good_count = [], 0
+        self._columns = False
         return self._readings
 
     @readings.setter
     def readings(self, readings: list[Reading]) -> None:
-        self._readings, self._good, self._good_count = readings, [], 0
+        self._readings, self._good, self._good_count, self._columns = readings, [], 0, False
 
     @property
-    def good_values(self) -> list[GoodValues]:
+    def good_values(self) -> tuple[GoodValues, ...]:
         """The columns of every value when all are still held so (all good); else empty."""
-        return self._good
+        return tuple(self._good)
 
     def add_good(self, good: GoodValues) -> None:
         """Add the values of a request that decoded cleanly, after those added so far."""
-        if self._readings:
+        if not self._columns:
             self._readings.extend(good.readings())
         else:
             self._good.append(good)

@@ -36,7 +36,12 @@ from typing import Literal
 
 from plantwatch.core.outage_log import OutageLog
 from plantwatch.infra.errors import InfraError
-from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, COMMIT_PAGES_BYTES, WalCheckpointer
+from plantwatch.infra.influx.checkpointer import (
+    CHECKPOINT_BYTES,
+    COMMIT_PAGES_BYTES,
+    WAL_CAP_PAGES,
+    WalCheckpointer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +104,6 @@ class DurableBuffer:
         self._dropped_through = 0  # groups up to this id were dropped to make room (`drop_oldest`)
         self._lock = self._take_lock()
         self._conn = self._open()
-        self._checkpointer = WalCheckpointer(path)
         self._unchecked = 0  # bytes committed since a checkpoint was last asked for
         self._inode = self.path.stat().st_ino
         self.reserve = self.path.with_name(f"{self.path.name}.reserve")
@@ -114,6 +118,7 @@ class DurableBuffer:
         self._oldest_ns: int | None = oldest
         if count:
             log.info("buffer %s: recovered %d unsent line(s) from a previous run", path, count)
+        self._checkpointer = WalCheckpointer(path, self._inode)
 
     def _take_lock(self) -> int:
         """Hold `<buffer>.lock` while open; refuse when another process holds it."""
@@ -137,7 +142,7 @@ class DurableBuffer:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # WalCheckpointer's thread does it
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CAP_PAGES}")  # WalCheckpointer does it before
         # Debian's SQLite zeroes deleted rows by default: every line would be written twice, once
         # stored and once wiped after it was sent. Lines hold no secrets; flash cards wear less.
         conn.execute("PRAGMA secure_delete=OFF")
@@ -362,7 +367,7 @@ class DurableBuffer:
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         fresh.rename(self.path)
         self._conn = self._connect()
-        self._inode = self.path.stat().st_ino
+        self._inode = self._checkpointer.inode = self.path.stat().st_ino
         self._recount()
 
     def oldest_age(self) -> float:

@@ -3,22 +3,21 @@
 SQLite copies its WAL into the database file at a checkpoint, and a checkpoint ends with an fsync.
 By default the commit that takes the WAL past 1,000 pages runs it, on the committing thread: the
 collector's event loop waited 20-35 ms for it every few commits in benchmarks/influx_ingest.py
-(docs/performance.md). The buffer turns that off (`PRAGMA wal_autocheckpoint=0`) and asks this
-thread instead, which checkpoints in two steps:
+(docs/performance.md). This thread checkpoints instead, PASSIVE, which never blocks a commit; it
+goes over the WAL again while commits landed during the previous pass, up to PASSES times, so that
+the WAL is usually wholly copied when the next commit comes, and that commit starts it over.
 
-1. PASSIVE: the bulk, concurrently with commits (a PASSIVE checkpoint never blocks a writer);
-2. RESTART: the few frames committed meanwhile, holding commits back for that short while, so
-   that the next commit starts the WAL over. Without it, commits arriving during every PASSIVE
-   checkpoint would keep the WAL from ever starting over: a 60 s outage at 1,000 commits a
-   second grew it to 450 MB.
-
-With `synchronous=NORMAL` a commit itself never waits for the disk. Durability is unchanged: a
-committed transaction survives a crash whether or not it was checkpointed.
+A stream of commits too dense for that (each pass overtaken by new commits) would let the WAL
+grow: the buffer keeps SQLite's own checkpoint as a backstop at WAL_CAP_PAGES, run by the commit
+that crosses it (the pages left to copy by then are few). With `synchronous=NORMAL` a commit
+itself never waits for the disk. Durability is unchanged: a committed transaction survives a
+crash whether or not it was checkpointed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -30,17 +29,21 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_BYTES = 4 * 2**20  # written to the WAL since the last request: SQLite's own 1,000 pages
 COMMIT_PAGES_BYTES = 2 * 4096  # what a commit writes besides its data: a leaf and the table's root
-BUSY_TIMEOUT_S = 5.0  # the RESTART step waits this long for a commit in progress to end
+WAL_CAP_PAGES = 16_384  # 64 MiB of 4 KiB pages: SQLite's own checkpoint, on the commit, beyond
+PASSES = 3  # PASSIVE passes per request while commits keep landing during them
+CLOSE_WAIT_S = 10.0  # how long closing waits for a checkpoint in progress (a hung disk)
 
 
 class WalCheckpointer:
     """Checkpoints the buffer file whenever `due()` is called, on a daemon thread with a connection
-    of its own (opened per checkpoint, so a file the buffer recreated is the one checkpointed;
-    never created by it)."""
+    of its own, opened per checkpoint and only onto the buffer's own file: `inode` is the file the
+    buffer has open (it sets a new one when it recreates the file), and a file that replaced it
+    under the same name is never touched (nor created)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, inode: int) -> None:
         self.path = path
-        self.checkpoints = 0  # completed, for tests and the curious
+        self.inode = inode
+        self.checkpoints = 0  # requests that left the WAL wholly copied
         self._uri = f"file:{quote(str(path))}?mode=rw"
         self._wake = threading.Event()
         self._stop = False
@@ -53,10 +56,14 @@ class WalCheckpointer:
         self._wake.set()
 
     def close(self) -> None:
-        """Stop the thread after the checkpoint it is running, if any."""
+        """Stop the thread after the checkpoint it is running, if any (waiting CLOSE_WAIT_S at most)."""
         self._stop = True
         self._wake.set()
-        self._thread.join()
+        self._thread.join(CLOSE_WAIT_S)
+        if self._thread.is_alive():
+            log.warning(
+                "buffer %s: a checkpoint still runs after %.0f s; closing anyway", self.path, CLOSE_WAIT_S
+            )
 
     def _run(self) -> None:
         while True:
@@ -64,22 +71,35 @@ class WalCheckpointer:
             self._wake.clear()
             if self._stop:
                 return
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except Exception:  # a bug here must not end checkpointing for good
+                log.exception("buffer %s: checkpoint failed unexpectedly", self.path)
+
+    def _ours(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file; a failure is logged and retried at the
         next request (the WAL keeps every committed line meanwhile)."""
+        if not self._ours():
+            return  # deleted or replaced: the buffer notices at its next read or append
         try:
-            conn = sqlite3.connect(
-                self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
-            )
+            conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False)
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if not self._ours():  # replaced between the check and the open
+                    return
+                for _ in range(PASSES):
+                    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if not busy and copied == frames:
+                        self.checkpoints += 1
+                        break
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             self._outage.failure("buffer %s: checkpoint failed (%s); the WAL keeps growing", self.path, exc)
             return
-        self.checkpoints += 1
         self._outage.recovered("buffer %s: checkpoints work again", self.path)
