@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch.infra.influx.buffer import WAL_LIMIT_BYTES, DurableBuffer
-from plantwatch.infra.influx.checkpointer import CHECKPOINT_BYTES, WAL_CAP_PAGES, WalCheckpointer
+from plantwatch.infra.influx.checkpointer import WAL_CAP_PAGES, WalCheckpointer
 from tests.waiting import wait_until
 
 
@@ -69,6 +69,7 @@ def test_commits_go_on_while_the_checkpointer_is_stuck_and_the_wal_shrinks_after
     assert wal.stat().st_size > 2 * WAL_LIMIT_BYTES  # nothing checkpointed on the committing thread
     release.set()
     wait_until(lambda: buffer._checkpointer.checkpoints >= 1, 30, "the checkpoint finished")
+    buffer._checkpointer.close()  # no pass in progress from here on (one holds the WAL in use)
     batch = buffer.read(10**6)
     assert batch is not None
     buffer.ack(batch)  # the first commit after a whole checkpoint starts the WAL over, truncated;
@@ -94,7 +95,9 @@ def test_the_wal_starts_over_under_commits_too_dense_to_checkpoint_between(tmp_p
         if n % 200 == 0:
             sizes.append(wal.stat().st_size)
     largest = max(sizes)
-    assert largest <= cap + 2 * CHECKPOINT_BYTES, f"the WAL grew to {largest / 2**20:.0f} MB"
+    # Beyond the cap, every commit tries; one fails only while a background pass holds the
+    # checkpoint lock, which a loaded machine can stretch: bounded, not to the page.
+    assert largest <= 2 * cap, f"the WAL grew to {largest / 2**20:.0f} MB"
     assert min(sizes[sizes.index(largest) :]) < largest, "the WAL never started over"
     assert buffer.depth == 240_000
     buffer.close()
