@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plantwatch.contract.influx import (
+    TEMPLATE_MIN_VALUES,
     DeviceSeries,
     _append_lines_by_reading,
     device_tags,
@@ -103,13 +104,16 @@ VALUES = st.one_of(
             st.sampled_from(["good", "good", "good", "timeout"]),
         ),
         min_size=1,
-        max_size=8,
-    )
+        max_size=2 * TEMPLATE_MIN_VALUES,
+    ),
+    one_good_instant=st.booleans(),  # else most long polls would miss the one-line path
 )
 @settings(max_examples=300, deadline=None)
 def test_the_one_line_path_writes_what_formatting_value_by_value_writes(
-    readings: list[tuple[str, object, int, str]],
+    readings: list[tuple[str, object, int, str]], one_good_instant: bool
 ) -> None:
+    if one_good_instant:
+        readings = [(field, value, 1_000, "good") for field, value, _, _ in readings]
     series = DeviceSeries.build("m", {"plant": "w", "device": "d"})
     result = PollResult("d", started_ns=1_000, finished_ns=1_000, polled=False)
     result.readings = [

@@ -39,6 +39,9 @@ TAG_WORKER = "worker"  # on plantwatch_alerts and _notifications of a partitione
 RESERVED_TAGS = frozenset({TAG_PLANT, TAG_DEVICE, TAG_SECTOR, TAG_MODEL, TAG_PRODUCT, TAG_FIELD})
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Readings formatted by one template when at least this many (below it, value by value is
+# cheaper: 3.8 against 5.3 µs for 3 values, 11.8 against 10.2 µs for 13). Columns always are.
+TEMPLATE_MIN_VALUES = 8
 _NO_TIMESTAMP = object()  # equal to no reading's timestamp
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -161,7 +164,7 @@ def append_poll_lines(series: DeviceSeries, result: PollResult, lines: list[str]
     good = _append_good_values(series, columns, lines) if columns else None
     if good is None:
         readings = result.readings
-        body = _one_line_body(readings) if readings else None
+        body = _one_line_body(readings) if len(readings) >= TEMPLATE_MIN_VALUES else None
         if body is None:
             good = _append_lines_by_reading(series, readings, lines)
         else:  # every value good, one timestamp: the common poll, as one data line
