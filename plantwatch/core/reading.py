@@ -46,8 +46,9 @@ class GoodValues(NamedTuple):
     for, kept as columns until a consumer asks for `PollResult.readings`.
 
     The Modbus poller keeps a cleanly decoded response so, and line protocol is written straight
-    from the columns (contract/influx.py): building a Reading per value was a sixth of the
-    collector's CPU per poll when no consumer but the buffer ever looked at them.
+    from the columns (contract/influx.py): building a Reading per value was about a sixth of the
+    producing thread's CPU in benchmarks/influx_ingest.py, where no consumer but the buffer ever
+    looked at them.
     """
 
     device: str

@@ -7,7 +7,8 @@ one row: the group's lines joined by newlines (a line never holds a raw newline,
 line_protocol.py), so the cost per line is a string join, not a B-tree insert and delete.
 `synchronous=NORMAL` survives any process crash, `FULL` also survives power loss at the cost of
 an fsync per commit. The WAL is checkpointed on a thread of its own (checkpointer.py), so with
-NORMAL no commit on the event loop waits for the disk.
+NORMAL a commit on the event loop waits for the disk only when commits come too densely for that
+thread and the WAL reaches 64 MiB, where SQLite's own checkpoint is kept as a backstop.
 
 Faults it survives:
 - **A full disk.** A reserve file (4 MiB) is kept beside the buffer; when deleting sent lines
@@ -142,7 +143,7 @@ class DurableBuffer:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CAP_PAGES}")  # WalCheckpointer does it before
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CAP_PAGES}")  # a backstop: see checkpointer.py
         # Debian's SQLite zeroes deleted rows by default: every line would be written twice, once
         # stored and once wiped after it was sent. Lines hold no secrets; flash cards wear less.
         conn.execute("PRAGMA secure_delete=OFF")

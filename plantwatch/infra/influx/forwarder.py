@@ -180,7 +180,7 @@ class Forwarder:
             return
         try:
             following = self.buffer.read(self.batch_size, after=batch.last_id)
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):  # a look-ahead that fails costs only what it would save
             return
         if following is not None:
             encoding = asyncio.ensure_future(asyncio.to_thread(self.writer.encode, following.lines))
