@@ -10,10 +10,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
-from plantwatch.core.codecs import Value
+from plantwatch.core.codecs import Getter, Value, items_at
 from plantwatch.core.reading import GOOD, GoodValues, PollResult, Reading
 
 # Measurements plantwatch writes besides each map's own (`measurement` key, default: the sector).
@@ -202,7 +201,7 @@ class _BodyFormat:
     """The fields of a line for one sequence of field names and value types, as one %-template."""
 
     template: str  # e.g. dust=%r,o2=%r,flag=%s,count=%di
-    integers: Callable[[Sequence[Value]], tuple[Any, ...]] | None  # checked against int64's range
+    integers: Getter | None  # the integers, checked against int64's range
     literals: tuple[int, ...]  # positions of values formatted one by one (strings, booleans)
 
 
@@ -219,9 +218,7 @@ def _body_format(fields: tuple[str, ...], types: tuple[type, ...]) -> _BodyForma
         else:
             parts.append(f"{key}%s")
             literals.append(n)
-    # the first position twice: itemgetter of one position would return the value, not a tuple
-    getter = itemgetter(*integers, integers[0]) if integers else None
-    return _BodyFormat(",".join(parts), getter, tuple(literals))
+    return _BodyFormat(",".join(parts), items_at(integers) if integers else None, tuple(literals))
 
 
 def _one_line_body(readings: list[Reading]) -> str | None:

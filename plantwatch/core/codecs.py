@@ -185,11 +185,11 @@ class SpanDecoder:
         picks = [raw_order.index(layout) for layout in layouts]
         self._pick: Getter | None = None
         if picks != list(range(len(raw_order))):  # values not in read order, or a read shared
-            self._pick = _getter(picks)
+            self._pick = items_at(picks)
         self._finishers = [(n, finish) for n, spec in enumerate(specs) if (finish := _finisher(spec))]
         # Unscaled floats need only a finiteness check, done on their sum (NaN and infinity carry).
         self._plain_floats = [n for n, spec in enumerate(specs) if _plain_float(spec)]
-        self._plain_float_values = _getter(self._plain_floats) if self._plain_floats else None
+        self._plain_float_values = items_at(self._plain_floats) if self._plain_floats else None
 
     def decode(self, words: Sequence[int]) -> tuple[list[Value | None], dict[int, DecodeError]]:
         """Every value in the order of the specs (None where it cannot be decoded), and the
@@ -213,7 +213,7 @@ class SpanDecoder:
         return values, errors
 
 
-def _getter(positions: Sequence[int]) -> Getter:
+def items_at(positions: Sequence[int]) -> Getter:
     """The items at `positions`, always as a tuple (itemgetter of one position returns the item)."""
     if len(positions) == 1:
         position = positions[0]
