@@ -63,7 +63,9 @@ def test_timeout_marks_values_skips_the_rest_and_the_bus_recovers(bank: BankServ
     bank.banks[2].delay = 5.0  # unit 2 never answers in time
 
     async def run() -> tuple[PollResult, float, PollResult, int]:
-        bus = ModbusBus(DeviceConfig(id="x", map="t", url=bank.url).endpoint, timeout=0.2)
+        # The bus's timeout bounds connecting, which can take a while on a loaded machine; each
+        # read waits its own device's 200 ms.
+        bus = ModbusBus(DeviceConfig(id="x", map="t", url=bank.url).endpoint, timeout=1.0)
         silent = DeviceConfig(id="silent", map="t", url=bank.url, unit=2, timeout="200ms")
         live = DeviceConfig(id="live", map="t", url=bank.url, unit=1, timeout="200ms")
         started = time.monotonic()
@@ -132,7 +134,7 @@ def test_a_late_answer_never_poisons_the_next_read(bank: BankServer) -> None:
     device = DeviceConfig(id="slow", map="t", url=bank.url, unit=1, timeout="100ms")
 
     async def run() -> tuple[PollResult, PollResult]:
-        bus = ModbusBus(device.endpoint, timeout=0.1)
+        bus = ModbusBus(device.endpoint, timeout=1.0)  # connecting; each read waits 100 ms
         poller = ModbusDevicePoller(device, device_map, bus)
         bank.banks[1].set_registers("holding", 3, [111])
         bank.banks[1].delay = 0.3
