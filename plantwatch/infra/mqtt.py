@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +32,7 @@ RECONNECT_DELAY = (1.0, 30.0)  # seconds: first retry, cap (doubling in between)
 KEEPALIVE = 30  # seconds
 READS_PER_WAKEUP = 64  # packets read per readable event before yielding to the loop
 RECV_CHUNK = 65536  # bytes asked of the socket per system call
+LINGER = 2.0  # seconds a closing connection waits for the broker to close after our DISCONNECT
 
 
 class TopicCallbacks(MQTTMatcher):
@@ -67,6 +71,7 @@ class BufferedClient(mqtt.Client):
         self._taken = 0  # bytes of _inbox already handed to paho
         self._inbox_socket: object = None  # the socket _inbox came from: a reconnect drops the rest
         self.drained = False
+        self.on_linger: Callable[[socket.socket], None] | None = None  # see _sock_close
 
     @property
     def buffered(self) -> bool:
@@ -115,6 +120,58 @@ class BufferedClient(mqtt.Client):
                     packet["to_process"] = len(packet["packet"])
             queue.extendleft(reversed(merged))
         return super()._packet_write()
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        """paho's, for the common PUBLISH: QoS 0 or 1 without MQTT 5 properties, unlogged.
+
+        paho builds a `Properties` for every MQTT 5 PUBLISH, with or without properties: two
+        dictionaries of some thirty entries each, then thirty `hasattr` checks to clear them.
+        That was a fifth of the event loop's time in benchmarks/mqtt_ingest.py. Here such a
+        message gets `properties=None`, as under 3.1.1 (plantwatch reads none). Anything else
+        (properties, QoS 2, a malformed packet, paho's logging on) goes to paho's own.
+        """
+        header, body = self._in_packet["command"], self._in_packet["packet"]
+        qos = (header & 0x06) >> 1
+        if qos == 2 or self.on_log is not None or self._logger is not None or len(body) < 2:
+            return super()._handle_publish()
+        topic_end = 2 + int.from_bytes(body[:2], "big")
+        mid_end = topic_end + 2 if qos else topic_end
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            if len(body) <= mid_end or body[mid_end] != 0:  # properties, or too short: paho's
+                return super()._handle_publish()
+            payload_start = mid_end + 1  # the properties' length, 0
+        else:
+            if len(body) < mid_end or topic_end == 2:  # 3.1.1 forbids an empty topic
+                return super()._handle_publish()
+            payload_start = mid_end
+        message = mqtt.MQTTMessage(
+            mid=int.from_bytes(body[topic_end:mid_end], "big"), topic=bytes(body[2:topic_end])
+        )
+        message.dup = bool(header & 0x08)
+        message.qos = qos
+        message.retain = bool(header & 0x01)
+        message.payload = bytes(body[payload_start:])
+        message.timestamp = time.monotonic()  # paho's clock for it
+        self._handle_on_message(message)
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(message.mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _sock_close(self) -> None:
+        """paho's close; with `on_linger` set, the connection outlives it, handed over as a copy.
+
+        A socket closed while bytes from the broker wait unread in it is reset by the kernel,
+        not closed, and the broker then drops what it had not yet read from us: the PUBACKs
+        just before our DISCONNECT, for messages we had committed, which it sends again. Whoever
+        takes the copy reads the rest until the broker closes, then closes it.
+        """
+        sock, linger = self._sock, self.on_linger
+        if sock is None or linger is None:
+            super()._sock_close()
+            return
+        spare = socket.socket(fileno=os.dup(sock.fileno()))  # a second descriptor of the same connection
+        super()._sock_close()
+        linger(spare)
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if not self.buffered:
@@ -243,6 +300,36 @@ class MqttConnection:
         if client.buffered or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
             self._read_soon()
 
+    def _linger(self, sock: socket.socket, done: asyncio.Event) -> None:
+        """After our DISCONNECT: read and drop what the broker still sends (messages we never
+        acknowledged: it sends them again next session) until it closes, so that our last acks
+        are not lost to a reset (`BufferedClient._sock_close`). Closed after LINGER at the latest."""
+        sock.setblocking(False)
+        self._in_loop(self._drain_until_closed, sock, done)
+
+    def _drain_until_closed(self, sock: socket.socket, done: asyncio.Event) -> None:
+        fd = sock.fileno()
+
+        def finish() -> None:
+            if not done.is_set():
+                self._loop.remove_reader(fd)
+                timer.cancel()
+                sock.close()
+                done.set()
+
+        def drain() -> None:
+            try:
+                while sock.recv(RECV_CHUNK):
+                    pass
+            except BlockingIOError:
+                return  # more to come
+            except OSError:
+                pass
+            finish()  # the broker closed (or reset) its side
+
+        timer = self._loop.call_later(LINGER, finish)
+        self._loop.add_reader(fd, drain)
+
     def _read_soon(self) -> None:
         """`_read` on the next loop iteration, once however often asked: a read scheduled per
         readable event as well would pile up, and each iteration would read more and more."""
@@ -315,7 +402,10 @@ class MqttConnection:
 
     def _receive(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Hand one message on. A failure on it must not stop the rest of the stream; the failed
-        message is not acknowledged, so the broker delivers it again on the next session."""
+        message is not acknowledged, so the broker delivers it again on the next session. So is
+        one that arrives while closing: its ack would come after our DISCONNECT."""
+        if self._closing:
+            return
         try:
             self.on_message(message)
         except Exception:
@@ -390,11 +480,14 @@ class MqttConnection:
     ) -> None:
         self._closing = True
         if self.client.socket() is not None:
+            lingering = asyncio.Event()
+            self.client.on_linger = lambda sock: self._linger(sock, lingering)
             self.client.disconnect()  # queued; the writer callback sends it and closes the socket
             try:
                 await asyncio.wait_for(self._disconnected.wait(), 5)
+                await asyncio.wait_for(lingering.wait(), LINGER + 1)  # its own timer ends it at LINGER
             except TimeoutError:
-                log.warning("MQTT %s:%d: no clean disconnect within 5 s", self.host, self.port)
+                log.warning("MQTT %s:%d: no clean disconnect within the time allowed", self.host, self.port)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
