@@ -27,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -79,17 +79,10 @@ class TimedWriter:
     def encode(self, lines: list[str]) -> Encoded:
         return self.writer.encode(lines)
 
-    def post(self, encoded: Encoded) -> Awaitable[None]:
-        start, posting = time.perf_counter(), self.writer.post(encoded)
-
-        async def timed() -> None:
-            await posting
-            self.times.append((start, time.perf_counter()))
-
-        return timed()
-
-    async def write(self, lines: list[str]) -> None:
-        await self.post(await asyncio.to_thread(self.encode, lines))
+    def send(self, encoded: Encoded) -> None:
+        start = time.perf_counter()
+        self.writer.send(encoded)
+        self.times.append((start, time.perf_counter()))
 
     def close(self) -> None:
         self.writer.close()

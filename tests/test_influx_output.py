@@ -7,8 +7,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +36,7 @@ def v1_config(url: str, db: str, **extra: object) -> InfluxConfig:
 
 def test_v1_writer_writes_and_reads_back(influxdb: InfluxDBServer, influx_db: str) -> None:
     writer = make_writer(v1_config(influxdb.url, influx_db))
-    asyncio.run(writer.write(lines(500)))
+    writer.send(writer.encode(lines(500)))
     writer.close()
     assert count(influxdb, influx_db) == 500
     (series,) = influxdb.query("SELECT v, n FROM m WHERE device = 'd1' ORDER BY time LIMIT 2", influx_db)
@@ -52,7 +52,7 @@ def test_v2_writer_through_the_18_style_api(
             url=proxy.url, api="v2", bucket=f"{influx_db}/autogen", token_env="PW_TEST_TOKEN"
         )
         writer = make_writer(config)
-        asyncio.run(writer.write(lines(300)))
+        writer.send(writer.encode(lines(300)))
         writer.close()
     assert count(influxdb, influx_db) == 300
     assert [path for path, _ in proxy.requests] == ["/api/v2/write"]
@@ -61,19 +61,19 @@ def test_v2_writer_through_the_18_style_api(
 def test_errors_are_classified_with_the_servers_reason(influxdb: InfluxDBServer, influx_db: str) -> None:
     missing = make_writer(v1_config(influxdb.url, "no_such_db"))
     with pytest.raises(WriteError) as info:
-        asyncio.run(missing.write(lines(1)))
+        missing.send(missing.encode(lines(1)))
     assert (info.value.kind, info.value.status) == ("config", 404)
     assert "database not found" in str(info.value)
 
     writer = make_writer(v1_config(influxdb.url, influx_db))
     with pytest.raises(WriteError) as info:
-        asyncio.run(writer.write(["m v=1 1", "this is not line protocol"]))
+        writer.send(writer.encode(["m v=1 1", "this is not line protocol"]))
     assert (info.value.kind, info.value.status) == ("reject", 400)
     assert "unable to parse" in str(info.value)
 
     down = make_writer(v1_config("http://127.0.0.1:9", influx_db))
     with pytest.raises(WriteError) as info:
-        asyncio.run(down.write(lines(1)))
+        down.send(down.encode(lines(1)))
     assert info.value.kind == "retry" and "cannot reach InfluxDB at http://127.0.0.1:9" in str(info.value)
 
 
@@ -281,48 +281,54 @@ def test_a_stream_of_commits_too_big_to_pair_is_sent_without_waiting(
     assert count(influxdb, influx_db) == 300
 
 
-class EncodeWatch:
-    """The real v1 writer, counting encodes; each post first waits (in its thread, up to 5 s) for
-    the next batch's encoding to have begun, when a next batch is expected."""
+class QueueWatch:
+    """The real v1 writer, counting encodes; each send first waits (on the post thread, up to 5 s)
+    until the post of the batch behind it is queued, when one is expected. A forwarder that
+    queued that post only after this one ended would keep every such send waiting 5 s."""
 
     def __init__(self, writer: Writer, batches: int) -> None:
         self.writer, self.target, self.batches = writer, writer.target, batches
-        self.started = [threading.Event() for _ in range(batches + 1)]
+        self.queued = [threading.Event() for _ in range(batches + 1)]
         self.encodes = self.posts = self.waited_out = 0
 
+    def watch(self, forwarder: Forwarder) -> None:
+        """Note each post the forwarder queues on its post thread."""
+        submit = forwarder._poster.submit
+        submitted = iter(self.queued)
+
+        def noted(*args: Any) -> Any:
+            next(submitted).set()
+            return submit(*args)
+
+        forwarder._poster.submit = noted  # type: ignore[method-assign]
+
     def encode(self, lines: list[str]) -> Encoded:
-        self.started[min(self.encodes, self.batches)].set()
         self.encodes += 1
         return self.writer.encode(lines)
 
-    def post(self, encoded: Encoded) -> Awaitable[None]:
-        following = self.started[self.posts + 1] if self.posts + 1 < self.batches else None
+    def send(self, encoded: Encoded) -> None:
+        following = self.queued[self.posts + 1] if self.posts + 1 < self.batches else None
         self.posts += 1
-
-        async def after_the_next_encode_began() -> None:
-            if following is not None and not await asyncio.to_thread(following.wait, 5):
-                self.waited_out += 1
-            await self.writer.post(encoded)
-
-        return after_the_next_encode_began()
-
-    async def write(self, lines: list[str]) -> None:
-        await self.post(self.encode(lines))
+        if following is not None and not following.wait(5):
+            self.waited_out += 1
+        self.writer.send(encoded)
 
     def close(self) -> None:
         self.writer.close()
 
 
-def test_a_backlog_is_encoded_one_batch_ahead_of_the_post_in_flight(
+def test_a_backlog_s_next_post_is_queued_behind_the_post_in_flight(
     influxdb: InfluxDBServer, influx_db: str, tmp_path: Path
 ) -> None:
-    """While a batch is posted the next one is read and gzipped, so posts follow each other without
-    that work in between; each batch is still encoded once, and all arrive."""
+    """While a batch is posted the next one is read and gzipped and its post queued on the post
+    thread, so it starts the moment the one before it ends; each batch is still encoded once and
+    posted once, one post at a time, and all arrive."""
     buffer = DurableBuffer(tmp_path / "b.sqlite")
     for chunk in range(4):
         buffer.append(lines(100, start=chunk * 100))
-    watch = EncodeWatch(make_writer(v1_config(influxdb.url, influx_db)), batches=4)
+    watch = QueueWatch(make_writer(v1_config(influxdb.url, influx_db)), batches=4)
     forwarder = Forwarder(buffer, watch, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d")
+    watch.watch(forwarder)
     run_forwarder(buffer, forwarder)
     watch.close()
     assert count(influxdb, influx_db) == 400

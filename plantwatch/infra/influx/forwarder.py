@@ -6,8 +6,9 @@
 - A rejected batch (400/413/422) is split in halves until the bad lines are isolated: the good
   ones are written, each bad one goes to the dead-letter file with the server's reason.
 - Wrong credentials or a missing database (401/403/404) keep everything buffered and are retried.
-- While a backlog drains, the batch behind the one being posted is read and encoded meanwhile
-  (`writers.Writer.encode`), so posts follow each other without that work in between.
+- Posts run one at a time, in order, on a thread of their own. While a backlog drains, the batch
+  behind the one being posted is read and encoded meanwhile, and its post queued: it starts the
+  moment the one before it ends, with no work and no wait for the event loop in between.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,8 @@ from plantwatch.infra.influx.buffer import Batch, DurableBuffer
 from plantwatch.infra.influx.writers import Encoded, WriteError, Writer
 
 log = logging.getLogger(__name__)
+
+Queued = tuple[Encoded, "asyncio.Future[None]"]  # a batch's body, and its post queued on the post thread
 
 
 class Stopped(Exception):
@@ -88,8 +92,10 @@ class Forwarder:
         self._last_rejection = ""
         self._progress = DrainProgress(buffer, self.stats, every=progress_every)
         self._draining = False  # the last batch sent was full: a backlog is being drained
-        # The batch behind the one being posted, by its first and last group id, being encoded.
-        self._ahead: tuple[tuple[int, int], asyncio.Future[Encoded]] | None = None
+        self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-post")
+        # The batch behind the one being posted, by its first and last group id: being encoded,
+        # then its post queued.
+        self._ahead: tuple[tuple[int, int], asyncio.Task[Queued]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until `stop` is set; an unfinished batch stays in the buffer."""
@@ -144,8 +150,8 @@ class Forwarder:
             return False
         self._draining = full
         dead_before = self.stats.dead_letters
-        encoded = self._take_ahead(batch)
-        await self._deliver(batch.lines, stop, encoded, meanwhile=lambda: self._encode_ahead(batch))
+        ahead = self._take_ahead(batch)
+        await self._deliver(batch.lines, stop, ahead, meanwhile=lambda: self._encode_ahead(batch))
         self.buffer.ack(batch)
         if self.stats.dead_letters > dead_before:  # one line for the batch, not one per bad line
             log.error(
@@ -162,20 +168,20 @@ class Forwarder:
         )
         return True
 
-    def _take_ahead(self, batch: Batch) -> asyncio.Future[Encoded] | None:
-        """The encoding started for `batch` while the batch before it was posted, if it is that
+    def _take_ahead(self, batch: Batch) -> asyncio.Task[Queued] | None:
+        """The look-ahead started for `batch` while the batch before it was posted, if it is that
         batch still (the same groups: rows are never changed, ids never reused)."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == (batch.groups[0][0], batch.last_id):
             return ahead[1]
         if ahead is not None:
-            ahead[1].cancel()
+            _give_up(ahead[1])
         return None
 
     def _encode_ahead(self, batch: Batch) -> None:
-        """Start encoding the next batch, when a full one waits behind `batch` (a trickle's next
-        batch would still grow, and be encoded for nothing). A buffer that cannot be read here is
-        left to the next `read`, which reports it."""
+        """Start encoding the next batch and queue its post, when a full one waits behind `batch`
+        (a trickle's next batch would still grow, and be encoded for nothing). A buffer that
+        cannot be read here is left to the next `read`, which reports it."""
         if self.buffer.depth - len(batch.lines) < self.batch_size:
             return
         try:
@@ -183,26 +189,37 @@ class Forwarder:
         except (sqlite3.Error, OSError):  # a look-ahead that fails costs only what it would save
             return
         if following is not None:
-            encoding = asyncio.ensure_future(asyncio.to_thread(self.writer.encode, following.lines))
-            self._ahead = ((following.groups[0][0], following.last_id), encoding)
+            ahead = asyncio.ensure_future(self._encode_and_queue(following.lines))
+            self._ahead = ((following.groups[0][0], following.last_id), ahead)
+
+    async def _encode_and_queue(self, lines: list[str]) -> Queued:
+        body = await asyncio.to_thread(self.writer.encode, lines)
+        return body, self._post(body)
+
+    def _post(self, body: Encoded) -> asyncio.Future[None]:
+        """Queue one post behind those queued before it; awaiting it raises WriteError."""
+        return asyncio.wrap_future(self._poster.submit(self.writer.send, body))
 
     def _drop_ahead(self) -> None:
         if self._ahead is not None:
-            self._ahead[1].cancel()
+            _give_up(self._ahead[1])
             self._ahead = None
 
     async def _deliver(
         self,
         lines: list[str],
         stop: asyncio.Event,
-        encoded: asyncio.Future[Encoded] | None = None,
+        ahead: asyncio.Task[Queued] | None = None,
         *,
-        meanwhile: Callable[[], None] | None = None,  # run once the first post is on its way
+        meanwhile: Callable[[], None] | None = None,  # run once the first post is queued
     ) -> None:
-        body = await (encoded if encoded is not None else asyncio.to_thread(self.writer.encode, lines))
+        if ahead is not None:
+            body, posting = await ahead
+        else:
+            body = await asyncio.to_thread(self.writer.encode, lines)
+            posting = self._post(body)
         attempt = 0
         while True:
-            posting = self.writer.post(body)
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
@@ -222,6 +239,7 @@ class Forwarder:
                 attempt += 1
                 if await _wait_any(stop, None, delay):
                     raise Stopped from exc
+            posting = self._post(body)
 
     async def _split(self, lines: list[str], exc: WriteError, stop: asyncio.Event) -> None:
         if len(lines) == 1:
@@ -300,6 +318,15 @@ class DrainProgress:
                 sys.stderr.flush()
             log.info("backlog drained; %d line(s) buffered", self.buffer.depth)
             self._active = False
+
+
+def _give_up(ahead: asyncio.Task[Queued]) -> None:
+    """Drop a look-ahead: its encoding, or its post unless under way (a post under way ends as it
+    will; its batch stays buffered until a post of it is acknowledged)."""
+    if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+        ahead.result()[1].cancel()
+    else:
+        ahead.cancel()
 
 
 def _clock(seconds: float) -> str:

@@ -1,19 +1,18 @@
-"""InfluxDB writers behind one interface: `await writer.write(lines)`, raising a classified WriteError.
+"""InfluxDB writers behind one interface: `writer.send(writer.encode(lines))`, raising a classified
+WriteError.
 
 - `api: v2` posts to /api/v2/write with influxdb-client (InfluxDB 1.8+, 2.x, 3).
 - `api: v1` posts to /write with urllib3 (InfluxDB 1.x before 1.8, such as Debian's package).
 
 Both gzip the body and send nanosecond timestamps. Neither retries: the forwarder decides. A write
-is two steps, `encode` (on a worker thread) and `post`, so the forwarder can encode the next batch
-while one is being posted; `write` does both.
+is two blocking steps, `encode` and `send`, which the forwarder runs on worker threads: it encodes
+the next batch while one is being sent, and queues its send behind it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlencode
@@ -81,18 +80,16 @@ Encoded = bytes | list[str]  # a batch ready to post: a gzip body (v1), or the l
 
 
 class Writer(Protocol):
-    """Writes a batch of line-protocol lines or raises WriteError."""
+    """Writes a batch of line-protocol lines or raises WriteError; both steps block, so callers
+    run them on worker threads."""
 
     target: str
 
     def encode(self, lines: list[str]) -> Encoded:
-        """The batch as posted; blocking, so callers run it on a worker thread."""
+        """The batch as posted."""
 
-    def post(self, encoded: Encoded) -> Awaitable[None]:
-        """Start writing one encoded batch on a worker thread at once; awaiting it raises WriteError."""
-
-    async def write(self, lines: list[str]) -> None:
-        """Encode and post all lines, or raise WriteError."""
+    def send(self, encoded: Encoded) -> None:
+        """Post one encoded batch; raise WriteError when it was not written."""
 
     def close(self) -> None:
         """Release connections."""
@@ -126,24 +123,17 @@ class V1Writer:
         Level 1: line protocol still shrinks several-fold, at a fraction of level 6's CPU."""
         return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=1)
 
-    def _post(self, body: Encoded) -> None:
+    def send(self, encoded: Encoded) -> None:
+        """Post one encoded batch; raise WriteError when it was not written."""
         url = f"{self._url}?{urlencode(self._fields)}"
         try:
-            response = self._pool.request("POST", url, body=body, headers=self._headers)
+            response = self._pool.request("POST", url, body=encoded, headers=self._headers)
         except urllib3.exceptions.HTTPError as exc:
             raise WriteError(
                 f"cannot reach InfluxDB at {self.target}: {scrub(exc, self.config.url)}", kind="retry"
             ) from exc
         if response.status >= 300:
             raise classify(response.status, response.data.decode("utf-8", "replace"), dict(response.headers))
-
-    def post(self, encoded: Encoded) -> Awaitable[None]:
-        """Start writing one encoded batch on a worker thread at once; awaiting it raises WriteError."""
-        return asyncio.get_running_loop().run_in_executor(None, self._post, encoded)
-
-    async def write(self, lines: list[str]) -> None:
-        """Encode and post all lines, or raise WriteError."""
-        await self.post(await asyncio.to_thread(self.encode, lines))
 
     def close(self) -> None:
         """Release connections."""
@@ -184,12 +174,13 @@ class V2Writer:
         """The lines themselves: influxdb-client gzips them as it posts."""
         return lines
 
-    def _post(self, lines: Encoded) -> None:
+    def send(self, encoded: Encoded) -> None:
+        """Post one encoded batch; raise WriteError when it was not written."""
         from influxdb_client.rest import ApiException
 
         try:
             # write_precision defaults to nanoseconds, the precision of every line plantwatch makes
-            self._api.write(bucket=self._bucket, org=self.config.org or "-", record=lines)
+            self._api.write(bucket=self._bucket, org=self.config.org or "-", record=encoded)
         except ApiException as exc:
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
             raise classify(exc.status or 0, body, dict(exc.headers or {})) from exc
@@ -197,14 +188,6 @@ class V2Writer:
             raise WriteError(
                 f"cannot reach InfluxDB at {self.target}: {scrub(exc, self.config.url)}", kind="retry"
             ) from exc
-
-    def post(self, encoded: Encoded) -> Awaitable[None]:
-        """Start writing one encoded batch on a worker thread at once; awaiting it raises WriteError."""
-        return asyncio.get_running_loop().run_in_executor(None, self._post, encoded)
-
-    async def write(self, lines: list[str]) -> None:
-        """Encode and post all lines, or raise WriteError."""
-        await self.post(self.encode(lines))
 
     def close(self) -> None:
         """Release connections."""
