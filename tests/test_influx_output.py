@@ -18,7 +18,7 @@ from plantwatch.infra.influx.forwarder import Forwarder
 from plantwatch.infra.influx.writers import Encoded, WriteError, Writer, make_writer
 from tests.services.influx_proxy import InfluxProxy
 from tests.services.influxdb import InfluxDBServer
-from tests.waiting import wait_until_async
+from tests.waiting import wait_until, wait_until_async
 
 
 def lines(n: int, start: int = 0) -> list[str]:
@@ -290,6 +290,7 @@ class QueueWatch:
         self.writer, self.target, self.batches = writer, writer.target, batches
         self.queued = [threading.Event() for _ in range(batches + 1)]
         self.encodes = self.posts = self.waited_out = 0
+        self.threads: set[threading.Thread] = set()  # the threads posts ran on
 
     def watch(self, forwarder: Forwarder) -> None:
         """Note each post the forwarder queues on its post thread."""
@@ -307,6 +308,7 @@ class QueueWatch:
         return self.writer.encode(lines)
 
     def send(self, encoded: Encoded) -> None:
+        self.threads.add(threading.current_thread())
         following = self.queued[self.posts + 1] if self.posts + 1 < self.batches else None
         self.posts += 1
         if following is not None and not following.wait(5):
@@ -330,6 +332,8 @@ def test_a_backlog_s_next_post_is_queued_behind_the_post_in_flight(
     forwarder = Forwarder(buffer, watch, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d")
     watch.watch(forwarder)
     run_forwarder(buffer, forwarder)
-    watch.close()
+    [poster] = watch.threads  # every post on one thread
+    forwarder.close()  # the post thread ends, the writer closes
+    wait_until(lambda: not poster.is_alive(), 5, "the post thread ended")
     assert count(influxdb, influx_db) == 400
     assert (watch.posts, watch.encodes, watch.waited_out) == (4, 4, 0)

@@ -142,6 +142,6 @@ async def influx_output(
         if forwarding is not None and not forwarding.done():
             forwarding.cancel()
         if output.forwarder is not None:
-            output.forwarder.writer.close()
+            output.forwarder.close()
         output.left = buffer.depth
         buffer.close()

@@ -168,6 +168,12 @@ class Forwarder:
         )
         return True
 
+    def close(self) -> None:
+        """Stop the post thread (a post under way still ends) and close the writer."""
+        self._drop_ahead()
+        self._poster.shutdown(wait=False, cancel_futures=True)
+        self.writer.close()
+
     def _take_ahead(self, batch: Batch) -> asyncio.Task[Queued] | None:
         """The look-ahead started for `batch` while the batch before it was posted, if it is that
         batch still (the same groups: rows are never changed, ids never reused)."""
