@@ -225,7 +225,7 @@ async def pipeline(server: InfluxDBServer, folder: Path, polls: int, devices: in
             await asyncio.sleep(0.01)
     stop.set()
     await task
-    writer.close()
+    forwarder.close()
     buffer.close()
     assert points(server, db) == polls, "pipeline lost points"
     run.posts = writer.summary(produced_at)
@@ -290,7 +290,7 @@ async def outage(folder: Path, seconds: float, rate: int) -> dict[str, object]:
         await asyncio.sleep(max(0.0, started + tick - time.monotonic()))
     stop.set()
     await task
-    writer.close()
+    forwarder.close()
     buffer.close()
     after_warmup = [s for s in samples if s[0] >= 30] or samples
     return {

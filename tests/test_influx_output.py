@@ -185,6 +185,34 @@ def test_outage_keeps_everything_and_drains_in_order(
         influx.stop()
 
 
+@pytest.mark.parametrize(
+    ("status", "requests", "errors"),
+    [(503, 6, 1), (400, 7, 0)],  # 503: the batch again after its backoff; 400: the batch in halves
+)
+def test_a_failed_post_holds_back_the_post_queued_behind_it(
+    influxdb: InfluxDBServer, influx_db: str, tmp_path: Path, status: int, requests: int, errors: int
+) -> None:
+    """With a backlog, the next batch's post is queued while one is in flight. When that one
+    fails, the queued post does not go out after it: the retry (after its backoff) or the halves
+    of a rejected batch come first, and every batch reaches InfluxDB in buffer order, with one
+    failure counted."""
+    buffer = DurableBuffer(tmp_path / "b.sqlite")
+    for chunk in range(5):
+        buffer.append(lines(100, start=chunk * 100))
+    with InfluxProxy(influxdb.url) as proxy:
+        proxy.inject.append((status, {}, '{"error": "injected"}'))
+        writer = make_writer(v1_config(proxy.url, influx_db))
+        forwarder = Forwarder(
+            buffer, writer, batch_size=100, flush_interval=3600, dead_letter=tmp_path / "d", backoff_min=0.2
+        )
+        run_forwarder(buffer, forwarder)
+        forwarder.close()
+    assert count(influxdb, influx_db) == 500
+    firsts = [int(batch[0].rsplit(" ", 1)[1]) for _, batch in proxy.requests]
+    assert firsts == sorted(firsts), firsts  # every batch, retries and halves included, in buffer order
+    assert (len(proxy.requests), forwarder.stats.write_errors) == (requests, errors)
+
+
 def test_a_backlog_reports_its_drain(
     influxdb: InfluxDBServer, influx_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -298,7 +326,7 @@ class QueueWatch:
         submitted = iter(self.queued)
 
         def noted(*args: Any) -> Any:
-            next(submitted).set()
+            next(submitted, threading.Event()).set()  # past the batches expected: nothing to note
             return submit(*args)
 
         forwarder._poster.submit = noted  # type: ignore[method-assign]

@@ -8,7 +8,8 @@
 - Wrong credentials or a missing database (401/403/404) keep everything buffered and are retried.
 - Posts run one at a time, in order, on a thread of their own. While a backlog drains, the batch
   behind the one being posted is read and encoded meanwhile, and its post queued: it starts the
-  moment the one before it ends, with no work and no wait for the event loop in between.
+  moment the one before it ends, with no work and no wait for the event loop in between. It goes
+  out only if that one was written; otherwise it waits for its turn again, after the retries.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +32,15 @@ from plantwatch.infra.influx.writers import Encoded, WriteError, Writer
 
 log = logging.getLogger(__name__)
 
-Queued = tuple[Encoded, "asyncio.Future[None]"]  # a batch's body, and its post queued on the post thread
+Queued = tuple[Encoded, "Future[None]"]  # a batch's body, and its post queued on the post thread
 
 
 class Stopped(Exception):
     """The forwarder was asked to stop while a batch was still unwritten."""
+
+
+class NotSent(Exception):
+    """A queued post was not made, because the post it followed failed: it is made again in turn."""
 
 
 @dataclass
@@ -94,8 +99,9 @@ class Forwarder:
         self._draining = False  # the last batch sent was full: a backlog is being drained
         self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="influx-post")
         # The batch behind the one being posted, by its first and last group id: being encoded,
-        # then its post queued.
+        # then its post queued behind `_posting`, the post being awaited.
         self._ahead: tuple[tuple[int, int], asyncio.Task[Queued]] | None = None
+        self._posting: Future[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until `stop` is set; an unfinished batch stays in the buffer."""
@@ -117,8 +123,7 @@ class Forwarder:
                     await _wait_any(stop, self.wakeup, max(0.01, due))
         except Stopped:
             pass
-        finally:
-            self._drop_ahead()
+        finally:  # a look-ahead is kept for `flush`, which takes it up (or `close` drops it)
             self._progress.finish()
 
     async def flush(self, deadline: float) -> bool:
@@ -195,16 +200,19 @@ class Forwarder:
         except (sqlite3.Error, OSError):  # a look-ahead that fails costs only what it would save
             return
         if following is not None:
-            ahead = asyncio.ensure_future(self._encode_and_queue(following.lines))
+            ahead = asyncio.ensure_future(self._encode_and_queue(following.lines, after=self._posting))
             self._ahead = ((following.groups[0][0], following.last_id), ahead)
 
-    async def _encode_and_queue(self, lines: list[str]) -> Queued:
+    async def _encode_and_queue(self, lines: list[str], after: Future[None] | None) -> Queued:
         body = await asyncio.to_thread(self.writer.encode, lines)
-        return body, self._post(body)
+        return body, self._poster.submit(self._send_after, after, body)
 
-    def _post(self, body: Encoded) -> asyncio.Future[None]:
-        """Queue one post behind those queued before it; awaiting it raises WriteError."""
-        return asyncio.wrap_future(self._poster.submit(self.writer.send, body))
+    def _send_after(self, previous: Future[None] | None, body: Encoded) -> None:
+        """On the post thread, where the post queued before this one has ended: send, unless it
+        failed (a retry waits its backoff; a split's halves go first)."""
+        if previous is not None and (previous.cancelled() or previous.exception() is not None):
+            raise NotSent
+        self.writer.send(body)
 
     def _drop_ahead(self) -> None:
         if self._ahead is not None:
@@ -220,19 +228,21 @@ class Forwarder:
         meanwhile: Callable[[], None] | None = None,  # run once the first post is queued
     ) -> None:
         if ahead is not None:
-            body, posting = await ahead
+            body, self._posting = await ahead
         else:
             body = await asyncio.to_thread(self.writer.encode, lines)
-            posting = self._post(body)
+            self._posting = self._poster.submit(self.writer.send, body)
         attempt = 0
         while True:
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
             try:
-                await posting
+                await asyncio.wrap_future(self._posting)
                 self.stats.written += len(lines)
                 return
+            except NotSent:
+                pass  # its turn has come: post it now
             except WriteError as exc:
                 if exc.kind == "reject":
                     await self._split(lines, exc, stop)
@@ -245,7 +255,7 @@ class Forwarder:
                 attempt += 1
                 if await _wait_any(stop, None, delay):
                     raise Stopped from exc
-            posting = self._post(body)
+            self._posting = self._poster.submit(self.writer.send, body)
 
     async def _split(self, lines: list[str], exc: WriteError, stop: asyncio.Event) -> None:
         if len(lines) == 1:
@@ -328,7 +338,8 @@ class DrainProgress:
 
 def _give_up(ahead: asyncio.Task[Queued]) -> None:
     """Drop a look-ahead: its encoding, or its post unless under way (a post under way ends as it
-    will; its batch stays buffered until a post of it is acknowledged)."""
+    will; its batch stays buffered until a post of it is acknowledged, and may be written twice:
+    InfluxDB keeps one point per series and timestamp)."""
     if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
         ahead.result()[1].cancel()
     else:
