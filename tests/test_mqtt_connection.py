@@ -233,8 +233,32 @@ def test_a_publish_is_handed_on_as_paho_hands_it_on(
     ours = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=protocol)
     paho = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=protocol)
     expected = delivered(paho, paho._handle_publish, header, packet)  # type: ignore[attr-defined]
-    assert delivered(ours, ours._handle_publish, header, packet) == expected
+    ours_delivered = delivered(ours, ours._handle_publish, header, packet)
+    assert ours_delivered == expected
+    assert type(ours_delivered["payload"]) is type(expected["payload"]) is bytes
     assert expected["payload"] == payload and expected["mid"] == mid and expected["qos"] == qos
+
+
+@pytest.mark.parametrize("protocol", [MQTTv5, MQTTProtocolVersion.MQTTv311])
+def test_a_publish_paho_refuses_is_refused(protocol: MQTTProtocolVersion) -> None:
+    """QoS 3 does not exist, and 3.1.1 forbids an empty topic: paho answers with a protocol
+    error (the connection is dropped) and hands nothing on; so does BufferedClient."""
+    cases = [(0x36, publish_packet(b"t", b"x", qos=1, mid=7, properties=b"\x00" if protocol == 5 else None))]
+    if protocol != 5:
+        cases.append((0x30, publish_packet(b"", b"x", qos=0, mid=0, properties=None)))
+    for header, packet in cases:
+        answers = []
+        for client in (
+            BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=protocol),
+            mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=protocol),
+        ):
+            client.on_message = lambda *_: pytest.fail("a packet paho refuses was handed on")
+            client._in_packet = {"command": header, "packet": bytearray(packet)}  # type: ignore[attr-defined]
+            try:
+                answers.append(client._handle_publish())  # type: ignore[attr-defined]
+            except MalformedPacket:
+                answers.append("malformed")
+        assert answers[0] == answers[1] != mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS, (hex(header), answers)
 
 
 def test_a_truncated_publish_is_malformed_as_paho_says() -> None:

@@ -68,6 +68,7 @@ def test_timeout_marks_values_skips_the_rest_and_the_bus_recovers(bank: BankServ
         bus = ModbusBus(DeviceConfig(id="x", map="t", url=bank.url).endpoint, timeout=1.0)
         silent = DeviceConfig(id="silent", map="t", url=bank.url, unit=2, timeout="200ms")
         live = DeviceConfig(id="live", map="t", url=bank.url, unit=1, timeout="200ms")
+        assert (await ModbusDevicePoller(live, device_map, bus).poll()).ok  # connected: not timed
         started = time.monotonic()
         dead_result = await ModbusDevicePoller(silent, device_map, bus).poll()
         elapsed = time.monotonic() - started

@@ -9,7 +9,6 @@ import os
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -128,11 +127,11 @@ class BufferedClient(mqtt.Client):
         dictionaries of some thirty entries each, then thirty `hasattr` checks to clear them.
         That was a fifth of the event loop's time in benchmarks/mqtt_ingest.py. Here such a
         message gets `properties=None`, as under 3.1.1 (plantwatch reads none). Anything else
-        (properties, QoS 2, a malformed packet, paho's logging on) goes to paho's own.
+        (properties, QoS 2, a malformed packet or QoS 3, paho's logging on) goes to paho's own.
         """
         header, body = self._in_packet["command"], self._in_packet["packet"]
         qos = (header & 0x06) >> 1
-        if qos == 2 or self.on_log is not None or self._logger is not None or len(body) < 2:
+        if qos > 1 or self.on_log is not None or self._logger is not None or len(body) < 2:
             return super()._handle_publish()
         topic_end = 2 + int.from_bytes(body[:2], "big")
         mid_end = topic_end + 2 if qos else topic_end
@@ -151,7 +150,7 @@ class BufferedClient(mqtt.Client):
         message.qos = qos
         message.retain = bool(header & 0x01)
         message.payload = bytes(body[payload_start:])
-        message.timestamp = time.monotonic()  # paho's clock for it
+        message.timestamp = mqtt.time_func()
         self._handle_on_message(message)
         if qos == 1 and not self._manual_ack:
             return self._send_puback(message.mid)
@@ -163,15 +162,24 @@ class BufferedClient(mqtt.Client):
         A socket closed while bytes from the broker wait unread in it is reset by the kernel,
         not closed, and the broker then drops what it had not yet read from us: the PUBACKs
         just before our DISCONNECT, for messages we had committed, which it sends again. Whoever
-        takes the copy reads the rest until the broker closes, then closes it.
+        takes the copy reads the rest until the broker closes, then closes it (on the event loop's
+        thread only; `MqttConnection` gives up after LINGER).
         """
         sock, linger = self._sock, self.on_linger
         if sock is None or linger is None:
             super()._sock_close()
             return
-        spare = socket.socket(fileno=os.dup(sock.fileno()))  # a second descriptor of the same connection
+        try:
+            spare = socket.socket(fileno=os.dup(sock.fileno()))  # a second descriptor of the same connection
+        except OSError:  # out of descriptors: close as paho does
+            super()._sock_close()
+            return
         super()._sock_close()
         linger(spare)
+
+    def close_socket(self) -> None:
+        """Close the connection at once, if open (paho's own close)."""
+        self._sock_close()
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if not self.buffered:
@@ -304,10 +312,10 @@ class MqttConnection:
         """After our DISCONNECT: read and drop what the broker still sends (messages we never
         acknowledged: it sends them again next session) until it closes, so that our last acks
         are not lost to a reset (`BufferedClient._sock_close`). Closed after LINGER at the latest."""
+        if threading.get_ident() != self._loop_thread:  # a close in the connect thread: nothing to save
+            sock.close()
+            return
         sock.setblocking(False)
-        self._in_loop(self._drain_until_closed, sock, done)
-
-    def _drain_until_closed(self, sock: socket.socket, done: asyncio.Event) -> None:
         fd = sock.fileno()
 
         def finish() -> None:
@@ -319,13 +327,16 @@ class MqttConnection:
 
         def drain() -> None:
             try:
-                while sock.recv(RECV_CHUNK):
-                    pass
+                for _ in range(READS_PER_WAKEUP):  # then the loop's turn: LINGER ends a flood too
+                    if not sock.recv(RECV_CHUNK):
+                        break  # the broker closed its side
+                else:
+                    return
             except BlockingIOError:
                 return  # more to come
             except OSError:
-                pass
-            finish()  # the broker closed (or reset) its side
+                pass  # reset
+            finish()
 
         timer = self._loop.call_later(LINGER, finish)
         self._loop.add_reader(fd, drain)
@@ -403,8 +414,9 @@ class MqttConnection:
     def _receive(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         """Hand one message on. A failure on it must not stop the rest of the stream; the failed
         message is not acknowledged, so the broker delivers it again on the next session. So is
-        one that arrives while closing: its ack would come after our DISCONNECT."""
-        if self._closing:
+        a QoS 1 message that arrives while closing: its ack would come after our DISCONNECT (a QoS
+        0 one still goes on: it would not come again)."""
+        if self._closing and message.qos:
             return
         try:
             self.on_message(message)
@@ -488,6 +500,9 @@ class MqttConnection:
                 await asyncio.wait_for(lingering.wait(), LINGER + 1)  # its own timer ends it at LINGER
             except TimeoutError:
                 log.warning("MQTT %s:%d: no clean disconnect within the time allowed", self.host, self.port)
+            finally:
+                self.client.on_linger = None
+                self.client.close_socket()  # when the DISCONNECT could not be written
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
