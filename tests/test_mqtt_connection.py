@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -24,6 +25,33 @@ from tests.waiting import wait_until_async
 
 MQTTv5 = MQTTProtocolVersion.MQTTv5
 BURST = 40 * READS_PER_WAKEUP  # small messages: many wakeups' worth arrive in one read of the socket
+
+
+def visit(
+    broker: MosquittoServer,
+    tmp_path: Path,
+    client_id: str,
+    topic: str,
+    record: Callable[[mqtt.MQTTMessage], object],
+    until: Callable[[], bool],
+) -> None:
+    """One visit of a persistent session: connect, hand each message to `record` and acknowledge
+    it, leave once `until()` holds."""
+
+    async def run() -> None:
+        def on_message(message: mqtt.MQTTMessage) -> None:
+            record(message)
+            connection.ack(message.mid, message.qos)
+
+        config = MqttConfig(url=broker.url, client_id=client_id)
+        connection = MqttConnection(
+            config, client_id=client_id, base_dir=tmp_path, subscriptions=[topic], on_message=on_message
+        )
+        async with connection:
+            await wait_until_async(connection.connected.is_set, 10, "connected")
+            await wait_until_async(until, 10, "the messages expected")
+
+    asyncio.run(run())
 
 
 def test_a_queued_burst_arrives_whole_and_every_ack_reaches_the_broker(
@@ -92,24 +120,15 @@ def test_acks_sent_before_a_clean_close_reach_the_broker_while_it_still_sends(
     disconnect. Closing a socket with unread bytes in it makes the kernel reset the connection,
     and the broker then loses what it had not yet read of ours: the last acks, so committed
     messages came again. The connection drains its socket after the DISCONNECT instead."""
-    config = MqttConfig(url=broker.url, client_id="stopper")
     received: list[int] = []
 
-    def on_message(message: mqtt.MQTTMessage) -> None:
+    def record(message: mqtt.MQTTMessage) -> None:
         received.append(int(message.payload))
-        connection.ack(message.mid, message.qos)
 
-    async def session(until: int) -> None:
-        nonlocal connection
-        connection = MqttConnection(
-            config, client_id="stopper", base_dir=tmp_path, subscriptions=["stop/t"], on_message=on_message
-        )
-        async with connection:
-            await wait_until_async(connection.connected.is_set, 10, "connected")
-            await wait_until_async(lambda: len(received) >= until, 10, f"{until} messages")
+    def leave_after(count: int) -> None:
+        visit(broker, tmp_path, "stopper", "stop/t", record, lambda: len(received) >= count)
 
-    connection: MqttConnection
-    asyncio.run(session(0))
+    leave_after(0)  # subscribes; the broker keeps the session while we are away
     publisher = MqttTestClient(broker, "stop-publisher")
     backlog = 20_000
     for seq in range(backlog - 1):
@@ -118,7 +137,7 @@ def test_acks_sent_before_a_clean_close_reach_the_broker_while_it_still_sends(
     publisher.close()
 
     while len(received) < backlog // 2:  # sessions that each leave with much of it still coming
-        asyncio.run(session(len(received) + 1000))
+        leave_after(len(received) + 1000)
         again = next((n for i, n in enumerate(received) if n != i), None)  # each took up where the last left
         assert again is None, f"message {again} came again: its ack was lost in the close"
 
@@ -276,25 +295,13 @@ def test_messages_with_and_without_properties_arrive_from_the_broker(
 ) -> None:
     """Through a real Mosquitto: plain messages (our decoding) and one with MQTT 5 properties
     (paho's), each whole and in order."""
-    config = MqttConfig(url=broker.url, client_id="mixed")
     received: list[tuple[bytes, int, object]] = []
 
-    def on_message(message: mqtt.MQTTMessage) -> None:
+    def record(message: mqtt.MQTTMessage) -> None:
         properties = message.properties.json() if message.properties is not None else None
         received.append((message.payload, message.qos, properties))
-        connection.ack(message.mid, message.qos)
 
-    async def session(until: int) -> None:
-        nonlocal connection
-        connection = MqttConnection(
-            config, client_id="mixed", base_dir=tmp_path, subscriptions=["mixed/#"], on_message=on_message
-        )
-        async with connection:
-            await wait_until_async(connection.connected.is_set, 10, "connected")
-            await wait_until_async(lambda: len(received) >= until, 10, f"{until} messages")
-
-    connection: MqttConnection
-    asyncio.run(session(0))  # subscribes; the broker keeps the session while we are away
+    visit(broker, tmp_path, "mixed", "mixed/#", record, lambda: True)  # subscribes, and goes
     publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=MQTTv5)
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
@@ -305,7 +312,7 @@ def test_messages_with_and_without_properties_arrive_from_the_broker(
     publisher.disconnect()
     publisher.loop_stop()
 
-    asyncio.run(session(3))
+    visit(broker, tmp_path, "mixed", "mixed/#", record, lambda: len(received) >= 3)
     assert received == [
         (b"plain", 1, None),
         (b"tagged", 1, {"UserProperty": [("site", "north")]}),
