@@ -314,6 +314,7 @@ class MqttConnection:
         are not lost to a reset (`BufferedClient._sock_close`). Closed after LINGER at the latest."""
         if threading.get_ident() != self._loop_thread:  # a close in the connect thread: nothing to save
             sock.close()
+            self._in_loop(done.set)
             return
         sock.setblocking(False)
         fd = sock.fileno()

@@ -174,7 +174,7 @@ class Forwarder:
         return True
 
     def close(self) -> None:
-        """Stop the post thread (a post under way still ends) and close the writer."""
+        """Stop the post thread and close the writer (a post already under way ends on its own)."""
         self._drop_ahead()
         self._poster.shutdown(wait=False, cancel_futures=True)
         self.writer.close()
