@@ -53,3 +53,36 @@ def test_a_block_done_in_time_is_never_cancelled_later_and_a_cancel_from_outside
 
     asyncio.run(run())
     assert errors == []  # a timer left behind would have failed in a callback
+
+
+def test_many_deadlines_share_one_timer_and_none_expires_early() -> None:
+    """200 reads in flight with deadlines from 20 to 110 ms: the loop holds one timer for all of
+    them, not one each; the half that overrun time out, never before their deadline, and the half
+    that finish in time do not."""
+
+    async def one(seconds: float, answer: asyncio.Event) -> tuple[str, float, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with Deadline(seconds):
+                await answer.wait()
+            return "done", seconds, loop.time() - started
+        except TimeoutError:
+            return "timeout", seconds, loop.time() - started
+
+    async def run() -> tuple[int, list[tuple[str, float, float]]]:
+        answered, silent = asyncio.Event(), asyncio.Event()  # the second is never set
+        reads = [
+            asyncio.create_task(one(0.02 + (n % 10) * 0.01, silent if n % 2 else answered))
+            for n in range(200)
+        ]
+        await asyncio.sleep(0)  # every read has entered its deadline
+        timers = len(asyncio.get_running_loop()._scheduled)  # type: ignore[attr-defined]
+        answered.set()  # the even ones answer in time
+        return timers, await asyncio.gather(*reads)
+
+    timers, results = asyncio.run(run())
+    assert timers == 1  # the deadlines' one, not 200
+    overran = [(n, r) for n, r in enumerate(results) if n % 2]
+    assert all(outcome == "timeout" and took >= seconds for _, (outcome, seconds, took) in overran)
+    assert all(outcome == "done" for n, (outcome, _, _) in enumerate(results) if n % 2 == 0)

@@ -1,50 +1,110 @@
-"""A timeout that a held-up event loop cannot turn into a false one."""
+"""A timeout that a held-up event loop cannot turn into a false one, cheap enough for every read."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import weakref
 from types import TracebackType
 
 # Loop iterations an expired deadline waits before it cancels: an answer read from a socket in the
 # iteration the timer fired reaches the waiting task through a callback or two queued behind it.
 GRACE_ITERATIONS = 3
+TICK = 0.01  # seconds: deadlines falling within one tick share one check, run at its end
 
 
 class Deadline:
     """`async with Deadline(seconds):` is `asyncio.timeout(seconds)` (the block is cancelled and
-    TimeoutError raised when it expires), except that an expired deadline first lets the loop run
-    GRACE_ITERATIONS more times.
+    TimeoutError raised when it expires), except in two ways.
 
-    When the loop is held up past a deadline (a long callback, a garbage collection, a CPU taken by
-    another process), it comes back to an expired timer and, in the same iteration, to the answer
-    that arrived meanwhile. asyncio.timeout cancels the waiting task before the answer reaches it,
-    and an answer that came in time is thrown away: every read in flight fails at once. Here the
-    answer is taken; a deadline that really passed costs a few iterations more, no wall time.
+    An expired deadline first lets the loop run GRACE_ITERATIONS more times. When the loop is held
+    up past a deadline (a long callback, a garbage collection, a CPU taken by another process), it
+    comes back to an expired timer and, in the same iteration, to the answer that arrived
+    meanwhile. asyncio.timeout cancels the waiting task before the answer reaches it, and an
+    answer that came in time is thrown away: every read in flight fails at once. Here the answer
+    is taken; a deadline that really passed costs a few iterations more, no wall time.
+
+    Deadlines are not timers each: they wait in buckets of TICK seconds, which one timer per event
+    loop checks as each bucket comes due (`_Buckets`). A deadline expires up to TICK late, never
+    early. With a thousand reads in flight, a timer each put a thousand handles in the loop's heap,
+    and every read paid for a push, a cancel and a pop there (docs/performance.md).
     """
 
-    __slots__ = ("_handle", "_loop", "_seconds", "_window")
+    __slots__ = ("_bucket", "_cancelling", "_expired", "_handle", "_loop", "_seconds", "_task")
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
-        self._window = asyncio.timeout(None)  # cancels and converts to TimeoutError, as it does
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._handle: asyncio.Handle | None = None
+        self._expired = False
+        self._handle: asyncio.Handle | None = None  # a grace iteration's callback, once due
 
     async def __aenter__(self) -> None:
-        await self._window.__aenter__()
         self._loop = loop = asyncio.get_running_loop()
-        self._handle = loop.call_at(loop.time() + self._seconds, self._expire, GRACE_ITERATIONS)
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("Deadline must be used inside a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._bucket = _buckets_of(loop).add(self, loop.time() + self._seconds, loop)
 
-    def _expire(self, iterations_left: int) -> None:
-        assert self._loop is not None
+    def expire(self, iterations_left: int = GRACE_ITERATIONS) -> None:
+        """Due: after `iterations_left` more loop iterations, cancel the block."""
         if iterations_left:
-            self._handle = self._loop.call_soon(self._expire, iterations_left - 1)
+            self._handle = self._loop.call_soon(self.expire, iterations_left - 1)
         else:
-            self._window.reschedule(self._loop.time())
+            self._handle = None
+            self._expired = True
+            self._task.cancel()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._bucket.discard(self)
         if self._handle is not None:
             self._handle.cancel()
-        await self._window.__aexit__(exc_type, exc, tb)
+        if self._expired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
+
+
+class _Buckets:
+    """The deadlines of one event loop, by the tick they fall in; one timer, at the earliest. (It
+    keeps no reference to its loop: `_BUCKETS` would then keep every loop alive.)"""
+
+    def __init__(self) -> None:
+        self.by_tick: dict[int, set[Deadline]] = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_tick = 0
+
+    def add(self, deadline: Deadline, when: float, loop: asyncio.AbstractEventLoop) -> set[Deadline]:
+        """File `deadline`, due at loop time `when`; the bucket it went to."""
+        tick = math.ceil(when / TICK)  # the end of the tick it falls in: never early
+        bucket = self.by_tick.get(tick)
+        if bucket is None:
+            bucket = self.by_tick[tick] = set()
+            if self.timer is None or tick < self.timer_tick:
+                self._check_at(tick, loop)
+        bucket.add(deadline)
+        return bucket
+
+    def _check_at(self, tick: int, loop: asyncio.AbstractEventLoop) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer, self.timer_tick = loop.call_at(tick * TICK, self._check, loop), tick
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        now = loop.time()
+        for tick in sorted(t for t in self.by_tick if t * TICK <= now):
+            for deadline in self.by_tick.pop(tick):
+                deadline.expire()
+        if self.by_tick:
+            self._check_at(min(self.by_tick), loop)
+
+
+_BUCKETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Buckets] = weakref.WeakKeyDictionary()
+
+
+def _buckets_of(loop: asyncio.AbstractEventLoop) -> _Buckets:
+    buckets = _BUCKETS.get(loop)
+    if buckets is None:
+        buckets = _BUCKETS[loop] = _Buckets()
+    return buckets
