@@ -9,7 +9,9 @@ from types import TracebackType
 
 # Loop iterations an expired deadline waits before it cancels: an answer read from a socket in the
 # iteration the timer fired reaches the waiting task through a callback or two queued behind it.
-GRACE_ITERATIONS = 3
+# (Four: as many as before the deadlines shared a timer, when the last one rescheduled an
+# asyncio.Timeout, which cancelled an iteration later.)
+GRACE_ITERATIONS = 4
 TICK = 0.01  # seconds: deadlines falling within one tick share one check, run at its end
 
 
@@ -36,8 +38,11 @@ class Deadline:
         self._seconds = seconds
         self._expired = False
         self._handle: asyncio.Handle | None = None  # a grace iteration's callback, once due
+        self._task: asyncio.Task[object] | None = None
 
     async def __aenter__(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("a Deadline is entered once")
         self._loop = loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is None:
@@ -46,10 +51,11 @@ class Deadline:
         self._cancelling = task.cancelling()
         self._bucket = _buckets_of(loop).add(self, loop.time() + self._seconds, loop)
 
-    def expire(self, iterations_left: int = GRACE_ITERATIONS) -> None:
+    def _expire(self, iterations_left: int = GRACE_ITERATIONS) -> None:
         """Due: after `iterations_left` more loop iterations, cancel the block."""
+        assert self._task is not None
         if iterations_left:
-            self._handle = self._loop.call_soon(self.expire, iterations_left - 1)
+            self._handle = self._loop.call_soon(self._expire, iterations_left - 1)
         else:
             self._handle = None
             self._expired = True
@@ -58,6 +64,7 @@ class Deadline:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        assert self._task is not None
         self._bucket.discard(self)
         if self._handle is not None:
             self._handle.cancel()
@@ -66,8 +73,12 @@ class Deadline:
 
 
 class _Buckets:
-    """The deadlines of one event loop, by the tick they fall in; one timer, at the earliest. (It
-    keeps no reference to its loop: `_BUCKETS` would then keep every loop alive.)"""
+    """The deadlines of one event loop, by the tick they fall in; one timer, at the earliest.
+
+    Only that timer, pending in its loop while any bucket is filed, keeps this alive (`_BUCKETS`
+    holds it weakly): a reference from here to the loop would otherwise keep every loop that ever
+    ran a deadline.
+    """
 
     def __init__(self) -> None:
         self.by_tick: dict[int, set[Deadline]] = {}
@@ -77,6 +88,8 @@ class _Buckets:
     def add(self, deadline: Deadline, when: float, loop: asyncio.AbstractEventLoop) -> set[Deadline]:
         """File `deadline`, due at loop time `when`; the bucket it went to."""
         tick = math.ceil(when / TICK)  # the end of the tick it falls in: never early
+        if tick * TICK < when:  # a rounding below `when`
+            tick += 1
         bucket = self.by_tick.get(tick)
         if bucket is None:
             bucket = self.by_tick[tick] = set()
@@ -93,18 +106,23 @@ class _Buckets:
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
         self.timer = None
         now = loop.time()
-        for tick in sorted(t for t in self.by_tick if t * TICK <= now):
-            for deadline in self.by_tick.pop(tick):
-                deadline.expire()
-        if self.by_tick:
+        due = [self.by_tick.pop(tick) for tick in sorted(t for t in self.by_tick if t * TICK <= now)]
+        if self.by_tick:  # the next check first: whatever happens below, none is left without one
             self._check_at(min(self.by_tick), loop)
+        for bucket in due:
+            for deadline in bucket:
+                deadline._expire()
 
 
-_BUCKETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Buckets] = weakref.WeakKeyDictionary()
+_BUCKETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[_Buckets]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _buckets_of(loop: asyncio.AbstractEventLoop) -> _Buckets:
-    buckets = _BUCKETS.get(loop)
+    held = _BUCKETS.get(loop)
+    buckets = held() if held is not None else None
     if buckets is None:
-        buckets = _BUCKETS[loop] = _Buckets()
+        buckets = _Buckets()
+        _BUCKETS[loop] = weakref.ref(buckets)
     return buckets
