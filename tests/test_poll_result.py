@@ -56,3 +56,10 @@ def test_readings_appended_through_a_list_taken_early_stay_in_order() -> None:
     passed_in.add_good(columns(10, a=1.0))
     given.append(Reading("d", "y", None, 30, "timeout"))
     assert [r.field for r in passed_in.readings] == ["z", "a", "y"]
+
+
+def test_a_repr_shows_every_reading_and_keeps_the_columns() -> None:
+    result = PollResult("d", started_ns=5)
+    result.add_good(columns(10, a=1.0))
+    assert "Reading(device='d', field='a', value=1.0, timestamp_ns=10" in repr(result)
+    assert len(result.good_values) == 1  # still columns: the repr built its readings aside

@@ -154,8 +154,11 @@ class PollResult:
         )
 
     def __repr__(self) -> str:
+        """Every reading, as `readings` would give; built aside, so the columns are kept (a repr in
+        a log line or a debugger must not change which path the lines take)."""
+        readings = [reading for good in self._good for reading in good.readings()] + self._readings
         return (
-            f"PollResult(device={self.device!r}, readings={self.readings!r}, requests={self.requests}, "
+            f"PollResult(device={self.device!r}, readings={readings!r}, requests={self.requests}, "
             f"started_ns={self.started_ns}, finished_ns={self.finished_ns}, tags={self.tags!r}, "
             f"polled={self.polled})"
         )
