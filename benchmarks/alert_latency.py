@@ -37,13 +37,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from benchmarks.report import save
 from plantwatch.app.collect import collect
 from plantwatch.config.plant import load_plant_config
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
 from tests.services.smtp import Inbox, SmtpServer
 
-RESULTS = Path(__file__).parent / "results"
 TOPIC = "plants/works/saf-1/data"
 USER, PASSWORD = "plantwatch", "bench-s3cret"
 
@@ -259,8 +259,7 @@ def main() -> int:
         "python": sys.version.split()[0],
     }
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "alert_latency.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save("alert_latency", result)
     return 0
 
 

@@ -29,12 +29,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks.mqtt_ingest import session_client
+from benchmarks.report import save
 from plantwatch.contract.bus import bus_payload, bus_subscription, bus_topic, results_from_bus
 from tests.alert_helpers import HOUR_NS, T0, result
 from tests.services.mosquitto import MosquittoServer
 from tests.services.processes import start_plantwatch, stop, wait_for_log
 
-RESULTS = Path(__file__).parent / "results"
 SUBSCRIBED = "MQTT subscribed to"
 WORKERS = {"one": [], "w1": ["--worker", "1/2"], "w2": ["--worker", "2/2"]}  # name -> arguments
 GROUPS = {"one": "one", "w1": "two", "w2": "two"}  # name -> the folder of its plant.yaml and files
@@ -200,8 +200,7 @@ def main() -> int:
         "python": sys.version.split()[0],
     }
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "alert_workers.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save("alert_workers", result)
     return 0
 
 

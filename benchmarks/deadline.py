@@ -21,16 +21,16 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
+from typing import Any
 
+from benchmarks.report import save
 from plantwatch.core.deadline import Deadline
 
-RESULTS = Path(__file__).parent / "results"
 ROUNDS = 5
 ENTERS = 50_000
 PENDING = 1_000
 
-Maker = Callable[[float], AbstractAsyncContextManager[None]]
+Maker = Callable[[float], AbstractAsyncContextManager[Any, Any]]
 
 
 async def enters(make: Maker, pending: int) -> float:
@@ -70,8 +70,7 @@ def main() -> int:
         }
         print(f"{case}: {result[case]}", flush=True)
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "deadline.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save("deadline", result)
     return 0
 
 

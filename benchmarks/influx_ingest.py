@@ -35,6 +35,7 @@ from pathlib import Path
 
 import urllib3
 
+from benchmarks.report import save
 from plantwatch.app.collect import service_runtime
 from plantwatch.collector.modbus.plan import plan_requests
 from plantwatch.collector.modbus.poller import ResponseDecoder
@@ -49,7 +50,6 @@ from plantwatch.infra.influx.forwarder import Forwarder
 from plantwatch.infra.influx.writers import Encoded, Writer, make_writer
 from tests.services.influxdb import InfluxDBServer
 
-RESULTS = Path(__file__).parent / "results"
 BATCH = 5000
 MODEL = "dust_cems"  # 13 values per poll, one request (the clock registers merged in)
 
@@ -384,8 +384,7 @@ def main() -> int:
             print(f"outage: {args.outage_seconds:.0f} s at {args.outage_rate} polls/s ...", flush=True)
             results["outage"] = asyncio.run(outage(folder, args.outage_seconds, args.outage_rate))
             print(json.dumps({k: v for k, v in results["outage"].items() if k != "samples"}, indent=2))  # type: ignore[union-attr]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "influx_ingest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    save("influx_ingest", results)
     return 0
 
 

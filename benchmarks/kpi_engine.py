@@ -25,13 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import save
 from plantwatch.alerts.setup import build_alert_service
 from plantwatch.collector.sink import plant_series
 from plantwatch.config.plant import Plant, load_plant_config
 from plantwatch.contract.influx import poll_lines
 from plantwatch.simulator.history import history
 
-RESULTS = Path(__file__).parent / "results"
 MAPS = [
     "saf_ferrosilicon",
     "saf_ferrochrome",
@@ -104,8 +104,7 @@ def main() -> int:
     if not service.transitions:
         print("no alert fired: the run did not exercise the alert service", file=sys.stderr)
         return 1
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kpi_engine.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save("kpi_engine", result)
     return 0
 
 

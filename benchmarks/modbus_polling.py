@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
+from benchmarks.report import save
 from plantwatch.collector.modbus.plan import plan_requests
 from plantwatch.collector.modbus.poller import ModbusDevicePoller
 from plantwatch.collector.modbus.transport import FUNCTION_NAMES, ModbusBus
@@ -42,8 +43,6 @@ from plantwatch.core.reading import PollResult
 from plantwatch.simulator.device import SimulatedDevice
 from plantwatch.simulator.server import SimulatorServer
 from tests.services.processes import wait_for_port
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def free_port() -> int:
@@ -282,8 +281,7 @@ def main() -> int:
             print("scale: 1000 devices at 1 s ...", flush=True)
             results["scale"] = scale(folder, 1000, 15.0 if args.quick else 60.0, per_port=50)
             print(json.dumps(results["scale"], indent=2), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "modbus_polling.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    save("modbus_polling", results)
     return 0
 
 

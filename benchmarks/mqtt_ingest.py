@@ -35,13 +35,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from benchmarks.report import save
 from plantwatch.app.collect import collect
 from plantwatch.config.plant import load_plant_config
 from tests.mqtt_helpers import mqtt_plant
 from tests.services.influxdb import InfluxDBServer
 from tests.services.mosquitto import MosquittoServer
 
-RESULTS = Path(__file__).parent / "results"
 TOPIC = "plants/works/north/cems/stack-1/data"
 
 
@@ -233,8 +233,7 @@ def main() -> int:
         "python": sys.version.split()[0],
     }
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mqtt_ingest.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save("mqtt_ingest", result)
     return 0
 
 
